@@ -1,0 +1,128 @@
+//! Typed VMCS field handles.
+//!
+//! A [`Field`] carries its width and its access in its type: writing a `u64` into a 16-bit field,
+//! or writing a read-only field through the typed API, does not compile.
+
+use core::marker::PhantomData;
+
+/// The width of a field (encoding bits 14:13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldWidth {
+    W16,
+    W32,
+    W64,
+    Natural,
+}
+
+/// The kind of a field (encoding bits 11:10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    Control,
+    ReadOnly,
+    GuestState,
+    HostState,
+}
+
+/// Static facts about one architectural field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub encoding: u32,
+    pub width: FieldWidth,
+    pub kind: FieldKind,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A width marker: the Rust type a field of this width holds.
+pub trait Width: sealed::Sealed + Copy {
+    const WIDTH: FieldWidth;
+    type Value: Copy + Into<u64>;
+    /// Truncate a raw 64-bit VMREAD result to this width.
+    fn from_raw(raw: u64) -> Self::Value;
+}
+
+/// 16-bit fields.
+#[derive(Clone, Copy, Debug)]
+pub enum W16 {}
+/// 32-bit fields (and the high halves of 64-bit fields).
+#[derive(Clone, Copy, Debug)]
+pub enum W32 {}
+/// 64-bit fields.
+#[derive(Clone, Copy, Debug)]
+pub enum W64 {}
+/// Natural-width fields (64 bits on x86-64).
+#[derive(Clone, Copy, Debug)]
+pub enum Natural {}
+
+macro_rules! width {
+    ($t:ty, $w:ident, $v:ty) => {
+        impl sealed::Sealed for $t {}
+        impl Width for $t {
+            const WIDTH: FieldWidth = FieldWidth::$w;
+            type Value = $v;
+            #[inline(always)]
+            fn from_raw(raw: u64) -> $v {
+                raw as $v
+            }
+        }
+    };
+}
+width!(W16, W16, u16);
+width!(W32, W32, u32);
+width!(W64, W64, u64);
+width!(Natural, Natural, u64);
+
+/// An access marker.
+pub trait Access: Copy {}
+/// Fields that VMWRITE may write (controls, guest and host state).
+#[derive(Clone, Copy, Debug)]
+pub enum ReadWrite {}
+/// VM-exit information fields: read-only to VMWRITE (unless IA32_VMX_MISC bit 29).
+#[derive(Clone, Copy, Debug)]
+pub enum ReadOnly {}
+impl Access for ReadWrite {}
+impl Access for ReadOnly {}
+/// Access markers that allow the typed write API.
+pub trait Writable: Access {}
+impl Writable for ReadWrite {}
+
+/// A VMCS field of width `W` and access `A`, named by its encoding.
+pub struct Field<W: Width, A: Access> {
+    encoding: u32,
+    _marker: PhantomData<fn() -> (W, A)>,
+}
+
+impl<W: Width, A: Access> Clone for Field<W, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W: Width, A: Access> Copy for Field<W, A> {}
+
+impl<W: Width, A: Access> core::fmt::Debug for Field<W, A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Field({:#06x})", self.encoding)
+    }
+}
+
+impl<W: Width, A: Access> Field<W, A> {
+    /// A handle for `encoding`. The generated constants in [`crate::fields`] are the intended way
+    /// to get one; this exists for them and for tests.
+    pub const fn from_encoding(encoding: u32) -> Self {
+        Field { encoding, _marker: PhantomData }
+    }
+    /// The 32-bit field encoding.
+    pub const fn encoding(self) -> u32 {
+        self.encoding
+    }
+}
+
+impl<A: Access> Field<W64, A> {
+    /// The high-access half (bits 63:32) of a 64-bit field, as a 32-bit field.
+    pub const fn high(self) -> Field<W32, A> {
+        Field::from_encoding(self.encoding | 1)
+    }
+}

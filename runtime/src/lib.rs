@@ -1,0 +1,31 @@
+//! The `no_std` runtime a hypervisor links: generated from `schema/` by build.rs through vmcs-gen.
+//!
+//! - [`fields`]: a typed handle per architectural VMCS field ([`field::Field`]), the field table,
+//!   field existence for a capability set and IA32_VMX_VMCS_ENUM.
+//! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs).
+//! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access
+//!   ([`software::SoftwareVmcs`]).
+#![no_std]
+
+pub mod caps;
+pub mod field;
+pub mod layout;
+pub mod software;
+
+/// Generated code (see the header of each file for its sources).
+pub mod generated {
+    pub mod caps {
+        include!(concat!(env!("OUT_DIR"), "/caps.rs"));
+    }
+    pub mod fields {
+        include!(concat!(env!("OUT_DIR"), "/fields.rs"));
+    }
+    pub mod vmcs12 {
+        include!(concat!(env!("OUT_DIR"), "/vmcs12.rs"));
+    }
+}
+
+pub use generated::fields;
+pub use generated::vmcs12;
+pub use generated::vmcs12::Vmcs12;
+pub use software::SoftwareVmcs;

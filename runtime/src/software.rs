@@ -1,0 +1,77 @@
+//! Software VMCS layouts (vmcs12): raw-encoding and typed access shared by every generated layout.
+
+use crate::caps::Capabilities;
+use crate::field::{Access, Field, Width, Writable};
+use crate::layout::{self, Location, UnsupportedField};
+
+/// A generated software VMCS layout.
+///
+/// # Safety
+/// Implementors are `repr(C, packed)` structs of integers and byte arrays, exactly `USED_BYTES`
+/// long, so that viewing them as bytes is sound. Only the generator implements it.
+pub unsafe trait SoftwareVmcs: Sized + Copy {
+    /// The VMCS revision identifier of this layout (IA32_VMX_BASIC bits 30:0).
+    const REVISION: u32;
+    /// The VMCS region size (IA32_VMX_BASIC bits 44:32).
+    const REGION_SIZE: usize;
+    /// Bytes the struct occupies.
+    const USED_BYTES: usize;
+    /// Full encodings of every mapped field, in encoding order.
+    const MAPPED: &'static [u32];
+
+    /// Where `encoding` lives, for any `u64` (L1 chooses it); None if no field of this layout.
+    fn locate(encoding: u64) -> Option<Location>;
+
+    /// The layout's bytes.
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: see the trait's safety contract.
+        unsafe { core::slice::from_raw_parts(self as *const Self as *const u8, Self::USED_BYTES) }
+    }
+
+    /// The layout's bytes, mutably.
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: see the trait's safety contract; every bit pattern is a valid value.
+        unsafe { core::slice::from_raw_parts_mut(self as *mut Self as *mut u8, Self::USED_BYTES) }
+    }
+
+    /// VMREAD semantics by raw encoding: 16/32-bit fields zero-extended, a high access returns
+    /// bits 63:32 of its 64-bit field, natural width is 64 bits.
+    #[inline]
+    fn read_any(&self, encoding: u64) -> Result<u64, UnsupportedField> {
+        Self::locate(encoding).and_then(|loc| layout::read(self.as_bytes(), loc)).ok_or(UnsupportedField(encoding))
+    }
+
+    /// VMWRITE semantics by raw encoding: 16/32-bit fields keep the low bits of `value`, a high
+    /// access writes the low 32 bits of `value` into bits 63:32.
+    #[inline]
+    fn write_any(&mut self, encoding: u64, value: u64) -> Result<(), UnsupportedField> {
+        Self::locate(encoding)
+            .and_then(|loc| layout::write(self.as_bytes_mut(), loc, value))
+            .ok_or(UnsupportedField(encoding))
+    }
+
+    /// Typed read; None if this layout has no such field.
+    #[inline]
+    fn get<W: Width, A: Access>(&self, field: Field<W, A>) -> Option<W::Value> {
+        self.read_any(field.encoding() as u64).ok().map(W::from_raw)
+    }
+
+    /// Typed write, for fields VMWRITE may write.
+    #[inline]
+    fn set<W: Width, A: Writable>(&mut self, field: Field<W, A>, value: W::Value) -> Result<(), UnsupportedField> {
+        self.write_any(field.encoding() as u64, value.into())
+    }
+
+    /// VMCS_ENUM for this layout: the highest index among its mapped fields that exist for `caps`
+    /// (what KVM's nested_vmx_calc_vmcs_enum_msr() computes for vmcs12).
+    fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
+        let mut max = 0;
+        for &e in Self::MAPPED {
+            let index = (e >> 1) & 0x1ff;
+            if index > max && crate::fields::exists(e as u64, caps) {
+                max = index;
+            }
+        }
+        (max as u64) << 1
+    }
+}

@@ -1,0 +1,163 @@
+//! Evaluating gates against a vCPU's capability MSRs, field existence and VMCS_ENUM.
+
+use std::collections::BTreeMap;
+
+use crate::encoding::Width;
+use crate::model::{CapId, FieldId, Layout, MsrId, MsrKind, Schema};
+
+/// IA32_VMX_BASIC and its bit 55: the TRUE_* control MSRs report the controls.
+pub const IA32_VMX_BASIC: u32 = 0x480;
+pub const BASIC_TRUE_CTLS_BIT: u32 = 55;
+
+/// A capability set: what a vCPU (or CPU model) reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caps {
+    /// Every capability the schema names (the maximal CPU).
+    All,
+    /// Every capability but these.
+    AllExcept(Vec<CapId>),
+    /// Capability MSR values by index; a missing MSR reads as 0.
+    Msrs(BTreeMap<u32, u64>),
+}
+
+impl Caps {
+    /// Parse a capability file: a JSON object from MSR index to value, both hex strings,
+    /// e.g. `{"0x480": "0x00d810000000002b"}`.
+    pub fn from_json(text: &str) -> Result<Caps, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let obj = v.as_object().ok_or("expected a JSON object from MSR index to value")?;
+        let mut msrs = BTreeMap::new();
+        for (k, val) in obj {
+            let index = parse_hex(k).ok_or_else(|| format!("MSR index {k:?} is not a hex number like \"0x480\""))?;
+            let index = u32::try_from(index).map_err(|_| format!("MSR index {k} does not fit in 32 bits"))?;
+            let s = val.as_str().ok_or_else(|| format!("value of MSR {k} must be a hex string like \"0x00d8...\""))?;
+            let value = parse_hex(s).ok_or_else(|| format!("value {s:?} of MSR {k} is not a 64-bit hex number"))?;
+            if msrs.insert(index, value).is_some() {
+                return Err(format!("MSR {k} is given twice"));
+            }
+        }
+        Ok(Caps::Msrs(msrs))
+    }
+
+    fn raw(&self, index: u32) -> u64 {
+        match self {
+            Caps::Msrs(m) => m.get(&index).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// How deep `requires` chains may go (they are acyclic in a valid schema; this bounds a bad one).
+const MAX_REQUIRES_DEPTH: u32 = 8;
+
+impl Schema {
+    /// Does `caps` have capability `cap`?
+    pub fn has_cap(&self, caps: &Caps, cap: CapId) -> bool {
+        self.has_cap_at(caps, cap, 0)
+    }
+
+    fn has_cap_at(&self, caps: &Caps, cap: CapId, depth: u32) -> bool {
+        match caps {
+            Caps::All => true,
+            Caps::AllExcept(off) => !off.contains(&cap),
+            Caps::Msrs(_) => {
+                let c = &self.caps[cap];
+                let value = self.msr_value_at(caps, c.msr, depth);
+                match self.msrs[c.msr].kind {
+                    MsrKind::Control => value >> (32 + c.bit) & 1 == 1,
+                    MsrKind::Flags => value >> c.bit & 1 == 1,
+                }
+            }
+        }
+    }
+
+    /// The value a capability MSR reports: 0 when it does not exist for these capabilities, the TRUE_*
+    /// variant when IA32_VMX_BASIC bit 55 is set.
+    pub fn msr_value(&self, caps: &Caps, msr: MsrId) -> u64 {
+        self.msr_value_at(caps, msr, 0)
+    }
+
+    fn msr_value_at(&self, caps: &Caps, msr: MsrId, depth: u32) -> u64 {
+        let m = &self.msrs[msr];
+        if let Some(req) = &m.requires {
+            if depth >= MAX_REQUIRES_DEPTH || !req.eval(&mut |c| self.has_cap_at(caps, *c, depth + 1)) {
+                return 0;
+            }
+        }
+        let true_ctls = caps.raw(IA32_VMX_BASIC) >> BASIC_TRUE_CTLS_BIT & 1 == 1;
+        match m.true_index {
+            Some(t) if true_ctls => caps.raw(t),
+            _ => caps.raw(m.index),
+        }
+    }
+
+    /// Does field `f` exist on a processor with capabilities `caps`?
+    pub fn field_exists(&self, caps: &Caps, f: FieldId) -> bool {
+        match &self.fields[f].gate {
+            None => true,
+            Some(g) => g.eval(&mut |c| self.has_cap(caps, *c)),
+        }
+    }
+
+    /// IA32_VMX_VMCS_ENUM a CPU with these capabilities should report: the highest index (bits 9:1)
+    /// among the architectural fields that exist, shifted left by 1.
+    pub fn arch_vmcs_enum(&self, caps: &Caps) -> u64 {
+        let max = (0..self.fields.len())
+            .filter(|&f| self.field_exists(caps, f))
+            .map(|f| self.fields[f].encoding.index())
+            .max()
+            .unwrap_or(0);
+        (max as u64) << 1
+    }
+
+    /// VMCS_ENUM over a software layout: the highest index among its mapped fields that exist.
+    /// For vmcs12 this is what KVM's nested_vmx_calc_vmcs_enum_msr() computes.
+    pub fn layout_vmcs_enum(&self, layout: &Layout, caps: &Caps) -> u64 {
+        let max = layout
+            .mapped()
+            .filter(|(_, f)| self.field_exists(caps, *f))
+            .map(|(_, f)| self.fields[f].encoding.index())
+            .max()
+            .unwrap_or(0);
+        (max as u64) << 1
+    }
+
+    /// Fields that exist for `caps`, in schema order.
+    pub fn existing_fields(&self, caps: &Caps) -> Vec<FieldId> {
+        (0..self.fields.len()).filter(|&f| self.field_exists(caps, f)).collect()
+    }
+
+    /// Is a 64-bit field's high half addressable? (Always, when the field exists.)
+    pub fn has_high(&self, f: FieldId) -> bool {
+        self.fields[f].width == Width::W64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_file_parses_rdmsr_output() {
+        let caps = Caps::from_json(r#"{"0x480": "0x00d810000000002b", "0x48B": "0x02977fff00000000"}"#).unwrap();
+        assert_eq!(caps.raw(0x480), 0x00d8_1000_0000_002b);
+        assert_eq!(caps.raw(0x48b), 0x0297_7fff_0000_0000);
+        assert_eq!(caps.raw(0x491), 0);
+    }
+
+    #[test]
+    fn capability_file_errors_are_clear() {
+        assert!(Caps::from_json("[1]").unwrap_err().contains("JSON object"));
+        assert!(Caps::from_json(r#"{"480": "0x1"}"#).unwrap_err().contains("not a hex number"));
+        assert!(Caps::from_json(r#"{"0x480": 5}"#).unwrap_err().contains("hex string"));
+        assert!(Caps::from_json(r#"{"0x480": "0x1ffffffffffffffff"}"#).unwrap_err().contains("64-bit"));
+    }
+}

@@ -1,0 +1,23 @@
+//! vmcs-gen: the VMCS schema compiler.
+//!
+//! `schema/` (TOML) -> [`Schema::load`] (parse with spans, validate, report every error with
+//! file:line:column) -> the [`model`] -> one emitter per generated artifact ([`emit`]).
+//! The command line, the runtime's build.rs and vmcs-derive are thin front-ends over this library.
+
+pub mod caps;
+pub mod diag;
+pub mod emit;
+pub mod encoding;
+pub mod gate;
+mod load;
+pub mod model;
+mod raw;
+pub mod report;
+pub mod source;
+
+pub use caps::Caps;
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use encoding::{Encoding, Kind, Width};
+pub use load::{LoadOptions, lock_text};
+pub use model::Schema;
+pub use source::SchemaSources;

@@ -1,0 +1,79 @@
+//! capabilities.toml: the VMX capability MSRs and the named bits gates refer to.
+
+use std::collections::HashMap;
+
+use super::{duplicate, resolve_gate, uint};
+use crate::diag::{Diagnostics, SourceFile};
+use crate::model::{Capability, Msr, MsrKind, Schema};
+use crate::raw::{self, NoHead, RawCap, RawMsr};
+
+pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) {
+    let mut raw = raw::parse_file::<NoHead>(file, &["msr", "cap"], diags);
+    let msrs: Vec<RawMsr> = raw::entries(file, &mut raw, "msr", diags);
+    let caps: Vec<RawCap> = raw::entries(file, &mut raw, "cap", diags);
+
+    let mut names = HashMap::new();
+    let mut indices: HashMap<u64, String> = HashMap::new();
+    for m in &msrs {
+        duplicate(file, &mut names, &m.name, "MSR", diags);
+        let index = uint(file, &m.index, u32::MAX as u64, "MSR index", diags);
+        if let Some(i) = index {
+            if let Some(other) = indices.insert(i, m.name.get_ref().clone()) {
+                diags.push(file.error(m.index.span(), format!("MSR index {i:#x} already belongs to `{other}`")));
+            }
+        }
+        let true_index = m.true_index.as_ref().and_then(|t| uint(file, t, u32::MAX as u64, "MSR index", diags));
+        let kind = match m.kind.get_ref().as_str() {
+            "control" => Some(MsrKind::Control),
+            "flags" => Some(MsrKind::Flags),
+            other => {
+                diags.push(file.error(m.kind.span(), format!("unknown MSR kind `{other}`: expected \"control\" or \"flags\"")));
+                None
+            }
+        };
+        schema.msrs.push(Msr {
+            name: m.name.get_ref().clone(),
+            index: index.unwrap_or(0) as u32,
+            true_index: true_index.map(|t| t as u32),
+            kind: kind.unwrap_or(MsrKind::Flags),
+            requires: None,
+            doc: m.doc.get_ref().clone(),
+        });
+    }
+
+    let mut cap_names = HashMap::new();
+    for c in &caps {
+        duplicate(file, &mut cap_names, &c.name, "capability", diags);
+        if !valid_cap_name(c.name.get_ref()) {
+            diags.push(file.error(c.name.span(), format!("capability name `{}` must look like `group.snake_case`", c.name.get_ref())));
+        }
+        let msr = schema.msrs.iter().position(|m| &m.name == c.msr.get_ref());
+        if msr.is_none() {
+            diags.push(file.error(c.msr.span(), format!("unknown MSR `{}`", c.msr.get_ref())));
+        }
+        let limit = match msr.map(|m| schema.msrs[m].kind) {
+            Some(MsrKind::Control) => 31,
+            _ => 63,
+        };
+        let bit = uint(file, &c.bit, limit, "bit", diags);
+        schema.caps.push(Capability {
+            name: c.name.get_ref().clone(),
+            msr: msr.unwrap_or(0),
+            bit: bit.unwrap_or(0) as u32,
+            doc: c.doc.get_ref().clone(),
+        });
+    }
+
+    // `requires` may name any capability, so resolve it once all are known.
+    for (i, m) in msrs.iter().enumerate() {
+        if let Some(req) = &m.requires {
+            schema.msrs[i].requires = resolve_gate(file, req, schema, diags);
+        }
+    }
+}
+
+fn valid_cap_name(name: &str) -> bool {
+    let mut parts = name.split('.');
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if ok(a) && ok(b))
+}

@@ -1,0 +1,142 @@
+//! layouts/*.toml: software VMCS layouts (vmcs12) with pinned member offsets.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use super::lock::{self, Locks};
+use super::{duplicate, uint};
+use crate::diag::{Diagnostics, SourceFile};
+use crate::model::{Layout, Member, MemberType, Schema};
+use crate::raw::{self, RawLayoutHead, RawMember};
+
+/// Where a member's parts sit in its file, for located errors (the lock check uses them too).
+pub(super) struct MemberSpans {
+    pub name: Range<usize>,
+    pub offset: Range<usize>,
+}
+
+pub(super) fn load(file: &SourceFile, locks: &Locks, options: super::LoadOptions, schema: &mut Schema, diags: &mut Diagnostics) {
+    let mut raw = raw::parse_file::<RawLayoutHead>(file, &["member"], diags);
+    let members: Vec<RawMember> = raw::entries(file, &mut raw, "member", diags);
+    let Some(head) = raw.head else { return };
+    let revision = uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32;
+    let size = uint(file, &head.size, u32::MAX as u64, "region size", diags).unwrap_or(0) as u32;
+    if schema.layout(head.name.get_ref()).is_some() {
+        diags.push(file.error(head.name.span(), format!("duplicate layout `{}`", head.name.get_ref())));
+        return;
+    }
+    let mut layout = Layout {
+        name: head.name.get_ref().clone(),
+        doc: head.doc.get_ref().clone(),
+        revision,
+        size,
+        released: head.released.as_ref().is_some_and(|r| *r.get_ref()),
+        members: Vec::new(),
+    };
+    let mut spans = Vec::new();
+    let mut names = HashMap::new();
+    let mut mapped: HashMap<usize, String> = HashMap::new();
+    for m in &members {
+        duplicate(file, &mut names, &m.name, "member", diags);
+        let Some(ty) = MemberType::parse(m.ty.get_ref()) else {
+            diags.push(file.error(
+                m.ty.span(),
+                format!("unknown member type `{}`: expected u16, u32, u64, natural or reserved", m.ty.get_ref()),
+            ));
+            continue;
+        };
+        let Some(offset) = uint(file, &m.offset, u32::MAX as u64, "offset", diags) else { continue };
+        let declared = m.size.as_ref().and_then(|s| uint(file, s, u32::MAX as u64, "size", diags));
+        let size = match (ty.scalar_size(), declared) {
+            (Some(s), None) => s,
+            (Some(s), Some(d)) if d as u32 == s => s,
+            (Some(s), Some(d)) => {
+                let span = m.size.as_ref().unwrap().span();
+                diags.push(file.error(span, format!("size {d} disagrees with type {} ({s} bytes)", ty.as_str())));
+                s
+            }
+            (None, Some(d)) if d > 0 => d as u32,
+            (None, _) => {
+                diags.push(file.error(m.ty.span(), "reserved space needs a positive `size`"));
+                continue;
+            }
+        };
+        let field = m.field.as_ref().and_then(|f| {
+            let Some(id) = schema.fields.iter().position(|x| &x.name == f.get_ref()) else {
+                diags.push(file.error(f.span(), format!("member maps unknown field `{}`", f.get_ref())));
+                return None;
+            };
+            if let Some(prev) = mapped.insert(id, m.name.get_ref().clone()) {
+                diags.push(file.error(f.span(), format!("field `{}` is mapped twice (also by member `{prev}`)", f.get_ref())));
+            }
+            let want = MemberType::for_width(schema.fields[id].width);
+            if ty != want {
+                diags.push(
+                    file.error(m.ty.span(), format!("member type {} does not match field `{}`", ty.as_str(), f.get_ref()))
+                        .with_note(format!(
+                            "{} is a {}-bit field, stored as {}",
+                            f.get_ref(),
+                            schema.fields[id].width.as_str(),
+                            want.as_str()
+                        )),
+                );
+            }
+            Some(id)
+        });
+        if field.is_none() && m.field.is_none() && ty != MemberType::Reserved && m.doc.is_none() {
+            diags.push(file.error(m.name.span(), "an unmapped member needs a `doc` saying what it holds"));
+        }
+        spans.push(MemberSpans { name: m.name.span(), offset: m.offset.span() });
+        layout.members.push(Member {
+            name: m.name.get_ref().clone(),
+            offset: offset as u32,
+            size,
+            ty,
+            field,
+            doc: m.doc.as_ref().map(|d| d.get_ref().clone()),
+        });
+    }
+    check_placement(file, &layout, &spans, diags);
+    if layout.released {
+        lock::check(file, &layout, &spans, head.name.span(), locks, options.allow_missing_lock, diags);
+    }
+    schema.layouts.push(layout);
+}
+
+/// Members must stay inside the region and must not overlap.
+fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], diags: &mut Diagnostics) {
+    let mut order: Vec<usize> = (0..layout.members.len()).collect();
+    order.sort_by_key(|&i| (layout.members[i].offset, i));
+    for (i, m) in layout.members.iter().enumerate() {
+        if m.end() > layout.size {
+            diags.push(file.error(
+                spans[i].offset.clone(),
+                format!(
+                    "member `{}` ({:#x}..{:#x}) leaves the {:#x}-byte region of layout `{}`",
+                    m.name,
+                    m.offset,
+                    m.end(),
+                    layout.size,
+                    layout.name
+                ),
+            ));
+        }
+    }
+    for pair in order.windows(2) {
+        let (a, b) = (&layout.members[pair[0]], &layout.members[pair[1]]);
+        if b.offset < a.end() {
+            diags.push(file.error(
+                spans[pair[1]].offset.clone(),
+                format!(
+                    "member `{}` at {:#x}..{:#x} overlaps member `{}` at {:#x}..{:#x}",
+                    b.name,
+                    b.offset,
+                    b.end(),
+                    a.name,
+                    a.offset,
+                    a.end()
+                ),
+            ));
+        }
+    }
+}

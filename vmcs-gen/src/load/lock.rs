@@ -1,0 +1,194 @@
+//! Locks of released layouts: a layout whose revision has shipped is an ABI (KVM_GET/SET_NESTED_STATE
+//! carries it between hosts), so its pinned members may never change, move or disappear. New members
+//! may only claim space the released revision reserved (or space past its end).
+
+use std::ops::Range;
+
+use super::layouts::MemberSpans;
+use super::uint;
+use crate::diag::{Diagnostics, SourceFile};
+use crate::model::{Layout, MemberType, Schema};
+use crate::raw::{self, RawLockHead, RawLockedMember};
+use crate::source::SchemaSources;
+
+pub(super) struct LockedMember {
+    name: String,
+    offset: u32,
+    size: u32,
+    ty: String,
+    span: Range<usize>,
+}
+
+impl LockedMember {
+    fn end(&self) -> u32 {
+        self.offset + self.size
+    }
+    fn reserved(&self) -> bool {
+        self.ty == "reserved"
+    }
+}
+
+pub(super) struct Lock {
+    file: SourceFile,
+    layout: String,
+    layout_span: Range<usize>,
+    revision: u32,
+    size: u32,
+    members: Vec<LockedMember>,
+}
+
+pub(super) type Locks = Vec<Lock>;
+
+pub(super) fn load_all(sources: &SchemaSources, diags: &mut Diagnostics) -> Locks {
+    let mut locks = Vec::new();
+    for file in sources.in_dir("locks") {
+        let mut raw = raw::parse_file::<RawLockHead>(file, &["member"], diags);
+        let members: Vec<RawLockedMember> = raw::entries(file, &mut raw, "member", diags);
+        let Some(head) = raw.head else { continue };
+        let members = members
+            .iter()
+            .filter_map(|m| {
+                Some(LockedMember {
+                    name: m.name.get_ref().clone(),
+                    offset: uint(file, &m.offset, u32::MAX as u64, "offset", diags)? as u32,
+                    size: uint(file, &m.size, u32::MAX as u64, "size", diags)? as u32,
+                    ty: m.ty.get_ref().clone(),
+                    span: m.name.span(),
+                })
+            })
+            .collect();
+        locks.push(Lock {
+            file: file.clone(),
+            layout: head.layout.get_ref().clone(),
+            layout_span: head.layout.span(),
+            revision: uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32,
+            size: uint(file, &head.size, u32::MAX as u64, "size", diags).unwrap_or(0) as u32,
+            members,
+        });
+    }
+    locks
+}
+
+/// Check a released layout against its lock.
+pub(super) fn check(
+    file: &SourceFile,
+    layout: &Layout,
+    spans: &[MemberSpans],
+    name_span: Range<usize>,
+    locks: &Locks,
+    allow_missing: bool,
+    diags: &mut Diagnostics,
+) {
+    let Some(lock) = locks.iter().find(|l| l.layout == layout.name) else {
+        if allow_missing {
+            return;
+        }
+        diags.push(
+            file.error(name_span, format!("released layout `{}` has no lock", layout.name))
+                .with_note(format!("record its pinned offsets with `vmcs-gen lock {}`", layout.name)),
+        );
+        return;
+    };
+    let what = format!("layout `{}` (released revision {:#x})", layout.name, lock.revision);
+    if layout.revision != lock.revision {
+        diags.push(
+            file.error(name_span.clone(), format!("revision of {what} changed to {:#x}", layout.revision))
+                .with_note("a released revision is an ABI; describe a new layout instead of changing this one"),
+        );
+    }
+    if layout.size != lock.size {
+        diags.push(file.error(name_span, format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size)));
+    }
+    for old in lock.members.iter().filter(|m| !m.reserved()) {
+        let Some(i) = layout.members.iter().position(|m| m.name == old.name) else {
+            diags.push(lock.file.error(
+                old.span.clone(),
+                format!("pinned member `{}` (offset {:#x}) of {what} was removed", old.name, old.offset),
+            ));
+            continue;
+        };
+        let new = &layout.members[i];
+        if new.offset != old.offset {
+            diags.push(
+                file.error(
+                    spans[i].offset.clone(),
+                    format!("pinned member `{}` of {what} moved from offset {:#x} to {:#x}", old.name, old.offset, new.offset),
+                )
+                .with_note("released offsets may never move: saved nested state from other hosts would be misread"),
+            );
+        } else if new.size != old.size || new.ty.as_str() != old.ty {
+            diags.push(file.error(
+                spans[i].name.clone(),
+                format!(
+                    "pinned member `{}` of {what} changed from {} ({} bytes) to {} ({} bytes) at offset {:#x}",
+                    old.name,
+                    old.ty,
+                    old.size,
+                    new.ty.as_str(),
+                    new.size,
+                    old.offset
+                ),
+            ));
+        }
+    }
+    let old_end = lock.members.iter().map(LockedMember::end).max().unwrap_or(0);
+    for (i, new) in layout.members.iter().enumerate() {
+        if lock.members.iter().any(|o| !o.reserved() && o.name == new.name) {
+            continue;
+        }
+        let in_reserved = lock.members.iter().any(|o| o.reserved() && o.offset <= new.offset && new.end() <= o.end());
+        if !in_reserved && new.offset < old_end {
+            diags.push(
+                file.error(
+                    spans[i].offset.clone(),
+                    format!(
+                        "member `{}` at {:#x}..{:#x} claims space that {what} did not reserve",
+                        new.name,
+                        new.offset,
+                        new.end()
+                    ),
+                )
+                .with_note("new members may only use reserved padding of the released revision or space past its end"),
+            );
+        }
+    }
+}
+
+/// A lock whose layout no longer exists means a released layout was deleted.
+pub(super) fn check_orphans(locks: &Locks, schema: &Schema, diags: &mut Diagnostics) {
+    for lock in locks {
+        match schema.layout(&lock.layout) {
+            None => diags.push(lock.file.error(
+                lock.layout_span.clone(),
+                format!("released layout `{}` (revision {:#x}) no longer exists", lock.layout, lock.revision),
+            )),
+            Some(l) if !l.released => diags.push(
+                lock.file
+                    .error(lock.layout_span.clone(), format!("layout `{}` has a lock but is not marked `released = true`", l.name))
+                    .with_note("a released layout stays released"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// The lock file text that pins every member of `layout` as it is now.
+pub fn lock_text(layout: &Layout) -> String {
+    let mut s = format!(
+        "# Lock of the released layout `{}`: every member pinned at its offset.\n\
+         # Written by `vmcs-gen lock {}`; vmcs-gen rejects any change, move or removal of a pinned member.\n\
+         # Reserved regions may later be claimed by new members.\n\
+         layout = \"{}\"\nrevision = {:#010x}\nsize = {:#x}\n",
+        layout.name, layout.name, layout.name, layout.revision, layout.size
+    );
+    let mut members: Vec<_> = layout.members.iter().collect();
+    members.sort_by_key(|m| m.offset);
+    for m in members {
+        let ty = if m.ty == MemberType::Reserved { "reserved" } else { m.ty.as_str() };
+        s.push_str(&format!(
+            "\n[[member]]\nname = \"{}\"\noffset = {}\nsize = {}\ntype = \"{}\"\n",
+            m.name, m.offset, m.size, ty
+        ));
+    }
+    s
+}

@@ -1,0 +1,123 @@
+//! Schema sources -> validated [`Schema`], reporting every error of the run at once.
+
+mod caps;
+mod fields;
+mod layouts;
+mod lock;
+
+use std::ops::Range;
+
+use crate::diag::{Diagnostics, SourceFile};
+use crate::gate::{self, Gate};
+use crate::model::{CapId, Schema};
+use crate::raw::S;
+use crate::source::SchemaSources;
+
+pub use lock::lock_text;
+
+/// How strictly to load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Accept a released layout that has no lock yet (only `vmcs-gen lock` does this, to create
+    /// the first lock). Drift against an existing lock is always an error.
+    pub allow_missing_lock: bool,
+}
+
+impl Schema {
+    /// Parse and validate a schema. On failure, every error found is returned.
+    pub fn load(sources: &SchemaSources) -> Result<Schema, Diagnostics> {
+        Schema::load_with(sources, LoadOptions::default())
+    }
+
+    /// [`Schema::load`] with options.
+    pub fn load_with(sources: &SchemaSources, options: LoadOptions) -> Result<Schema, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut schema = Schema {
+            fields: Vec::new(),
+            msrs: Vec::new(),
+            caps: Vec::new(),
+            layouts: Vec::new(),
+            sources: sources.files.iter().map(|f| format!("schema/{}", f.name)).collect(),
+        };
+        match sources.file("capabilities.toml") {
+            Some(f) => caps::load(f, &mut schema, &mut diags),
+            None => diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing")),
+        }
+        match sources.file("fields.toml") {
+            Some(f) => fields::load(f, &mut schema, &mut diags),
+            None => diags.push(SourceFile::new("schema/fields.toml", "").error(0..0, "fields.toml is missing")),
+        }
+        let locks = lock::load_all(sources, &mut diags);
+        for f in sources.in_dir("layouts") {
+            layouts::load(f, &locks, options, &mut schema, &mut diags);
+        }
+        lock::check_orphans(&locks, &schema, &mut diags);
+        if diags.is_empty() { Ok(schema) } else { Err(diags) }
+    }
+
+    /// The schema shipped in the repository.
+    pub fn shipped() -> Result<Schema, Diagnostics> {
+        Schema::load(&SchemaSources::embedded())
+    }
+}
+
+/// The byte range of the text inside a quoted TOML string value (assumes a basic string).
+fn inner(span: Range<usize>) -> Range<usize> {
+    (span.start + 1)..span.end.saturating_sub(1).max(span.start + 1)
+}
+
+/// Parse and resolve a gate expression written in a string value.
+fn resolve_gate(file: &SourceFile, text: &S<String>, schema: &Schema, diags: &mut Diagnostics) -> Option<Gate<CapId>> {
+    let base = inner(text.span()).start;
+    let parsed = match gate::parse(text.get_ref()) {
+        Ok(g) => g,
+        Err(e) => {
+            let span = (base + e.span.start)..(base + e.span.end);
+            diags.push(file.error(span, format!("invalid gate: {}", e.message)));
+            return None;
+        }
+    };
+    parsed.try_map(&mut |name: &gate::Name| {
+        let id = schema.cap(&name.text);
+        if id.is_none() {
+            let span = (base + name.span.start)..(base + name.span.end);
+            diags.push(
+                file.error(span, format!("gate names unknown capability `{}`", name.text))
+                    .with_note("declare it as a [[cap]] in capabilities.toml"),
+            );
+        }
+        id
+    })
+}
+
+/// A non-negative integer that must fit in `max`.
+fn uint(file: &SourceFile, v: &S<i64>, max: u64, what: &str, diags: &mut Diagnostics) -> Option<u64> {
+    let n = *v.get_ref();
+    if n < 0 || n as u64 > max {
+        diags.push(file.error(v.span(), format!("{what} {n:#x} is out of range (0..={max:#x})")));
+        None
+    } else {
+        Some(n as u64)
+    }
+}
+
+/// Report a duplicate name; returns true if `name` was seen before.
+fn duplicate(
+    file: &SourceFile,
+    seen: &mut std::collections::HashMap<String, Range<usize>>,
+    name: &S<String>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    if let Some(first) = seen.get(name.get_ref()) {
+        let line = file.error(first.clone(), "").line;
+        diags.push(
+            file.error(name.span(), format!("duplicate {what} `{}`", name.get_ref()))
+                .with_note(format!("first declared at line {line}")),
+        );
+        true
+    } else {
+        seen.insert(name.get_ref().clone(), name.span());
+        false
+    }
+}

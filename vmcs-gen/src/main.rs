@@ -1,0 +1,139 @@
+//! `vmcs-gen`: check the schema, show layouts and fields, compute VMCS_ENUM, generate code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vmcs_gen::{Caps, Schema, SchemaSources, report};
+
+#[derive(Parser)]
+#[command(name = "vmcs-gen", version, about = "VMCS schema compiler for Rust hypervisors")]
+struct Cli {
+    /// Read the schema from this directory instead of the one embedded at build time.
+    #[arg(long, global = true, value_name = "DIR")]
+    schema: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the schema and print a summary, or every error found.
+    Check,
+    /// Print a layout's members: offset, size, member, field, encodings.
+    Layout {
+        /// Layout name, e.g. vmcs12.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every field, or only those that exist for a capability set.
+    Fields {
+        /// JSON capability file: {"0x480": "0x...", ...} (MSR index -> value, hex strings).
+        #[arg(long, value_name = "FILE")]
+        caps: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print IA32_VMX_VMCS_ENUM for a capability set (default: every capability).
+    Enum {
+        #[arg(long, value_name = "FILE")]
+        caps: Option<PathBuf>,
+        /// Compute over a layout's mapped fields (as KVM does for vmcs12) instead of all fields.
+        #[arg(long, value_name = "NAME")]
+        layout: Option<String>,
+    },
+    /// Write the generated Rust sources into DIR, for reading.
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Pin a released layout's current members in its lock file (schema/locks/NAME.lock.toml).
+    Lock {
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let sources = match &cli.schema {
+        Some(dir) => SchemaSources::from_dir(dir).map_err(|e| format!("error: cannot read schema {}: {e}", dir.display()))?,
+        None => SchemaSources::embedded(),
+    };
+    let options = vmcs_gen::LoadOptions { allow_missing_lock: matches!(cli.command, Command::Lock { .. }) };
+    let schema = Schema::load_with(&sources, options).map_err(|d| d.to_string())?;
+    match &cli.command {
+        Command::Check => print!("{}", report::summary(&schema)),
+        Command::Layout { name, json } => {
+            let layout = find_layout(&schema, name)?;
+            if *json {
+                println!("{}", pretty(&report::layout_json(&schema, layout)));
+            } else {
+                print!("{}", report::layout_table(&schema, layout));
+            }
+        }
+        Command::Fields { caps, json } => {
+            let caps = read_caps(caps.as_deref())?;
+            let fields = schema.existing_fields(&caps);
+            if *json {
+                println!("{}", pretty(&report::fields_json(&schema, &fields)));
+            } else {
+                print!("{}", report::field_table(&schema, &fields));
+            }
+        }
+        Command::Enum { caps, layout } => {
+            let caps = read_caps(caps.as_deref())?;
+            let value = match layout {
+                Some(name) => schema.layout_vmcs_enum(find_layout(&schema, name)?, &caps),
+                None => schema.arch_vmcs_enum(&caps),
+            };
+            println!("{value:#x}");
+        }
+        Command::Generate { out } => {
+            std::fs::create_dir_all(out).map_err(|e| format!("error: cannot create {}: {e}", out.display()))?;
+            for a in vmcs_gen::emit::all(&schema) {
+                let path = out.join(&a.file);
+                std::fs::write(&path, a.contents).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Lock { name } => {
+            let layout = find_layout(&schema, name)?;
+            if !layout.released {
+                return Err(format!("error: layout `{name}` is not released; set `released = true` first"));
+            }
+            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema"));
+            let path = dir.join("locks").join(format!("{name}.lock.toml"));
+            std::fs::write(&path, vmcs_gen::lock_text(layout)).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+            println!("pinned {} members of `{name}` in {}", layout.members.len(), path.display());
+        }
+    }
+    Ok(())
+}
+
+fn find_layout<'a>(schema: &'a Schema, name: &str) -> Result<&'a vmcs_gen::model::Layout, String> {
+    schema.layout(name).ok_or_else(|| {
+        let known: Vec<_> = schema.layouts.iter().map(|l| l.name.as_str()).collect();
+        format!("error: no layout `{name}` (layouts: {})", known.join(", "))
+    })
+}
+
+fn read_caps(path: Option<&Path>) -> Result<Caps, String> {
+    let Some(path) = path else { return Ok(Caps::All) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    Caps::from_json(&text).map_err(|e| format!("error: {}: {e}", path.display()))
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}

@@ -1,0 +1,162 @@
+//! The schema files as written: serde structs that keep every value's span.
+//!
+//! Each file is parsed with recovery and each `[[table]]` entry is deserialized on its own, so one
+//! bad entry does not hide the errors of the others.
+
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diagnostics, SourceFile};
+
+pub type S<T> = Spanned<T>;
+
+/// `[[field]]` in fields.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub name: S<String>,
+    pub encoding: S<i64>,
+    pub width: S<String>,
+    pub kind: S<String>,
+    pub gate: Option<S<String>>,
+    pub doc: S<String>,
+    pub source: Option<S<String>>,
+}
+
+/// `[[msr]]` in capabilities.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMsr {
+    pub name: S<String>,
+    pub index: S<i64>,
+    pub true_index: Option<S<i64>>,
+    pub kind: S<String>,
+    pub requires: Option<S<String>>,
+    pub doc: S<String>,
+}
+
+/// `[[cap]]` in capabilities.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCap {
+    pub name: S<String>,
+    pub msr: S<String>,
+    pub bit: S<i64>,
+    pub doc: S<String>,
+}
+
+/// The top of a layout file (`layouts/NAME.toml`), without its members.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayoutHead {
+    pub name: S<String>,
+    pub doc: S<String>,
+    pub revision: S<i64>,
+    pub size: S<i64>,
+    #[serde(default)]
+    pub released: Option<S<bool>>,
+}
+
+/// `[[member]]` of a layout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    pub name: S<String>,
+    pub offset: S<i64>,
+    #[serde(rename = "type")]
+    pub ty: S<String>,
+    pub size: Option<S<i64>>,
+    pub field: Option<S<String>>,
+    pub doc: Option<S<String>>,
+}
+
+/// The top of a lock file (`locks/NAME.lock.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockHead {
+    pub layout: S<String>,
+    pub revision: S<i64>,
+    pub size: S<i64>,
+}
+
+/// `[[member]]` of a lock file: what a released revision pinned.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockedMember {
+    pub name: S<String>,
+    pub offset: S<i64>,
+    pub size: S<i64>,
+    #[serde(rename = "type")]
+    pub ty: S<String>,
+}
+
+/// The head of a file that holds only arrays of tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoHead {}
+
+/// One parsed file: its scalar keys (deserialized as `H`) and its arrays of tables.
+pub struct RawFile<H> {
+    pub head: Option<H>,
+    pub tables: Vec<(String, Vec<toml::Spanned<DeValue<'static>>>)>,
+}
+
+/// Parse `file` into a head `H` (all top-level keys that are not arrays of tables) and the arrays
+/// of tables named in `arrays`. Errors go to `diags`; parsing goes on past them.
+pub fn parse_file<H: DeserializeOwned>(
+    file: &SourceFile,
+    arrays: &[&str],
+    diags: &mut Diagnostics,
+) -> RawFile<H> {
+    let text: &'static str = Box::leak(file.text.clone().into_boxed_str());
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    for e in errors {
+        diags.push(file.error(e.span().unwrap_or(0..0), e.message().trim()));
+    }
+    let mut head_table = DeTable::default();
+    let mut tables = Vec::new();
+    for (key, value) in doc.into_inner() {
+        let name = key.get_ref().to_string();
+        if arrays.contains(&name.as_str()) {
+            match value.into_inner() {
+                DeValue::Array(items) => tables.push((name, items.into_iter().collect())),
+                _ => diags.push(file.error(key.span(), format!("`{name}` must be an array of tables: write [[{name}]]"))),
+            }
+        } else {
+            head_table.insert(key, value);
+        }
+    }
+    let value = Spanned::new(0..0, DeValue::Table(head_table));
+    let head = deserialize(file, value, diags);
+    RawFile { head, tables }
+}
+
+/// Deserialize one value, reporting a located error on failure.
+pub fn deserialize<T: DeserializeOwned>(
+    file: &SourceFile,
+    value: Spanned<DeValue<'static>>,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    let span = value.span();
+    match T::deserialize(value.into_deserializer()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diags.push(file.error(e.span().unwrap_or(span), e.message().trim()));
+            None
+        }
+    }
+}
+
+/// Deserialize every entry of the array of tables `name`.
+pub fn entries<T: DeserializeOwned>(
+    file: &SourceFile,
+    raw: &mut RawFile<impl Sized>,
+    name: &str,
+    diags: &mut Diagnostics,
+) -> Vec<T> {
+    let Some(pos) = raw.tables.iter().position(|(n, _)| n == name) else { return Vec::new() };
+    let items = std::mem::take(&mut raw.tables[pos].1);
+    items.into_iter().filter_map(|item| deserialize(file, item, diags)).collect()
+}
