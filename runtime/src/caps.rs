@@ -59,11 +59,7 @@ impl VmxCaps {
 
     /// The raw value of MSR `index` (0 if unset or not a VMX capability MSR).
     pub fn raw(&self, index: u32) -> u64 {
-        index
-            .checked_sub(FIRST_VMX_MSR)
-            .and_then(|i| self.values.get(i as usize))
-            .copied()
-            .unwrap_or(0)
+        index.checked_sub(FIRST_VMX_MSR).and_then(|i| self.values.get(i as usize)).copied().unwrap_or(0)
     }
 
     /// The control MSR to consult: the TRUE_* variant when IA32_VMX_BASIC bit 55 is set.

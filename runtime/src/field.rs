@@ -86,6 +86,11 @@ pub enum ReadOnly {}
 impl Access for ReadWrite {}
 impl Access for ReadOnly {}
 /// Access markers that allow the typed write API.
+#[diagnostic::on_unimplemented(
+    message = "this VMCS field is read-only: the typed API does not write VM-exit information fields",
+    label = "a read-only field",
+    note = "L0 fills exit information in a software VMCS through its struct members or `write_any`"
+)]
 pub trait Writable: Access {}
 impl Writable for ReadWrite {}
 

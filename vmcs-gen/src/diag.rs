@@ -89,8 +89,15 @@ impl SourceFile {
 }
 
 /// All the errors of a run, reported together.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
+
+/// Shown like Display, so that a failed `unwrap` prints readable diagnostics.
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\n{self}")
+    }
+}
 
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {

@@ -49,9 +49,7 @@ enum Command {
         out: PathBuf,
     },
     /// Pin a released layout's current members in its lock file (schema/locks/NAME.lock.toml).
-    Lock {
-        name: String,
-    },
+    Lock { name: String },
 }
 
 fn main() -> ExitCode {
@@ -67,7 +65,9 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     let sources = match &cli.schema {
-        Some(dir) => SchemaSources::from_dir(dir).map_err(|e| format!("error: cannot read schema {}: {e}", dir.display()))?,
+        Some(dir) => {
+            SchemaSources::from_dir(dir).map_err(|e| format!("error: cannot read schema {}: {e}", dir.display()))?
+        }
         None => SchemaSources::embedded(),
     };
     let options = vmcs_gen::LoadOptions { allow_missing_lock: matches!(cli.command, Command::Lock { .. }) };
@@ -103,7 +103,8 @@ fn run(cli: &Cli) -> Result<(), String> {
             std::fs::create_dir_all(out).map_err(|e| format!("error: cannot create {}: {e}", out.display()))?;
             for a in vmcs_gen::emit::all(&schema) {
                 let path = out.join(&a.file);
-                std::fs::write(&path, a.contents).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+                std::fs::write(&path, a.contents)
+                    .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
                 println!("wrote {}", path.display());
             }
         }
@@ -114,7 +115,8 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema"));
             let path = dir.join("locks").join(format!("{name}.lock.toml"));
-            std::fs::write(&path, vmcs_gen::lock_text(layout)).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+            std::fs::write(&path, vmcs_gen::lock_text(layout))
+                .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
             println!("pinned {} members of `{name}` in {}", layout.members.len(), path.display());
         }
     }

@@ -105,11 +105,7 @@ pub struct RawFile<H> {
 
 /// Parse `file` into a head `H` (all top-level keys that are not arrays of tables) and the arrays
 /// of tables named in `arrays`. Errors go to `diags`; parsing goes on past them.
-pub fn parse_file<H: DeserializeOwned>(
-    file: &SourceFile,
-    arrays: &[&str],
-    diags: &mut Diagnostics,
-) -> RawFile<H> {
+pub fn parse_file<H: DeserializeOwned>(file: &SourceFile, arrays: &[&str], diags: &mut Diagnostics) -> RawFile<H> {
     let text: &'static str = Box::leak(file.text.clone().into_boxed_str());
     let (doc, errors) = DeTable::parse_recoverable(text);
     for e in errors {
@@ -122,7 +118,9 @@ pub fn parse_file<H: DeserializeOwned>(
         if arrays.contains(&name.as_str()) {
             match value.into_inner() {
                 DeValue::Array(items) => tables.push((name, items.into_iter().collect())),
-                _ => diags.push(file.error(key.span(), format!("`{name}` must be an array of tables: write [[{name}]]"))),
+                _ => {
+                    diags.push(file.error(key.span(), format!("`{name}` must be an array of tables: write [[{name}]]")))
+                }
             }
         } else {
             head_table.insert(key, value);

@@ -42,7 +42,13 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         let enc = hex(f.encoding.raw() as u64);
         let gate = f.gate.as_ref().map_or("every VMX processor".to_string(), |g| format!("`{}`", schema.gate_text(g)));
         let src = f.source.as_ref().map_or(String::new(), |s| format!(" Known only to {s}."));
-        let doc = format!(" {} ({:#06x}, {}-bit {}; exists on {gate}).{src}", f.doc, f.encoding.raw(), f.width.as_str(), f.kind.as_str());
+        let doc = format!(
+            " {} ({:#06x}, {}-bit {}; exists on {gate}).{src}",
+            f.doc,
+            f.encoding.raw(),
+            f.width.as_str(),
+            f.kind.as_str()
+        );
         quote!(#[doc = #doc] pub const #name: Field<#w, #a> = Field::from_encoding(#enc);)
     });
     let infos = schema.fields.iter().map(|f| {

@@ -66,7 +66,10 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
     let count = mapped.len();
     let doc = format!(
         " {} Revision {:#x}, {} bytes used of a {:#x}-byte region.",
-        layout.doc, layout.revision, layout.used_bytes(), layout.size
+        layout.doc,
+        layout.revision,
+        layout.used_bytes(),
+        layout.size
     );
     quote! {
         use crate::layout::{Location, LookupTable};

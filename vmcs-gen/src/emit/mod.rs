@@ -24,7 +24,12 @@ pub struct Artifact {
 pub fn all(schema: &Schema) -> Vec<Artifact> {
     let mut out = vec![
         artifact(schema, "caps.rs", "capability bits and their evaluation against IA32_VMX_* MSRs", caps::emit(schema)),
-        artifact(schema, "fields.rs", "typed handles, metadata and existence of every VMCS field", fields::emit(schema)),
+        artifact(
+            schema,
+            "fields.rs",
+            "typed handles, metadata and existence of every VMCS field",
+            fields::emit(schema),
+        ),
     ];
     for l in &schema.layouts {
         let what = format!("the `{}` layout: struct, offset proofs, encoding lookup", l.name);

@@ -27,7 +27,9 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             "control" => Some(MsrKind::Control),
             "flags" => Some(MsrKind::Flags),
             other => {
-                diags.push(file.error(m.kind.span(), format!("unknown MSR kind `{other}`: expected \"control\" or \"flags\"")));
+                diags.push(
+                    file.error(m.kind.span(), format!("unknown MSR kind `{other}`: expected \"control\" or \"flags\"")),
+                );
                 None
             }
         };
@@ -45,7 +47,10 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
     for c in &caps {
         duplicate(file, &mut cap_names, &c.name, "capability", diags);
         if !valid_cap_name(c.name.get_ref()) {
-            diags.push(file.error(c.name.span(), format!("capability name `{}` must look like `group.snake_case`", c.name.get_ref())));
+            diags.push(file.error(
+                c.name.span(),
+                format!("capability name `{}` must look like `group.snake_case`", c.name.get_ref()),
+            ));
         }
         let msr = schema.msrs.iter().position(|m| &m.name == c.msr.get_ref());
         if msr.is_none() {

@@ -1,6 +1,6 @@
 //! fields.toml: every architectural VMCS field.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{duplicate, resolve_gate, uint};
 use crate::diag::{Diagnostics, SourceFile};
@@ -8,7 +8,9 @@ use crate::encoding::{Encoding, Kind, Width};
 use crate::model::{Field, Schema};
 use crate::raw::{self, NoHead, RawField};
 
-pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) {
+/// Load the fields; returns the names of fields that were declared but rejected.
+pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) -> HashSet<String> {
+    let mut rejected = HashSet::new();
     let mut raw = raw::parse_file::<NoHead>(file, &["field"], diags);
     let entries: Vec<RawField> = raw::entries(file, &mut raw, "field", diags);
     let mut names = HashMap::new();
@@ -16,10 +18,14 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
     for f in &entries {
         let mut ok = !duplicate(file, &mut names, &f.name, "field name", diags);
         if !valid_field_name(f.name.get_ref()) {
-            diags.push(file.error(f.name.span(), format!("field name `{}` must be UPPER_SNAKE_CASE", f.name.get_ref())));
+            diags
+                .push(file.error(f.name.span(), format!("field name `{}` must be UPPER_SNAKE_CASE", f.name.get_ref())));
             ok = false;
         }
-        let Some(enc) = uint(file, &f.encoding, u32::MAX as u64, "encoding", diags) else { continue };
+        let Some(enc) = uint(file, &f.encoding, u32::MAX as u64, "encoding", diags) else {
+            rejected.insert(f.name.get_ref().clone());
+            continue;
+        };
         let enc = Encoding(enc as u32);
         let at = f.encoding.span();
         if enc.reserved_bits() != 0 {
@@ -31,15 +37,19 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         }
         if enc.is_high() {
             diags.push(
-                file.error(at.clone(), format!("encoding {enc} is a high-access encoding (bit 0 set)"))
-                    .with_note(format!("declare the 64-bit field once at {}; its high half is derived", Encoding(enc.raw() & !1))),
+                file.error(at.clone(), format!("encoding {enc} is a high-access encoding (bit 0 set)")).with_note(
+                    format!("declare the 64-bit field once at {}; its high half is derived", Encoding(enc.raw() & !1)),
+                ),
             );
             ok = false;
         }
         let width = Width::parse(f.width.get_ref());
         match width {
             None => {
-                diags.push(file.error(f.width.span(), format!("unknown width `{}`: expected \"16\", \"32\", \"64\" or \"natural\"", f.width.get_ref())));
+                diags.push(file.error(
+                    f.width.span(),
+                    format!("unknown width `{}`: expected \"16\", \"32\", \"64\" or \"natural\"", f.width.get_ref()),
+                ));
                 ok = false;
             }
             Some(w) if w != enc.width() => {
@@ -56,7 +66,10 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             None => {
                 diags.push(file.error(
                     f.kind.span(),
-                    format!("unknown kind `{}`: expected \"control\", \"read-only\", \"guest-state\" or \"host-state\"", f.kind.get_ref()),
+                    format!(
+                        "unknown kind `{}`: expected \"control\", \"read-only\", \"guest-state\" or \"host-state\"",
+                        f.kind.get_ref()
+                    ),
                 ));
                 ok = false;
             }
@@ -79,7 +92,9 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         if matches!(gate, Some(None)) {
             ok = false;
         }
-        if ok {
+        if !ok {
+            rejected.insert(f.name.get_ref().clone());
+        } else {
             schema.fields.push(Field {
                 name: f.name.get_ref().clone(),
                 encoding: enc,
@@ -91,6 +106,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             });
         }
     }
+    rejected
 }
 
 fn valid_field_name(name: &str) -> bool {

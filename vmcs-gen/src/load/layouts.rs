@@ -1,6 +1,6 @@
 //! layouts/*.toml: software VMCS layouts (vmcs12) with pinned member offsets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use super::lock::{self, Locks};
@@ -15,7 +15,14 @@ pub(super) struct MemberSpans {
     pub offset: Range<usize>,
 }
 
-pub(super) fn load(file: &SourceFile, locks: &Locks, options: super::LoadOptions, schema: &mut Schema, diags: &mut Diagnostics) {
+pub(super) fn load(
+    file: &SourceFile,
+    locks: &Locks,
+    options: super::LoadOptions,
+    rejected: Option<&HashSet<String>>,
+    schema: &mut Schema,
+    diags: &mut Diagnostics,
+) {
     let mut raw = raw::parse_file::<RawLayoutHead>(file, &["member"], diags);
     let members: Vec<RawMember> = raw::entries(file, &mut raw, "member", diags);
     let Some(head) = raw.head else { return };
@@ -63,22 +70,30 @@ pub(super) fn load(file: &SourceFile, locks: &Locks, options: super::LoadOptions
         };
         let field = m.field.as_ref().and_then(|f| {
             let Some(id) = schema.fields.iter().position(|x| &x.name == f.get_ref()) else {
-                diags.push(file.error(f.span(), format!("member maps unknown field `{}`", f.get_ref())));
+                // Without fields.toml, or for a field already reported, a second error adds nothing.
+                if rejected.is_some_and(|r| !r.contains(f.get_ref())) {
+                    diags.push(file.error(f.span(), format!("member maps unknown field `{}`", f.get_ref())));
+                }
                 return None;
             };
             if let Some(prev) = mapped.insert(id, m.name.get_ref().clone()) {
-                diags.push(file.error(f.span(), format!("field `{}` is mapped twice (also by member `{prev}`)", f.get_ref())));
+                diags.push(
+                    file.error(f.span(), format!("field `{}` is mapped twice (also by member `{prev}`)", f.get_ref())),
+                );
             }
             let want = MemberType::for_width(schema.fields[id].width);
             if ty != want {
                 diags.push(
-                    file.error(m.ty.span(), format!("member type {} does not match field `{}`", ty.as_str(), f.get_ref()))
-                        .with_note(format!(
-                            "{} is a {}-bit field, stored as {}",
-                            f.get_ref(),
-                            schema.fields[id].width.as_str(),
-                            want.as_str()
-                        )),
+                    file.error(
+                        m.ty.span(),
+                        format!("member type {} does not match field `{}`", ty.as_str(), f.get_ref()),
+                    )
+                    .with_note(format!(
+                        "{} is a {}-bit field, stored as {}",
+                        f.get_ref(),
+                        schema.fields[id].width.as_str(),
+                        want.as_str()
+                    )),
                 );
             }
             Some(id)

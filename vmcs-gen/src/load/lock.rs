@@ -97,7 +97,9 @@ pub(super) fn check(
         );
     }
     if layout.size != lock.size {
-        diags.push(file.error(name_span, format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size)));
+        diags.push(
+            file.error(name_span, format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size)),
+        );
     }
     for old in lock.members.iter().filter(|m| !m.reserved()) {
         let Some(i) = layout.members.iter().position(|m| m.name == old.name) else {
@@ -112,7 +114,10 @@ pub(super) fn check(
             diags.push(
                 file.error(
                     spans[i].offset.clone(),
-                    format!("pinned member `{}` of {what} moved from offset {:#x} to {:#x}", old.name, old.offset, new.offset),
+                    format!(
+                        "pinned member `{}` of {what} moved from offset {:#x} to {:#x}",
+                        old.name, old.offset, new.offset
+                    ),
                 )
                 .with_note("released offsets may never move: saved nested state from other hosts would be misread"),
             );
@@ -164,7 +169,10 @@ pub(super) fn check_orphans(locks: &Locks, schema: &Schema, diags: &mut Diagnost
             )),
             Some(l) if !l.released => diags.push(
                 lock.file
-                    .error(lock.layout_span.clone(), format!("layout `{}` has a lock but is not marked `released = true`", l.name))
+                    .error(
+                        lock.layout_span.clone(),
+                        format!("layout `{}` has a lock but is not marked `released = true`", l.name),
+                    )
                     .with_note("a released layout stays released"),
             ),
             Some(_) => {}

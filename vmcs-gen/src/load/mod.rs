@@ -41,15 +41,19 @@ impl Schema {
         };
         match sources.file("capabilities.toml") {
             Some(f) => caps::load(f, &mut schema, &mut diags),
-            None => diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing")),
+            None => {
+                diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing"))
+            }
         }
+        // Names of fields that were declared but rejected: layouts mapping them get no second error.
+        let mut rejected = None;
         match sources.file("fields.toml") {
-            Some(f) => fields::load(f, &mut schema, &mut diags),
+            Some(f) => rejected = Some(fields::load(f, &mut schema, &mut diags)),
             None => diags.push(SourceFile::new("schema/fields.toml", "").error(0..0, "fields.toml is missing")),
         }
         let locks = lock::load_all(sources, &mut diags);
         for f in sources.in_dir("layouts") {
-            layouts::load(f, &locks, options, &mut schema, &mut diags);
+            layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags);
         }
         lock::check_orphans(&locks, &schema, &mut diags);
         if diags.is_empty() { Ok(schema) } else { Err(diags) }

@@ -1,0 +1,161 @@
+//! The generated vmcs12 against KVM's own table (testdata/reference, Linux 7.2.8).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use vmcs::caps::{AllCaps, AllExcept, Cap};
+use vmcs::field::{FieldKind, FieldWidth};
+use vmcs::layout::{Access, Location};
+use vmcs::{SoftwareVmcs, Vmcs12, fields};
+
+fn reference(name: &str) -> Value {
+    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// KVM's table as a plain map: encoding -> (offset, bytes), high halves included.
+fn kvm_table() -> HashMap<u64, (u16, usize)> {
+    let mut t = HashMap::new();
+    for e in reference("vmcs12-field-map.json")["entries"].as_array().unwrap() {
+        let bytes = match e["member_c_type"].as_str().unwrap() {
+            "u16" => 2,
+            "u32" => 4,
+            _ => 8,
+        };
+        t.insert(e["encoding"].as_u64().unwrap(), (e["vmcs12_offset"].as_u64().unwrap() as u16, bytes));
+        if let Some(h) = e.get("high") {
+            t.insert(h["encoding"].as_u64().unwrap(), (h["vmcs12_offset"].as_u64().unwrap() as u16, 4));
+        }
+    }
+    assert_eq!(t.len(), 184, "KVM fills 184 table slots");
+    t
+}
+
+fn check(t: &HashMap<u64, (u16, usize)>, enc: u64) {
+    let got = Vmcs12::locate(enc).map(|l: Location| (l.offset, l.bytes()));
+    assert_eq!(got, t.get(&enc).copied(), "encoding {enc:#x}");
+}
+
+#[test]
+fn lookup_agrees_with_kvm_on_every_16_bit_encoding() {
+    let t = kvm_table();
+    for enc in 0..=0xffff_u64 {
+        check(&t, enc);
+    }
+}
+
+#[test]
+fn lookup_is_total_over_u64() {
+    let t = kvm_table();
+    // Valid encodings with garbage in bits 63:15 must be rejected, not aliased.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        check(&t, x);
+        check(&t, x & 0xffff_ffff);
+        check(&t, (x & 0x7fff) | 1 << (15 + (x >> 58) % 49));
+    }
+    for enc in [u64::MAX, 1 << 63, 0x1_0000_2000, 0xffff_8000, 0x8000] {
+        assert_eq!(Vmcs12::locate(enc), None);
+    }
+}
+
+#[test]
+fn read_write_any_width_semantics() {
+    let mut v = Vmcs12::zeroed();
+    let pattern = 0xdead_beef_cafe_f00d_u64;
+    // 16-bit: GUEST_ES_SELECTOR keeps the low 16 bits.
+    v.write_any(0x0800, pattern).unwrap();
+    assert_eq!(v.read_any(0x0800), Ok(0xf00d));
+    assert_eq!({ v.guest_es_selector }, 0xf00d);
+    // 32-bit: VM_EXIT_REASON keeps the low 32 bits.
+    v.write_any(0x4402, pattern).unwrap();
+    assert_eq!(v.read_any(0x4402), Ok(0xcafe_f00d));
+    // 64-bit full and high access: TSC_OFFSET.
+    v.write_any(0x2010, pattern).unwrap();
+    assert_eq!(v.read_any(0x2010), Ok(pattern));
+    assert_eq!(v.read_any(0x2011), Ok(0xdead_beef));
+    v.write_any(0x2011, 0x1234_5678_9abc_def0).unwrap();
+    assert_eq!({ v.tsc_offset }, 0x9abc_def0_cafe_f00d);
+    // Natural width is 64 bits in vmcs12: GUEST_RIP at KVM's offset 544.
+    v.write_any(0x681e, pattern).unwrap();
+    assert_eq!({ v.guest_rip }, pattern);
+    assert_eq!(&v.as_bytes()[544..552], &pattern.to_le_bytes());
+}
+
+#[test]
+fn unsupported_encodings_fail_and_change_nothing() {
+    let mut v = Vmcs12::zeroed();
+    let before = v;
+    for enc in [0x4403, 0x2030, 0x1000, 0x6c03, 0x7ffe, 0x1_0000_2000, u64::MAX, 0x6008] {
+        assert_eq!(v.read_any(enc), Err(vmcs::layout::UnsupportedField(enc)));
+        assert_eq!(v.write_any(enc, u64::MAX), Err(vmcs::layout::UnsupportedField(enc)));
+    }
+    assert_eq!(v, before);
+}
+
+#[test]
+fn typed_access() {
+    let mut v = Vmcs12::zeroed();
+    v.set(fields::GUEST_RIP, 0xffff_8000_0000_1000).unwrap();
+    assert_eq!(v.get(fields::GUEST_RIP), Some(0xffff_8000_0000_1000));
+    v.set(fields::GUEST_CS_SELECTOR, 0x10).unwrap();
+    assert_eq!(v.get(fields::GUEST_CS_SELECTOR), Some(0x10u16));
+    v.set(fields::TSC_OFFSET.high(), 7).unwrap();
+    assert_eq!(v.get(fields::TSC_OFFSET), Some(7 << 32));
+    v.vm_exit_reason = 18;
+    assert_eq!(v.get(fields::VM_EXIT_REASON), Some(18u32));
+    // A field vmcs12 does not hold.
+    assert_eq!(v.get(fields::HOST_IA32_PAT.high()), Some(0));
+    assert_eq!(v.get(vmcs::field::Field::<vmcs::field::W32, vmcs::field::ReadWrite>::from_encoding(0x4828)), None);
+}
+
+#[test]
+fn vmcs_enum_is_what_kvm_computes() {
+    let map = reference("vmcs12-field-map.json");
+    let want = |k: &str| {
+        let s = map["vmcs_enum"][k]["IA32_VMX_VMCS_ENUM"].as_str().unwrap().to_string();
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+    };
+    assert_eq!(Vmcs12::vmcs_enum(&AllCaps), want("all_fields_supported"));
+    let tsc = *Cap::ALL.iter().find(|c| c.msr() == 0x48b && c.bit() == 25).unwrap();
+    assert_eq!(Vmcs12::vmcs_enum(&AllExcept(&[tsc])), want("without_tsc_scaling"));
+}
+
+#[test]
+fn field_table_matches_the_union() {
+    let union = reference("vmcs-fields-union.json");
+    let full: Vec<&Value> = union["fields"].as_array().unwrap().iter().filter(|f| f["access_high"] == 0).collect();
+    assert_eq!(fields::ALL.len(), full.len());
+    for (info, f) in fields::ALL.iter().zip(&full) {
+        let enc = u32::from_str_radix(f["encoding"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(info.encoding, enc);
+        let width = match f["width"].as_str().unwrap() {
+            "16" => FieldWidth::W16,
+            "32" => FieldWidth::W32,
+            "64" => FieldWidth::W64,
+            _ => FieldWidth::Natural,
+        };
+        assert_eq!(info.width, width, "{}", info.name);
+        let kind = match f["type"].as_str().unwrap() {
+            "control" => FieldKind::Control,
+            "guest-state" => FieldKind::GuestState,
+            "host-state" => FieldKind::HostState,
+            _ => FieldKind::ReadOnly,
+        };
+        assert_eq!(info.kind, kind, "{}", info.name);
+    }
+    let max_index = full.iter().map(|f| f["index"].as_u64().unwrap()).max().unwrap();
+    assert_eq!(fields::vmcs_enum(&AllCaps), max_index << 1);
+}
+
+#[test]
+fn location_access_kinds() {
+    assert_eq!(Vmcs12::locate(0x0800).unwrap().access, Access::U16);
+    assert_eq!(Vmcs12::locate(0x4402).unwrap().access, Access::U32);
+    assert_eq!(Vmcs12::locate(0x2010).unwrap().access, Access::U64);
+    assert_eq!(Vmcs12::locate(0x681e).unwrap().access, Access::U64);
+    assert_eq!(Vmcs12::locate(0x2011).unwrap(), Location { offset: 92, access: Access::High });
+}

@@ -1,0 +1,167 @@
+//! One test per schema error class: each edits the shipped schema and asserts the message and
+//! the file:line:column the error points at.
+
+mod common;
+
+use common::{edited, errors, expect_at};
+
+const F: &str = "fields.toml";
+const L: &str = "layouts/vmcs12.toml";
+const RIP: &str = "name = \"GUEST_RIP\"";
+const RSP: &str = "name = \"GUEST_RSP\"";
+
+#[test]
+fn reserved_bit_12() {
+    let s = edited(&[(F, RIP, "0x681E", "0x781E")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, F, RIP, "0x781E", "sets reserved bits 0x1000");
+    assert!(e.notes[0].contains("bit 12 and bits 31:15"));
+}
+
+#[test]
+fn reserved_bits_31_15() {
+    let s = edited(&[(F, RIP, "0x681E", "0x1681E")]);
+    let d = errors(&s);
+    expect_at(&d, &s, F, RIP, "0x1681E", "sets reserved bits 0x10000");
+}
+
+#[test]
+fn high_access_declared_directly() {
+    let s = edited(&[(F, RIP, "0x681E", "0x681F")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, F, RIP, "0x681F", "is a high-access encoding (bit 0 set)");
+    assert!(e.notes[0].contains("0x681e"), "{e}");
+}
+
+#[test]
+fn width_disagrees_with_encoding() {
+    let s = edited(&[(F, RIP, "\"natural\"", "\"32\"")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, F, RIP, "\"32\"", "width 32 disagrees with encoding 0x681e");
+    assert!(e.notes[0].contains("say natural"));
+}
+
+#[test]
+fn kind_disagrees_with_encoding() {
+    let s = edited(&[(F, RIP, "\"guest-state\"", "\"host-state\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, F, RIP, "\"host-state\"", "kind host-state disagrees with encoding 0x681e");
+}
+
+#[test]
+fn duplicate_name() {
+    let s = edited(&[(F, RSP, "GUEST_RSP", "GUEST_RIP")]);
+    let d = errors(&s);
+    // The second declaration (in encoding order GUEST_RSP 0x681C comes first) is the duplicate.
+    let e =
+        expect_at(&d, &s, F, "\"GUEST_RIP\"\nencoding = 0x681E", "\"GUEST_RIP\"", "duplicate field name `GUEST_RIP`");
+    assert!(e.notes[0].starts_with("first declared at line"));
+}
+
+#[test]
+fn duplicate_encoding() {
+    let s = edited(&[(F, RSP, "0x681C", "0x681E")]);
+    let d = errors(&s);
+    expect_at(&d, &s, F, RIP, "0x681E", "encoding 0x681e is already declared by `GUEST_RSP`");
+}
+
+#[test]
+fn gate_names_unknown_capability() {
+    let m = "name = \"TSC_MULTIPLIER\"";
+    let s = edited(&[(F, m, "gate = \"", "gate = \"proc9.nothing | ")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, F, m, "proc9.nothing", "gate names unknown capability `proc9.nothing`");
+    assert_eq!(e.snippet(), "proc9.nothing");
+}
+
+#[test]
+fn gate_syntax_error() {
+    let m = "name = \"TSC_MULTIPLIER\"";
+    let s = edited(&[(F, m, "gate = \"", "gate = \"& ")]);
+    let d = errors(&s);
+    expect_at(&d, &s, F, m, "& ", "invalid gate: expected a capability name");
+}
+
+#[test]
+fn unknown_key_is_rejected() {
+    let s = edited(&[(F, RIP, "width =", "colour = \"red\"\nwidth =")]);
+    let d = errors(&s);
+    expect_at(&d, &s, F, RIP, "colour", "unknown field `colour`");
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    let s = edited(&[(F, RIP, "encoding = 0x681E", "encoding = = 0x681E")]);
+    let d = errors(&s);
+    assert!(d.iter().any(|e| e.path.ends_with(F) && e.line == common::position(&s, F, RIP, "encoding").0), "{d}");
+}
+
+#[test]
+fn member_overlaps_another() {
+    let m = "name = \"io_bitmap_b\"";
+    let s = edited(&[(L, m, "offset = 48", "offset = 44")]);
+    let d = errors(&s);
+    expect_at(&d, &s, L, m, "44", "member `io_bitmap_b` at 0x2c..0x34 overlaps member `io_bitmap_a` at 0x28..0x30");
+}
+
+#[test]
+fn member_leaves_region() {
+    let m = "name = \"guest_pml_index\"";
+    let s = edited(&[(L, m, "offset = 996", "offset = 4095")]);
+    let d = errors(&s);
+    expect_at(
+        &d,
+        &s,
+        L,
+        m,
+        "4095",
+        "member `guest_pml_index` (0xfff..0x1001) leaves the 0x1000-byte region of layout `vmcs12`",
+    );
+}
+
+#[test]
+fn member_type_does_not_match_field_width() {
+    let m = "name = \"io_bitmap_a\"";
+    let s = edited(&[(L, m, "\"u64\"", "\"u32\"")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, L, m, "\"u32\"", "member type u32 does not match field `IO_BITMAP_A`");
+    assert!(e.notes[0].contains("64-bit field, stored as u64"));
+}
+
+#[test]
+fn field_mapped_twice() {
+    let m = "name = \"io_bitmap_b\"";
+    let s = edited(&[(L, m, "\"IO_BITMAP_B\"", "\"IO_BITMAP_A\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, L, m, "\"IO_BITMAP_A\"", "field `IO_BITMAP_A` is mapped twice (also by member `io_bitmap_a`)");
+}
+
+#[test]
+fn unknown_field_mapped() {
+    let m = "name = \"io_bitmap_b\"";
+    let s = edited(&[(L, m, "\"IO_BITMAP_B\"", "\"IO_BITMAP_Z\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, L, m, "\"IO_BITMAP_Z\"", "member maps unknown field `IO_BITMAP_Z`");
+}
+
+#[test]
+fn every_error_of_a_run_is_reported_at_once() {
+    let s = edited(&[
+        (F, RIP, "0x681E", "0x681F"),
+        (F, RSP, "\"natural\"", "\"16\""),
+        (F, "name = \"GUEST_CR0\"", "\"guest-state\"", "\"control\""),
+        (L, "name = \"io_bitmap_b\"", "\"IO_BITMAP_B\"", "\"IO_BITMAP_Z\""),
+        (L, "name = \"guest_pml_index\"", "offset = 996", "offset = 4095"),
+    ]);
+    let d = errors(&s);
+    for msg in [
+        "high-access encoding",
+        "width 16 disagrees",
+        "kind control disagrees",
+        "unknown field `IO_BITMAP_Z`",
+        "leaves the 0x1000-byte region",
+    ] {
+        assert!(d.iter().any(|e| e.message.contains(msg)), "missing {msg:?} in:\n{d}");
+    }
+    assert!(d.to_string().ends_with("errors in the schema"));
+}
