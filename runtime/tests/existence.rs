@@ -34,6 +34,10 @@ fn generated_existence_matches_the_model() {
             }
         }
         let model = Caps::Msrs(msrs);
+        for (cap, c) in vmcs::caps::Cap::ALL.iter().zip(0..) {
+            assert_eq!(cap.name(), schema.caps[c].name);
+            assert_eq!(caps.has_cap(*cap), schema.has_cap(&model, c), "{} round {round}", cap.name());
+        }
         for (i, f) in schema.fields.iter().enumerate() {
             let want = schema.field_exists(&model, i);
             for enc in f.encodings() {

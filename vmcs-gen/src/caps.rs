@@ -87,10 +87,10 @@ impl Schema {
 
     fn msr_value_at(&self, caps: &Caps, msr: MsrId, depth: u32) -> u64 {
         let m = &self.msrs[msr];
-        if let Some(req) = &m.requires {
-            if depth >= MAX_REQUIRES_DEPTH || !req.eval(&mut |c| self.has_cap_at(caps, *c, depth + 1)) {
-                return 0;
-            }
+        if let Some(req) = &m.requires
+            && (depth >= MAX_REQUIRES_DEPTH || !req.eval(&mut |c| self.has_cap_at(caps, *c, depth + 1)))
+        {
+            return 0;
         }
         let true_ctls = caps.raw(IA32_VMX_BASIC) >> BASIC_TRUE_CTLS_BIT & 1 == 1;
         match m.true_index {

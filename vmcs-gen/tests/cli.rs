@@ -77,7 +77,7 @@ fn enum_with_caps_files() {
     for i in 0x480..=0x493u32 {
         msrs.insert(format!("{i:#x}"), Value::String("0xffffffffffffffff".into()));
     }
-    msrs.insert("0x48b".into(), Value::String(format!("{:#018x}", u64::MAX & !(1 << 57))));
+    msrs.insert("0x48b".into(), Value::String(format!("{:#018x}", !(1u64 << 57))));
     let caps = dir.join("no-tsc.json");
     std::fs::write(&caps, Value::Object(msrs).to_string()).unwrap();
     let (ok, out, err) = vmcs_gen(&["enum", "--caps", caps.to_str().unwrap(), "--layout", "vmcs12"]);

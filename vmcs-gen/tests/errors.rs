@@ -79,7 +79,7 @@ fn gate_syntax_error() {
     let m = "name = \"TSC_MULTIPLIER\"";
     let s = edited(&[(F, m, "gate = \"", "gate = \"& ")]);
     let d = errors(&s);
-    expect_at(&d, &s, F, m, "& ", "invalid gate: expected a capability name");
+    expect_at(&d, &s, F, m, "&", "invalid gate: expected a capability name");
 }
 
 #[test]

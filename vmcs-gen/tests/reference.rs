@@ -127,12 +127,12 @@ fn vmcs_enum_from_msr_values() {
     let mut msrs: BTreeMap<u32, u64> = (0x480..=0x493).map(|i| (i, u64::MAX)).collect();
     let all = Caps::Msrs(msrs.clone());
     assert_eq!(schema.layout_vmcs_enum(layout, &all), 0x32);
-    msrs.insert(0x48b, u64::MAX & !(1 << (32 + 25)));
+    msrs.insert(0x48b, !(1 << (32 + 25)));
     assert_eq!(schema.layout_vmcs_enum(layout, &Caps::Msrs(msrs.clone())), 0x2e);
     // Without "activate secondary controls" (primary control 31), the secondary MSR reads as 0:
     // TSC scaling is gone even though 0x48b still says allowed.
     msrs.insert(0x48b, u64::MAX);
-    msrs.insert(0x48e, u64::MAX & !(1 << 63));
+    msrs.insert(0x48e, !(1 << 63));
     assert_eq!(schema.layout_vmcs_enum(layout, &Caps::Msrs(msrs)), 0x2e);
 }
 

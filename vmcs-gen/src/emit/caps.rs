@@ -3,7 +3,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use super::{camel_case, gate_expr, hex, ident};
+use super::{camel_case, hex, ident, nested_gate_expr};
 use crate::model::{MsrKind, Schema};
 
 /// `proc2.enable_vpid` -> `Proc2EnableVpid`.
@@ -20,7 +20,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     let names = schema.caps.iter().map(|c| &c.name);
     let msr_index = schema.caps.iter().map(|c| hex(schema.msrs[c.msr].index as u64));
     let bits = schema.caps.iter().map(|c| Literal::u32_unsuffixed(c.bit));
-    let count = schema.caps.len();
+    let count = Literal::usize_unsuffixed(schema.caps.len());
     let caps_var = quote!(self);
     let tests = schema.caps.iter().zip(&variants).map(|(c, v)| {
         let m = &schema.msrs[c.msr];
@@ -36,10 +36,10 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
             MsrKind::Control => Literal::u32_unsuffixed(32 + c.bit),
             MsrKind::Flags => Literal::u32_unsuffixed(c.bit),
         };
-        let test = quote!((#value >> #bit) & 1 == 1);
+        let test = if bit.to_string() == "0" { quote!(#value & 1 == 1) } else { quote!((#value >> #bit) & 1 == 1) };
         match &m.requires {
             Some(g) => {
-                let present = gate_expr(schema, g, &caps_var);
+                let present = nested_gate_expr(schema, g, &caps_var);
                 quote!(Cap::#v => #present && #test)
             }
             None => quote!(Cap::#v => #test),

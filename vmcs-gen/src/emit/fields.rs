@@ -58,7 +58,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         let k = kind_variant(f.kind);
         quote!(FieldInfo { name: #name, encoding: #enc, width: #w, kind: #k })
     });
-    let count = schema.fields.len();
+    let count = proc_macro2::Literal::usize_unsuffixed(schema.fields.len());
     let caps = quote!(caps);
     let arms = schema.fields.iter().map(|f| {
         let full = hex(f.encoding.raw() as u64);

@@ -63,7 +63,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         quote!((#e, #o))
     });
     let encodings = mapped.iter().map(|(e, _)| hex(*e as u64));
-    let count = mapped.len();
+    let count = Literal::usize_unsuffixed(mapped.len());
     let doc = format!(
         " {} Revision {:#x}, {} bytes used of a {:#x}-byte region.",
         layout.doc,

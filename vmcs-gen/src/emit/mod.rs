@@ -89,12 +89,18 @@ pub(crate) fn gate_expr(schema: &Schema, gate: &Gate<CapId>, caps: &TokenStream)
             quote!(#caps.has(Cap::#v))
         }
         Gate::Any(gs) => {
-            let parts = gs.iter().map(|g| gate_expr(schema, g, caps));
-            quote!((#(#parts)||*))
+            let parts = gs.iter().map(|g| nested_gate_expr(schema, g, caps));
+            quote!(#(#parts)||*)
         }
         Gate::All(gs) => {
-            let parts = gs.iter().map(|g| gate_expr(schema, g, caps));
-            quote!((#(#parts)&&*))
+            let parts = gs.iter().map(|g| nested_gate_expr(schema, g, caps));
+            quote!(#(#parts)&&*)
         }
     }
+}
+
+/// A gate inside another: parenthesised unless it is a single capability.
+pub(crate) fn nested_gate_expr(schema: &Schema, gate: &Gate<CapId>, caps: &TokenStream) -> TokenStream {
+    let inner = gate_expr(schema, gate, caps);
+    if matches!(gate, Gate::Cap(_)) { inner } else { quote!((#inner)) }
 }

@@ -17,10 +17,10 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
     for m in &msrs {
         duplicate(file, &mut names, &m.name, "MSR", diags);
         let index = uint(file, &m.index, u32::MAX as u64, "MSR index", diags);
-        if let Some(i) = index {
-            if let Some(other) = indices.insert(i, m.name.get_ref().clone()) {
-                diags.push(file.error(m.index.span(), format!("MSR index {i:#x} already belongs to `{other}`")));
-            }
+        if let Some(i) = index
+            && let Some(other) = indices.insert(i, m.name.get_ref().clone())
+        {
+            diags.push(file.error(m.index.span(), format!("MSR index {i:#x} already belongs to `{other}`")));
         }
         let true_index = m.true_index.as_ref().and_then(|t| uint(file, t, u32::MAX as u64, "MSR index", diags));
         let kind = match m.kind.get_ref().as_str() {
@@ -75,6 +75,35 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             schema.msrs[i].requires = resolve_gate(file, req, schema, diags);
         }
     }
+    for (i, m) in msrs.iter().enumerate() {
+        if let (Some(req), true) = (&m.requires, requires_itself(schema, i)) {
+            diags.push(
+                file.error(
+                    req.span(),
+                    format!("MSR `{}` requires itself through its `requires` chain", m.name.get_ref()),
+                ),
+            );
+        }
+    }
+}
+
+/// Does MSR `start` depend on itself through the MSRs its `requires` gate names?
+fn requires_itself(schema: &Schema, start: usize) -> bool {
+    let mut stack = vec![start];
+    let mut seen = vec![false; schema.msrs.len()];
+    while let Some(m) = stack.pop() {
+        let Some(req) = &schema.msrs[m].requires else { continue };
+        for &cap in req.caps() {
+            let next = schema.caps[cap].msr;
+            if next == start {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[next], true) {
+                stack.push(next);
+            }
+        }
+    }
+    false
 }
 
 fn valid_cap_name(name: &str) -> bool {
