@@ -159,3 +159,29 @@ fn location_access_kinds() {
     assert_eq!(Vmcs12::locate(0x681e).unwrap().access, Access::U64);
     assert_eq!(Vmcs12::locate(0x2011).unwrap(), Location { offset: 92, access: Access::High });
 }
+
+#[test]
+fn every_write_touches_exactly_its_own_bytes() {
+    let t = kvm_table();
+    let mut encodings: Vec<_> = t.iter().collect();
+    encodings.sort();
+    for (&enc, &(offset, bytes)) in encodings {
+        let mut v = Vmcs12::zeroed();
+        for (i, b) in v.as_bytes_mut().iter_mut().enumerate() {
+            *b = i as u8 ^ 0xa5;
+        }
+        let before = v.as_bytes().to_vec();
+        v.write_any(enc, 0x0123_4567_89ab_cdef).unwrap();
+        let after = v.as_bytes();
+        let range = offset as usize..offset as usize + bytes;
+        for i in 0..before.len() {
+            if range.contains(&i) {
+                assert_eq!(after[i], 0x0123_4567_89ab_cdef_u64.to_le_bytes()[i - range.start], "{enc:#x} byte {i}");
+            } else {
+                assert_eq!(after[i], before[i], "{enc:#x} clobbered byte {i}");
+            }
+        }
+        let want = 0x0123_4567_89ab_cdef_u64 & if bytes == 8 { u64::MAX } else { (1 << (8 * bytes)) - 1 };
+        assert_eq!(v.read_any(enc), Ok(want), "{enc:#x}");
+    }
+}

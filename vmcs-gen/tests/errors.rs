@@ -165,3 +165,22 @@ fn every_error_of_a_run_is_reported_at_once() {
     }
     assert!(d.to_string().ends_with("errors in the schema"));
 }
+
+#[test]
+fn msr_requires_cycle() {
+    // IA32_VMX_PROCBASED_CTLS existing only if a secondary control is allowed: proc2 requires proc.
+    let c = "capabilities.toml";
+    let m = "name = \"proc\"";
+    let s = edited(&[(c, m, "kind = \"control\"", "kind = \"control\"\nrequires = \"proc2.enable_ept\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, c, m, "\"proc2.enable_ept\"", "MSR `proc` requires itself through its `requires` chain");
+}
+
+#[test]
+fn capability_bit_out_of_range() {
+    let c = "capabilities.toml";
+    let m = "name = \"proc2.enable_vpid\"";
+    let s = edited(&[(c, m, "bit = 5", "bit = 37")]);
+    let d = errors(&s);
+    expect_at(&d, &s, c, m, "37", "bit 37 (0x25) is out of range (0..=31)");
+}

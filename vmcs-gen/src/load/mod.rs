@@ -98,7 +98,7 @@ fn resolve_gate(file: &SourceFile, text: &S<String>, schema: &Schema, diags: &mu
 fn uint(file: &SourceFile, v: &S<i64>, max: u64, what: &str, diags: &mut Diagnostics) -> Option<u64> {
     let n = *v.get_ref();
     if n < 0 || n as u64 > max {
-        diags.push(file.error(v.span(), format!("{what} {n:#x} is out of range (0..={max:#x})")));
+        diags.push(file.error(v.span(), format!("{what} {n} ({n:#x}) is out of range (0..={max})")));
         None
     } else {
         Some(n as u64)
