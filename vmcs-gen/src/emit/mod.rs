@@ -20,22 +20,38 @@ pub struct Artifact {
     pub contents: String,
 }
 
-/// Every artifact the runtime includes: capabilities, fields, and one per layout.
+/// Every artifact the runtime includes: capabilities, fields, and one per layout. The emitters are
+/// independent, so they run on their own threads.
 pub fn all(schema: &Schema) -> Vec<Artifact> {
-    let mut out = vec![
-        artifact(schema, "caps.rs", "capability bits and their evaluation against IA32_VMX_* MSRs", caps::emit(schema)),
-        artifact(
-            schema,
-            "fields.rs",
-            "typed handles, metadata and existence of every VMCS field",
-            fields::emit(schema),
-        ),
+    type Job<'a> = Box<dyn FnOnce() -> Artifact + Send + 'a>;
+    let mut jobs: Vec<Job> = vec![
+        Box::new(|| {
+            artifact(
+                schema,
+                "caps.rs",
+                "capability bits and their evaluation against IA32_VMX_* MSRs",
+                caps::emit(schema),
+            )
+        }),
+        Box::new(|| {
+            artifact(
+                schema,
+                "fields.rs",
+                "typed handles, metadata and existence of every VMCS field",
+                fields::emit(schema),
+            )
+        }),
     ];
     for l in &schema.layouts {
-        let what = format!("the `{}` layout: struct, offset proofs, encoding lookup", l.name);
-        out.push(artifact(schema, &format!("{}.rs", l.name), &what, layout::emit(schema, l)));
+        jobs.push(Box::new(move || {
+            let what = format!("the `{}` layout: struct, offset proofs, encoding lookup", l.name);
+            artifact(schema, &format!("{}.rs", l.name), &what, layout::emit(schema, l))
+        }));
     }
-    out
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
+        handles.into_iter().map(|h| h.join().expect("an emitter panicked")).collect()
+    })
 }
 
 fn artifact(schema: &Schema, file: &str, what: &str, tokens: TokenStream) -> Artifact {
