@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::encoding::Width;
 use crate::model::{CapId, FieldId, Layout, MsrId, MsrKind, Schema};
 
 /// IA32_VMX_BASIC and its bit 55: the TRUE_* control MSRs report the controls.
@@ -133,11 +132,6 @@ impl Schema {
     /// Fields that exist for `caps`, in schema order.
     pub fn existing_fields(&self, caps: &Caps) -> Vec<FieldId> {
         (0..self.fields.len()).filter(|&f| self.field_exists(caps, f)).collect()
-    }
-
-    /// Is a 64-bit field's high half addressable? (Always, when the field exists.)
-    pub fn has_high(&self, f: FieldId) -> bool {
-        self.fields[f].width == Width::W64
     }
 }
 

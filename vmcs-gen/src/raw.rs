@@ -97,17 +97,20 @@ pub struct RawLockedMember {
 #[serde(deny_unknown_fields)]
 pub struct NoHead {}
 
-/// One parsed file: its scalar keys (deserialized as `H`) and its arrays of tables.
-pub struct RawFile<H> {
+/// One parsed file: its scalar keys (deserialized as `H`) and its arrays of tables, borrowing the text.
+pub struct RawFile<'a, H> {
     pub head: Option<H>,
-    pub tables: Vec<(String, Vec<toml::Spanned<DeValue<'static>>>)>,
+    pub tables: Vec<(String, Vec<toml::Spanned<DeValue<'a>>>)>,
 }
 
 /// Parse `file` into a head `H` (all top-level keys that are not arrays of tables) and the arrays
 /// of tables named in `arrays`. Errors go to `diags`; parsing goes on past them.
-pub fn parse_file<H: DeserializeOwned>(file: &SourceFile, arrays: &[&str], diags: &mut Diagnostics) -> RawFile<H> {
-    let text: &'static str = Box::leak(file.text.clone().into_boxed_str());
-    let (doc, errors) = DeTable::parse_recoverable(text);
+pub fn parse_file<'a, H: DeserializeOwned>(
+    file: &'a SourceFile,
+    arrays: &[&str],
+    diags: &mut Diagnostics,
+) -> RawFile<'a, H> {
+    let (doc, errors) = DeTable::parse_recoverable(&file.text);
     for e in errors {
         diags.push(file.error(e.span().unwrap_or(0..0), e.message().trim()));
     }
@@ -132,9 +135,9 @@ pub fn parse_file<H: DeserializeOwned>(file: &SourceFile, arrays: &[&str], diags
 }
 
 /// Deserialize one value, reporting a located error on failure.
-pub fn deserialize<T: DeserializeOwned>(
+pub fn deserialize<'a, T: DeserializeOwned>(
     file: &SourceFile,
-    value: Spanned<DeValue<'static>>,
+    value: Spanned<DeValue<'a>>,
     diags: &mut Diagnostics,
 ) -> Option<T> {
     let span = value.span();
@@ -150,7 +153,7 @@ pub fn deserialize<T: DeserializeOwned>(
 /// Deserialize every entry of the array of tables `name`.
 pub fn entries<T: DeserializeOwned>(
     file: &SourceFile,
-    raw: &mut RawFile<impl Sized>,
+    raw: &mut RawFile<'_, impl Sized>,
     name: &str,
     diags: &mut Diagnostics,
 ) -> Vec<T> {
