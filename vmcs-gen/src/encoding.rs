@@ -40,6 +40,15 @@ impl Width {
             Width::Natural => "natural",
         }
     }
+    /// For prose: "16-bit", ..., "natural-width".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Width::W16 => "16-bit",
+            Width::W32 => "32-bit",
+            Width::W64 => "64-bit",
+            Width::Natural => "natural-width",
+        }
+    }
     pub fn parse(s: &str) -> Option<Width> {
         Some(match s {
             "16" => Width::W16,

@@ -30,7 +30,12 @@ fn high_access_declared_directly() {
     let s = edited(&[(F, RIP, "0x681E", "0x681F")]);
     let d = errors(&s);
     let e = expect_at(&d, &s, F, RIP, "0x681F", "is a high-access encoding (bit 0 set)");
-    assert!(e.notes[0].contains("0x681e"), "{e}");
+    assert_eq!(e.notes[0], "only 64-bit fields have a high half; 0x681e is a natural-width field");
+    let m = "name = \"TSC_OFFSET\"";
+    let s = edited(&[(F, m, "0x2010", "0x2011")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, F, m, "0x2011", "is a high-access encoding (bit 0 set)");
+    assert_eq!(e.notes[0], "declare the 64-bit field once at 0x2010; its high half is derived");
 }
 
 #[test]

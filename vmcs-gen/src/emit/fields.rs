@@ -40,13 +40,14 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         let w = width_marker(f.width);
         let a = if f.kind == Kind::ReadOnly { quote!(ReadOnly) } else { quote!(ReadWrite) };
         let enc = hex(f.encoding.raw() as u64);
-        let gate = f.gate.as_ref().map_or("every VMX processor".to_string(), |g| format!("`{}`", schema.gate_text(g)));
+        let gate =
+            f.gate.as_ref().map_or("on every VMX processor".to_string(), |g| format!("if `{}`", schema.gate_text(g)));
         let src = f.source.as_ref().map_or(String::new(), |s| format!(" Known only to {s}."));
         let doc = format!(
-            " {} ({:#06x}, {}-bit {}; exists on {gate}).{src}",
-            f.doc,
+            " {} ({:#06x}, {} {}; exists {gate}).{src}",
+            f.doc.trim_end_matches('.'),
             f.encoding.raw(),
-            f.width.as_str(),
+            f.width.describe(),
             f.kind.as_str()
         );
         quote!(#[doc = #doc] pub const #name: Field<#w, #a> = Field::from_encoding(#enc);)

@@ -37,9 +37,8 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         }
         if enc.is_high() {
             diags.push(
-                file.error(at.clone(), format!("encoding {enc} is a high-access encoding (bit 0 set)")).with_note(
-                    format!("declare the 64-bit field once at {}; its high half is derived", Encoding(enc.raw() & !1)),
-                ),
+                file.error(at.clone(), format!("encoding {enc} is a high-access encoding (bit 0 set)"))
+                    .with_note(high_access_note(enc)),
             );
             ok = false;
         }
@@ -107,6 +106,15 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         }
     }
     rejected
+}
+
+fn high_access_note(enc: Encoding) -> String {
+    let full = Encoding(enc.raw() & !1);
+    if full.width() == Width::W64 {
+        format!("declare the 64-bit field once at {full}; its high half is derived")
+    } else {
+        format!("only 64-bit fields have a high half; {full} is a {} field", full.width().describe())
+    }
 }
 
 fn valid_field_name(name: &str) -> bool {

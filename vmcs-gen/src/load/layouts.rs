@@ -89,9 +89,9 @@ pub(super) fn load(
                         format!("member type {} does not match field `{}`", ty.as_str(), f.get_ref()),
                     )
                     .with_note(format!(
-                        "{} is a {}-bit field, stored as {}",
+                        "{} is a {} field, stored as {}",
                         f.get_ref(),
-                        schema.fields[id].width.as_str(),
+                        schema.fields[id].width.describe(),
                         want.as_str()
                     )),
                 );
