@@ -89,7 +89,7 @@ impl Access for ReadOnly {}
 #[diagnostic::on_unimplemented(
     message = "this VMCS field is read-only: the typed API does not write VM-exit information fields",
     label = "a read-only field",
-    note = "L0 fills exit information in a software VMCS through its struct members or `write_any`"
+    note = "L0 fills exit information in a software VMCS through its struct members or `write_raw`"
 )]
 pub trait Writable: Access {}
 impl Writable for ReadWrite {}

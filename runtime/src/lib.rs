@@ -7,6 +7,7 @@
 //!   ([`software::SoftwareVmcs`]).
 #![no_std]
 
+pub mod access;
 pub mod caps;
 pub mod field;
 pub mod layout;
@@ -25,6 +26,7 @@ pub mod generated {
     }
 }
 
+pub use access::{VmcsError, VmcsRead, VmcsWrite};
 pub use generated::fields;
 pub use generated::vmcs12;
 pub use generated::vmcs12::Vmcs12;

@@ -1,7 +1,6 @@
 //! Software VMCS layouts (vmcs12): raw-encoding and typed access shared by every generated layout.
 
 use crate::caps::Capabilities;
-use crate::field::{Access, Field, Width, Writable};
 use crate::layout::{self, Location, UnsupportedField};
 
 /// A generated software VMCS layout.
@@ -50,18 +49,6 @@ pub unsafe trait SoftwareVmcs: Sized + Copy {
             .ok_or(UnsupportedField(encoding))
     }
 
-    /// Typed read; None if this layout has no such field.
-    #[inline]
-    fn get<W: Width, A: Access>(&self, field: Field<W, A>) -> Option<W::Value> {
-        self.read_any(field.encoding() as u64).ok().map(W::from_raw)
-    }
-
-    /// Typed write, for fields VMWRITE may write.
-    #[inline]
-    fn set<W: Width, A: Writable>(&mut self, field: Field<W, A>, value: W::Value) -> Result<(), UnsupportedField> {
-        self.write_any(field.encoding() as u64, value.into())
-    }
-
     /// VMCS_ENUM for this layout: the highest index among its mapped fields that exist for `caps`
     /// (what KVM's nested_vmx_calc_vmcs_enum_msr() computes for vmcs12).
     fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
@@ -73,5 +60,21 @@ pub unsafe trait SoftwareVmcs: Sized + Copy {
             }
         }
         (max as u64) << 1
+    }
+}
+
+/// Every software layout is a VMCS backend; L0 writes exit information into it, so read-only
+/// fields are writable here.
+impl<T: SoftwareVmcs> crate::access::VmcsRead for T {
+    #[inline(always)]
+    fn read_raw(&self, encoding: u64) -> Result<u64, crate::access::VmcsError> {
+        self.read_any(encoding).map_err(|e| crate::access::VmcsError::UnsupportedField(e.0))
+    }
+}
+
+impl<T: SoftwareVmcs> crate::access::VmcsWrite for T {
+    #[inline(always)]
+    fn write_raw(&mut self, encoding: u64, value: u64) -> Result<(), crate::access::VmcsError> {
+        self.write_any(encoding, value).map_err(|e| crate::access::VmcsError::UnsupportedField(e.0))
     }
 }

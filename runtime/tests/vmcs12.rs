@@ -6,7 +6,7 @@ use serde_json::Value;
 use vmcs::caps::{AllCaps, AllExcept, Cap};
 use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::layout::{Access, Location};
-use vmcs::{SoftwareVmcs, Vmcs12, fields};
+use vmcs::{SoftwareVmcs, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
 
 fn reference(name: &str) -> Value {
     let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -99,17 +99,19 @@ fn unsupported_encodings_fail_and_change_nothing() {
 #[test]
 fn typed_access() {
     let mut v = Vmcs12::zeroed();
-    v.set(fields::GUEST_RIP, 0xffff_8000_0000_1000).unwrap();
-    assert_eq!(v.get(fields::GUEST_RIP), Some(0xffff_8000_0000_1000));
-    v.set(fields::GUEST_CS_SELECTOR, 0x10).unwrap();
-    assert_eq!(v.get(fields::GUEST_CS_SELECTOR), Some(0x10u16));
-    v.set(fields::TSC_OFFSET.high(), 7).unwrap();
-    assert_eq!(v.get(fields::TSC_OFFSET), Some(7 << 32));
+    v.write(fields::GUEST_RIP, 0xffff_8000_0000_1000).unwrap();
+    assert_eq!(v.read(fields::GUEST_RIP), Ok(0xffff_8000_0000_1000));
+    v.write(fields::GUEST_CS_SELECTOR, 0x10).unwrap();
+    assert_eq!(v.read(fields::GUEST_CS_SELECTOR), Ok(0x10u16));
+    v.write(fields::TSC_OFFSET.high(), 7).unwrap();
+    assert_eq!(v.read(fields::TSC_OFFSET), Ok(7 << 32));
+    // L0 fills exit information in vmcs12 directly or by raw encoding.
     v.vm_exit_reason = 18;
-    assert_eq!(v.get(fields::VM_EXIT_REASON), Some(18u32));
+    assert_eq!(v.read(fields::VM_EXIT_REASON), Ok(18u32));
+    v.write_raw(0x4402, 12).unwrap();
+    assert_eq!(v.read(fields::VM_EXIT_REASON), Ok(12u32));
     // A field vmcs12 does not hold.
-    assert_eq!(v.get(fields::HOST_IA32_PAT.high()), Some(0));
-    assert_eq!(v.get(vmcs::field::Field::<vmcs::field::W32, vmcs::field::ReadWrite>::from_encoding(0x4828)), None);
+    assert_eq!(v.read(fields::GUEST_SMBASE), Err(VmcsError::UnsupportedField(0x4828)));
 }
 
 #[test]

@@ -1,0 +1,58 @@
+//! One VMCS access abstraction for every backend: a software layout such as vmcs12, the software
+//! VMCS model with hardware semantics ([`crate::soft::SoftVmcs`]), and the real VMCS through
+//! VMREAD/VMWRITE. Generated copy routines are generic over it.
+
+use crate::field::{Access, Field, Width, Writable};
+
+/// Why a VMCS access failed. The numbered variants are VM-instruction errors (SDM Vol. 3C 31.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmcsError {
+    /// VMREAD/VMWRITE from/to an unsupported VMCS component (VM-instruction error 12).
+    UnsupportedField(u64),
+    /// VMWRITE to a read-only VMCS component (VM-instruction error 13).
+    ReadOnlyField(u64),
+    /// No current VMCS (VMfailInvalid).
+    NoCurrentVmcs,
+    /// Another VMfailValid, with its VM-instruction error number.
+    InstructionError(u32),
+}
+
+impl VmcsError {
+    /// The VM-instruction error number a processor reports for this failure, if any.
+    pub const fn instruction_error(self) -> Option<u32> {
+        match self {
+            VmcsError::UnsupportedField(_) => Some(12),
+            VmcsError::ReadOnlyField(_) => Some(13),
+            VmcsError::NoCurrentVmcs => None,
+            VmcsError::InstructionError(n) => Some(n),
+        }
+    }
+}
+
+/// Reading a VMCS: raw by encoding with VMREAD semantics, or typed by field.
+pub trait VmcsRead {
+    /// VMREAD semantics: the value zero-extended from the field's width; a high-access encoding
+    /// returns bits 63:32 of its 64-bit field.
+    fn read_raw(&self, encoding: u64) -> Result<u64, VmcsError>;
+
+    /// Typed read.
+    #[inline(always)]
+    fn read<W: Width, A: Access>(&self, field: Field<W, A>) -> Result<W::Value, VmcsError> {
+        self.read_raw(field.encoding() as u64).map(W::from_raw)
+    }
+}
+
+/// Writing a VMCS: raw by encoding with VMWRITE semantics, or typed by field.
+pub trait VmcsWrite {
+    /// VMWRITE semantics: 16- and 32-bit fields keep the low bits of `value`; a high-access
+    /// encoding writes the low 32 bits of `value` into bits 63:32. Backends that model hardware
+    /// refuse read-only fields unless the processor allows it (IA32_VMX_MISC bit 29); software
+    /// layouts, which L0 fills on VM exit, accept them.
+    fn write_raw(&mut self, encoding: u64, value: u64) -> Result<(), VmcsError>;
+
+    /// Typed write, for fields VMWRITE may write.
+    #[inline(always)]
+    fn write<W: Width, A: Writable>(&mut self, field: Field<W, A>, value: W::Value) -> Result<(), VmcsError> {
+        self.write_raw(field.encoding() as u64, value.into())
+    }
+}
