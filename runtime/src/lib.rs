@@ -11,6 +11,7 @@ pub mod access;
 pub mod caps;
 pub mod field;
 pub mod layout;
+pub mod soft;
 pub mod software;
 
 /// Generated code (see the header of each file for its sources).

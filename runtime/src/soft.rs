@@ -1,0 +1,1 @@
+//! The software VMCS model with hardware semantics (see its module docs once written).
