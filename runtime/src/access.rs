@@ -37,7 +37,10 @@ pub trait VmcsRead {
 
     /// Typed read.
     #[inline(always)]
-    fn read<W: Width, A: Access>(&self, field: Field<W, A>) -> Result<W::Value, VmcsError> {
+    fn read<W: Width, A: Access>(&self, field: Field<W, A>) -> Result<W::Value, VmcsError>
+    where
+        Self: Sized,
+    {
         self.read_raw(field.encoding() as u64).map(W::from_raw)
     }
 }
@@ -52,7 +55,10 @@ pub trait VmcsWrite {
 
     /// Typed write, for fields VMWRITE may write.
     #[inline(always)]
-    fn write<W: Width, A: Writable>(&mut self, field: Field<W, A>, value: W::Value) -> Result<(), VmcsError> {
+    fn write<W: Width, A: Writable>(&mut self, field: Field<W, A>, value: W::Value) -> Result<(), VmcsError>
+    where
+        Self: Sized,
+    {
         self.write_raw(field.encoding() as u64, value.into())
     }
 }

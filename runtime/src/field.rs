@@ -123,6 +123,10 @@ impl<W: Width, A: Access> Field<W, A> {
     pub const fn encoding(self) -> u32 {
         self.encoding
     }
+    /// The encoding as the 64-bit operand VMREAD/VMWRITE take.
+    pub const fn raw(self) -> u64 {
+        self.encoding as u64
+    }
 }
 
 impl<A: Access> Field<W64, A> {

@@ -3,12 +3,15 @@
 //! - [`fields`]: a typed handle per architectural VMCS field ([`field::Field`]), the field table,
 //!   field existence for a capability set and IA32_VMX_VMCS_ENUM.
 //! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs).
+//! - [`copy`]: generated copy routines between vmcs12, vmcs02 and the shadow VMCS, dirty groups
+//!   ([`copy::Tracked`]) and the shadow VMREAD/VMWRITE bitmaps.
 //! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access
 //!   ([`software::SoftwareVmcs`]).
 #![no_std]
 
 pub mod access;
 pub mod caps;
+pub mod copy;
 pub mod field;
 pub mod layout;
 pub mod soft;
@@ -21,6 +24,9 @@ pub mod generated {
     }
     pub mod fields {
         include!(concat!(env!("OUT_DIR"), "/fields.rs"));
+    }
+    pub mod copy {
+        include!(concat!(env!("OUT_DIR"), "/copy.rs"));
     }
     pub mod vmcs12 {
         include!(concat!(env!("OUT_DIR"), "/vmcs12.rs"));

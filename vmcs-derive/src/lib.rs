@@ -6,7 +6,11 @@
 
 use proc_macro::TokenStream;
 use quote::quote_spanned;
-use syn::{Ident, parse_macro_input};
+use syn::{DeriveInput, Ident, parse_macro_input};
+
+#[cfg(test)]
+mod tests;
+mod vmcs_fields;
 
 /// The encoding of a VMCS field, by its schema name, as a `u32` literal:
 /// `field_encoding!(GUEST_RIP)` is `0x681e`. An unknown name is a compile error at the name.
@@ -28,6 +32,40 @@ pub fn field_encoding(input: TokenStream) -> TokenStream {
         None => {
             let msg = format!("`{name}` is not a VMCS field of the schema");
             quote_spanned!(name.span()=> compile_error!(#msg)).into()
+        }
+    }
+}
+
+/// Load (and with `#[vmcs(store)]`, store) a struct whose named members are VMCS fields.
+///
+/// ```text
+/// #[derive(vmcs_derive::VmcsFields)]
+/// struct ExitInfo {
+///     vm_exit_reason: u32,              // the member name, uppercased, is the schema field name
+///     #[vmcs(field = "EXIT_QUALIFICATION")]
+///     qualification: u64,               // an explicit schema name
+///     #[vmcs(skip)]
+///     handled: bool,                    // not a VMCS field: Default::default() on load
+/// }
+/// ```
+///
+/// generates `ExitInfo::ENCODINGS: &'static [u32]` (the encodings in member order),
+/// `ExitInfo::load(&impl VmcsRead) -> Result<ExitInfo, VmcsError>` (one `read_raw` per member, in
+/// order) and, with `#[vmcs(store)]` on the struct, `store(&self, &mut impl VmcsWrite)`.
+///
+/// Member types follow the field width: `u16` for 16-bit fields, `u32` for 32-bit fields and
+/// `u64` for 64-bit and natural-width fields. Unknown field names (with the closest schema name
+/// suggested), width mismatches, a field mapped twice, a read-only field in a `store` struct and
+/// unknown `#[vmcs(...)]` keys are compile errors at the offending token, all reported at once.
+#[proc_macro_derive(VmcsFields, attributes(vmcs))]
+pub fn derive_vmcs_fields(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let fallback = vmcs_fields::fallback(&input);
+    match vmcs_fields::expand(input) {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => {
+            let errors = errors.into_compile_error();
+            quote::quote!(#errors #fallback).into()
         }
     }
 }

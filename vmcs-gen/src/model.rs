@@ -17,6 +17,9 @@ pub struct Schema {
     pub msrs: Vec<Msr>,
     pub caps: Vec<Capability>,
     pub layouts: Vec<Layout>,
+    pub predicates: Vec<Predicate>,
+    pub groups: Vec<Group>,
+    pub sets: Vec<CopySet>,
     /// Display paths of the files the schema was read from, for generated headers.
     pub sources: Vec<String>,
 }
@@ -188,5 +191,93 @@ impl Schema {
     /// Render a gate with capability names.
     pub fn gate_text(&self, gate: &Gate<CapId>) -> String {
         gate.render(&|c: &CapId| self.caps[*c].name.clone())
+    }
+}
+
+/// Index of a predicate in [`Schema::predicates`].
+pub type PredId = usize;
+/// Index of a group in [`Schema::groups`].
+pub type GroupId = usize;
+
+/// A condition only the hypervisor knows; a method of the generated `CopyPredicates` trait.
+#[derive(Clone, Debug)]
+pub struct Predicate {
+    pub name: String,
+    pub doc: String,
+}
+
+/// A dirty-tracking group of vmcs12 fields.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    pub doc: String,
+    pub fields: Vec<FieldId>,
+}
+
+/// Which copy of the nested guest's VMCS a set reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The software VMCS L1 sees (layout `vmcs12`).
+    Vmcs12,
+    /// The VMCS L0 runs L2 on.
+    Vmcs02,
+    /// The shadow VMCS serving L1's VMREAD/VMWRITE without exits.
+    Shadow,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "vmcs12" => Role::Vmcs12,
+            "vmcs02" => Role::Vmcs02,
+            "shadow" => Role::Shadow,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Vmcs12 => "vmcs12",
+            Role::Vmcs02 => "vmcs02",
+            Role::Shadow => "shadow",
+        }
+    }
+}
+
+/// How a shadowed field is exposed to L1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShadowAccess {
+    /// VMREAD without exit; VMWRITE exits.
+    ReadOnly,
+    /// VMREAD and VMWRITE without exit.
+    ReadWrite,
+}
+
+/// One field of a copy set, with its condition.
+#[derive(Clone, Debug)]
+pub struct CopyItem {
+    pub field: FieldId,
+    pub when: Option<Gate<PredId>>,
+}
+
+/// A named, ordered copy between two roles.
+#[derive(Clone, Debug)]
+pub struct CopySet {
+    pub name: String,
+    pub doc: String,
+    pub from: Role,
+    pub to: Role,
+    /// Copy a group's fields only when the group is dirty, then clear it.
+    pub dirty: bool,
+    pub shadow: Option<ShadowAccess>,
+    pub items: Vec<CopyItem>,
+}
+
+impl Schema {
+    /// The dirty group of a field, if any.
+    pub fn group_of(&self, f: FieldId) -> Option<GroupId> {
+        self.groups.iter().position(|g| g.fields.contains(&f))
+    }
+    pub fn set(&self, name: &str) -> Option<&CopySet> {
+        self.sets.iter().find(|s| s.name == name)
     }
 }

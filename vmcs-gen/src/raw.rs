@@ -72,6 +72,48 @@ pub struct RawMember {
     pub doc: Option<S<String>>,
 }
 
+/// `[[predicate]]` in copysets.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPredicate {
+    pub name: S<String>,
+    pub doc: S<String>,
+}
+
+/// `[[group]]` in copysets.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: S<String>,
+    pub doc: S<String>,
+    pub fields: Vec<S<String>>,
+}
+
+/// `[[set]]` in copysets.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSet {
+    pub name: S<String>,
+    pub doc: S<String>,
+    pub from: S<String>,
+    pub to: S<String>,
+    pub dirty: Option<S<bool>>,
+    pub shadow: Option<S<String>>,
+    /// Every field the vmcs12 layout maps (instead of `copy`).
+    pub all: Option<S<bool>>,
+    #[serde(default)]
+    pub copy: Vec<RawCopyItem>,
+}
+
+/// One entry of a set's `copy` list: a field or a group, with an optional condition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCopyItem {
+    pub field: Option<S<String>>,
+    pub group: Option<S<String>>,
+    pub when: Option<S<String>>,
+}
+
 /// The top of a lock file (`locks/NAME.lock.toml`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

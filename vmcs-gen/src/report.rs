@@ -131,6 +131,16 @@ pub fn summary(schema: &Schema) -> String {
             if l.released { ", released (locked)" } else { "" }
         );
     }
+    if !schema.sets.is_empty() {
+        let sets: Vec<String> = schema.sets.iter().map(|x| format!("{} ({})", x.name, x.items.len())).collect();
+        let _ = writeln!(
+            s,
+            "copy sets: {}; {} predicates, {} dirty groups",
+            sets.join(", "),
+            schema.predicates.len(),
+            schema.groups.len()
+        );
+    }
     let _ = writeln!(s, "VMCS_ENUM with every capability: {:#x}", schema.arch_vmcs_enum(&Caps::All));
     s
 }

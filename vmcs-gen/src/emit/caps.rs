@@ -3,7 +3,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use super::{camel_case, hex, ident, nested_gate_expr};
+use super::{bit_test, camel_case, hex, ident, nested_gate_expr};
 use crate::model::{MsrKind, Schema};
 
 /// `proc2.enable_vpid` -> `Proc2EnableVpid`.
@@ -33,10 +33,10 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
             None => quote!(self.raw(#index)),
         };
         let bit = match m.kind {
-            MsrKind::Control => Literal::u32_unsuffixed(32 + c.bit),
-            MsrKind::Flags => Literal::u32_unsuffixed(c.bit),
+            MsrKind::Control => 32 + c.bit,
+            MsrKind::Flags => c.bit,
         };
-        let test = if bit.to_string() == "0" { quote!(#value & 1 == 1) } else { quote!((#value >> #bit) & 1 == 1) };
+        let test = bit_test(value, bit);
         match &m.requires {
             Some(g) => {
                 let present = nested_gate_expr(schema, g, &caps_var);

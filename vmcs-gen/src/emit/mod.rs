@@ -1,6 +1,7 @@
 //! Emitters: one per generated artifact, each from the validated model to formatted Rust.
 
 mod caps;
+mod copy;
 mod fields;
 mod layout;
 
@@ -42,6 +43,12 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
             )
         }),
     ];
+    if !schema.sets.is_empty() {
+        jobs.push(Box::new(|| {
+            let what = "copy routines, predicate trait, dirty groups and shadow lists";
+            artifact(schema, "copy.rs", what, copy::emit(schema))
+        }));
+    }
     for l in &schema.layouts {
         jobs.push(Box::new(move || {
             let what = format!("the `{}` layout: struct, offset proofs, encoding lookup", l.name);
@@ -86,6 +93,16 @@ pub(crate) fn camel_case(name: &str) -> String {
             c.next().map_or(String::new(), |f| f.to_ascii_uppercase().to_string() + c.as_str())
         })
         .collect()
+}
+
+/// `value >> bit & 1 == 1`, without a no-op shift for bit 0.
+pub(crate) fn bit_test(value: TokenStream, bit: u32) -> TokenStream {
+    if bit == 0 {
+        quote!(#value & 1 == 1)
+    } else {
+        let bit = proc_macro2::Literal::u32_unsuffixed(bit);
+        quote!((#value >> #bit) & 1 == 1)
+    }
 }
 
 /// A hex integer literal, e.g. `0x681e`.

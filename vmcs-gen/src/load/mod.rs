@@ -1,6 +1,7 @@
 //! Schema sources -> validated [`Schema`], reporting every error of the run at once.
 
 mod caps;
+mod copysets;
 mod fields;
 mod layouts;
 mod lock;
@@ -37,6 +38,9 @@ impl Schema {
             msrs: Vec::new(),
             caps: Vec::new(),
             layouts: Vec::new(),
+            predicates: Vec::new(),
+            groups: Vec::new(),
+            sets: Vec::new(),
             sources: sources.files.iter().map(|f| format!("schema/{}", f.name)).collect(),
         };
         match sources.file("capabilities.toml") {
@@ -56,6 +60,9 @@ impl Schema {
             layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags);
         }
         lock::check_orphans(&locks, &schema, &mut diags);
+        if let Some(f) = sources.file("copysets.toml") {
+            copysets::load(f, &mut schema, &mut diags);
+        }
         if diags.is_empty() { Ok(schema) } else { Err(diags) }
     }
 
@@ -70,25 +77,36 @@ fn inner(span: Range<usize>) -> Range<usize> {
     (span.start + 1)..span.end.saturating_sub(1).max(span.start + 1)
 }
 
-/// Parse and resolve a gate expression written in a string value.
+/// Parse and resolve a gate expression (capability names) written in a string value.
 fn resolve_gate(file: &SourceFile, text: &S<String>, schema: &Schema, diags: &mut Diagnostics) -> Option<Gate<CapId>> {
+    let hint = "declare it as a [[cap]] in capabilities.toml";
+    resolve_expr(file, text, &|n| schema.cap(n), ("gate", "capability"), hint, diags)
+}
+
+/// Parse an `a | b & (c)` expression in a string value and resolve its names with `lookup`.
+fn resolve_expr(
+    file: &SourceFile,
+    text: &S<String>,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+    (expr, what): (&str, &str),
+    hint: &str,
+    diags: &mut Diagnostics,
+) -> Option<Gate<usize>> {
     let base = inner(text.span()).start;
     let parsed = match gate::parse(text.get_ref()) {
         Ok(g) => g,
         Err(e) => {
             let span = (base + e.span.start)..(base + e.span.end);
-            diags.push(file.error(span, format!("invalid gate: {}", e.message)));
+            let message = e.message.replace("a capability name such as `proc2.enable_ept`", &format!("a {what} name"));
+            diags.push(file.error(span, format!("invalid {expr}: {message}")));
             return None;
         }
     };
     parsed.try_map(&mut |name: &gate::Name| {
-        let id = schema.cap(&name.text);
+        let id = lookup(&name.text);
         if id.is_none() {
             let span = (base + name.span.start)..(base + name.span.end);
-            diags.push(
-                file.error(span, format!("gate names unknown capability `{}`", name.text))
-                    .with_note("declare it as a [[cap]] in capabilities.toml"),
-            );
+            diags.push(file.error(span, format!("{expr} names unknown {what} `{}`", name.text)).with_note(hint));
         }
         id
     })
