@@ -189,3 +189,74 @@ fn capability_bit_out_of_range() {
     let d = errors(&s);
     expect_at(&d, &s, c, m, "37", "bit 37 (0x25) is out of range (0..=31)");
 }
+
+const C: &str = "copysets.toml";
+
+#[test]
+fn copy_set_unknown_field() {
+    let m = "name = \"prepare\"";
+    let s = edited(&[(C, m, "\"GUEST_RFLAGS\"", "\"GUEST_RFLAGZ\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, m, "\"GUEST_RFLAGZ\"", "unknown field `GUEST_RFLAGZ`");
+}
+
+#[test]
+fn copy_set_field_not_in_vmcs12() {
+    let m = "name = \"prepare\"";
+    let s = edited(&[(C, m, "\"GUEST_RFLAGS\"", "\"GUEST_SMBASE\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, m, "\"GUEST_SMBASE\"", "field `GUEST_SMBASE` has no member in layout `vmcs12`");
+}
+
+#[test]
+fn copy_set_read_only_destination() {
+    // VM-exit information cannot be VMWRITten into vmcs02.
+    let m = "name = \"prepare\"";
+    let s = edited(&[(C, m, "\"GUEST_RFLAGS\"", "\"VM_EXIT_REASON\"")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, C, m, "\"VM_EXIT_REASON\"", "read-only field `VM_EXIT_REASON` cannot be a destination of set `prepare`");
+    assert!(e.notes[0].contains("error 13"));
+    // Nor shadowed read-write: L1 may not VMWRITE it.
+    let m = "name = \"shadow_read_write\"";
+    let s = edited(&[(C, m, "\"GUEST_RIP\"", "\"EXIT_QUALIFICATION\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, m, "\"EXIT_QUALIFICATION\"", "read-only field `EXIT_QUALIFICATION` cannot be a destination of set `shadow_read_write`");
+}
+
+#[test]
+fn copy_set_unknown_predicate() {
+    let m = "name = \"prepare\"";
+    let s = edited(&[(C, m, "when = \"tsc_offsetting\"", "when = \"tsc_offseting\"")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, C, m, "tsc_offseting", "condition names unknown predicate `tsc_offseting`");
+    assert_eq!(e.notes[0], "declare it as a [[predicate]]");
+}
+
+#[test]
+fn copy_set_duplicates() {
+    let m = "name = \"prepare\"";
+    let s = edited(&[(C, m, "{ field = \"GUEST_RSP\" }", "{ field = \"GUEST_RIP\" }")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, "\"GUEST_RIP\" },\n]", "\"GUEST_RIP\"", "field `GUEST_RIP` is copied twice in set `prepare`");
+    // A field in two dirty groups.
+    let m = "name = \"guest_cet\"";
+    let s = edited(&[(C, m, "\"GUEST_S_CET\"", "\"GUEST_SYSENTER_CS\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, m, "\"GUEST_SYSENTER_CS\"", "field `GUEST_SYSENTER_CS` is already in group `guest_misc`");
+    // Two predicates of one name.
+    let s = edited(&[(C, "name = \"save_debug_controls\"", "save_debug_controls", "load_debug_controls")]);
+    let d = errors(&s);
+    assert!(d.iter().any(|e| e.message == "duplicate predicate `load_debug_controls`"), "{d}");
+}
+
+#[test]
+fn copy_set_bad_roles() {
+    let m = "name = \"sync\"";
+    let s = edited(&[(C, m, "to = \"vmcs12\"", "to = \"vmcs03\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, C, m, "\"vmcs03\"", "unknown role `vmcs03`");
+    let s = edited(&[(C, m, "from = \"vmcs02\"", "from = \"vmcs12\"")]);
+    let d = errors(&s);
+    let to = "to = \"vmcs12\"\ncopy = [\n    { field = \"GUEST_CR0\"";
+    expect_at(&d, &s, C, to, "\"vmcs12\"", "a copy set moves fields between vmcs12 and vmcs02 or the shadow VMCS");
+}
