@@ -214,13 +214,27 @@ fn copy_set_read_only_destination() {
     let m = "name = \"prepare\"";
     let s = edited(&[(C, m, "\"GUEST_RFLAGS\"", "\"VM_EXIT_REASON\"")]);
     let d = errors(&s);
-    let e = expect_at(&d, &s, C, m, "\"VM_EXIT_REASON\"", "read-only field `VM_EXIT_REASON` cannot be a destination of set `prepare`");
+    let e = expect_at(
+        &d,
+        &s,
+        C,
+        m,
+        "\"VM_EXIT_REASON\"",
+        "read-only field `VM_EXIT_REASON` cannot be a destination of set `prepare`",
+    );
     assert!(e.notes[0].contains("error 13"));
     // Nor shadowed read-write: L1 may not VMWRITE it.
     let m = "name = \"shadow_read_write\"";
     let s = edited(&[(C, m, "\"GUEST_RIP\"", "\"EXIT_QUALIFICATION\"")]);
     let d = errors(&s);
-    expect_at(&d, &s, C, m, "\"EXIT_QUALIFICATION\"", "read-only field `EXIT_QUALIFICATION` cannot be a destination of set `shadow_read_write`");
+    expect_at(
+        &d,
+        &s,
+        C,
+        m,
+        "\"EXIT_QUALIFICATION\"",
+        "read-only field `EXIT_QUALIFICATION` cannot be a destination of set `shadow_read_write`",
+    );
 }
 
 #[test]
