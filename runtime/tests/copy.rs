@@ -4,28 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+mod common;
+
+use common::{Rng, reference};
 use vmcs::caps::{AllCaps, Cap, VmxCaps};
 use vmcs::copy::{self, Group, PredicateMask, ShadowBitmaps, Tracked};
 use vmcs::soft::SoftVmcs;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::model::{CopySet, Role};
 use vmcs_gen::{Caps, Schema};
-
-fn reference(name: &str) -> Value {
-    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// A vmcs12 with a distinct non-zero value in every mapped field.
 fn filled_vmcs12(rng: &mut Rng) -> Vmcs12 {

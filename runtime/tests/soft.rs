@@ -3,6 +3,9 @@
 //! encodings (testdata/reference). Expected results are
 //! computed here from the encoding bits and raw MSR values, never from `SoftVmcs` internals.
 
+mod common;
+
+use common::Rng;
 use std::collections::HashMap;
 
 use vmcs::caps::{AllCaps, AllExcept, Cap, VmxCaps};
@@ -70,17 +73,6 @@ fn all_encodings() -> Vec<u64> {
         .collect()
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Reads every encoding that succeeds, except the VM-instruction error field (failures change it).
 fn snapshot(v: &SoftVmcs) -> Vec<(u64, Result<u64, VmcsError>)> {
     all_encodings().into_iter().filter(|&e| e != VM_INSTRUCTION_ERROR).map(|e| (e, v.read_raw(e))).collect()
@@ -89,7 +81,7 @@ fn snapshot(v: &SoftVmcs) -> Vec<(u64, Result<u64, VmcsError>)> {
 #[test]
 fn unsupported_encodings_fail_with_error_12_and_change_nothing() {
     let mut v = SoftVmcs::new(&AllCaps);
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for f in fields::ALL.iter() {
         v.write_raw(f.encoding as u64, rng.next()).unwrap();
     }
@@ -292,7 +284,7 @@ fn linux_encodings_exist_with_their_widths() {
     }
 }
 
-fn random_caps(rng: &mut XorShift) -> VmxCaps {
+fn random_caps(rng: &mut Rng) -> VmxCaps {
     let mut caps = VmxCaps::new();
     for index in 0x480..=0x493u32 {
         let v = match rng.next() % 4 {
@@ -348,7 +340,7 @@ impl Model {
 
 #[test]
 fn random_capability_sets_behave_like_hardware() {
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let encodings = all_encodings();
     let mut ok_reads = 0u64;
     let mut failed_writes = [0u64; 2];

@@ -1,5 +1,8 @@
 //! The `vmcs-gen` command line, run as a user would.
 
+mod common;
+
+use common::reference;
 use std::process::Command;
 
 use serde_json::Value;
@@ -7,11 +10,6 @@ use serde_json::Value;
 fn vmcs_gen(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_vmcs-gen")).args(args).output().unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
-
-fn reference(name: &str) -> Value {
-    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {

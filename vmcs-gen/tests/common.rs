@@ -62,3 +62,9 @@ pub fn expect_at<'a>(
     );
     d
 }
+
+/// A reference file of testdata/reference (facts from Linux 7.2.8 and the field union).
+pub fn reference(name: &str) -> serde_json::Value {
+    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

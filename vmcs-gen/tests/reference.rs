@@ -1,15 +1,13 @@
 //! The shipped schema against the references in testdata/reference (Linux 7.2.8, the 10-source
 //! field union): nothing here is computed by the code under test.
 
+mod common;
+
+use common::reference;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use vmcs_gen::{Caps, Schema, report};
-
-fn reference(name: &str) -> Value {
-    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 fn hex(v: &Value) -> u64 {
     let s = v.as_str().unwrap();
