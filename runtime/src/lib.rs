@@ -13,7 +13,10 @@ pub mod access;
 pub mod caps;
 pub mod copy;
 pub mod field;
+#[cfg(target_arch = "x86_64")]
+pub mod hw;
 pub mod layout;
+pub mod restore;
 pub mod soft;
 pub mod software;
 
