@@ -26,4 +26,11 @@ fn main() {
     for a in vmcs_gen::emit::all(&schema) {
         std::fs::write(out.join(&a.file), a.contents).unwrap();
     }
+    // One module per layout of the schema, included by lib.rs.
+    let index: String = schema
+        .layouts
+        .iter()
+        .map(|l| format!("pub mod {0} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{0}.rs\")); }}\n", l.name))
+        .collect();
+    std::fs::write(out.join("layouts.rs"), index).unwrap();
 }

@@ -31,13 +31,15 @@ pub mod generated {
     pub mod copy {
         include!(concat!(env!("OUT_DIR"), "/copy.rs"));
     }
-    pub mod vmcs12 {
-        include!(concat!(env!("OUT_DIR"), "/vmcs12.rs"));
-    }
+}
+
+/// Every software VMCS layout of the schema (`vmcs12` and its released predecessors).
+pub mod layouts {
+    include!(concat!(env!("OUT_DIR"), "/layouts.rs"));
 }
 
 pub use access::{VmcsError, VmcsRead, VmcsWrite};
 pub use generated::fields;
-pub use generated::vmcs12;
-pub use generated::vmcs12::Vmcs12;
+pub use layouts::vmcs12;
+pub use layouts::vmcs12::Vmcs12;
 pub use software::SoftwareVmcs;

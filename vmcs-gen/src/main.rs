@@ -48,6 +48,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Compare two layouts (names, or paths to layout .toml files): moved, added, removed members,
+    /// and whether NEW can read what OLD wrote. Exits 1 when incompatible.
+    Diff { old: String, new: String },
     /// Pin a released layout's current members in its lock file (schema/locks/NAME.lock.toml).
     Lock { name: String },
 }
@@ -57,20 +60,32 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("{msg}");
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
-    let sources = match &cli.schema {
+    let mut sources = match &cli.schema {
         Some(dir) => {
             SchemaSources::from_dir(dir).map_err(|e| format!("error: cannot read schema {}: {e}", dir.display()))?
         }
         None => SchemaSources::embedded(),
     };
-    let options = vmcs_gen::LoadOptions { allow_missing_lock: matches!(cli.command, Command::Lock { .. }) };
+    // `diff` takes layout files too: they join the schema under their own names.
+    let mut diff_names = Vec::new();
+    if let Command::Diff { old, new } = &cli.command {
+        for arg in [old, new] {
+            diff_names.push(layout_arg(&mut sources, arg)?);
+        }
+    }
+    let options = vmcs_gen::LoadOptions {
+        allow_missing_lock: matches!(cli.command, Command::Lock { .. }),
+        skip_compat: matches!(cli.command, Command::Diff { .. }),
+    };
     let schema = Schema::load_with(&sources, options).map_err(|d| d.to_string())?;
     match &cli.command {
         Command::Check => print!("{}", report::summary(&schema)),
@@ -108,6 +123,14 @@ fn run(cli: &Cli) -> Result<(), String> {
                 println!("wrote {}", path.display());
             }
         }
+        Command::Diff { .. } => {
+            let (text, compatible) =
+                report::diff(find_layout(&schema, &diff_names[0])?, find_layout(&schema, &diff_names[1])?);
+            print!("{text}");
+            if !compatible {
+                return Err(String::new());
+            }
+        }
         Command::Lock { name } => {
             let layout = find_layout(&schema, name)?;
             if !layout.released {
@@ -121,6 +144,26 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A layout name, or a path to a layout file added to the sources; returns the layout's name.
+fn layout_arg(sources: &mut SchemaSources, arg: &str) -> Result<String, String> {
+    let path = Path::new(arg);
+    if !arg.ends_with(".toml") {
+        return Ok(arg.to_string());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {arg}: {e}"))?;
+    let name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+        .ok_or_else(|| format!("error: {arg} has no top-level `name = \"...\"`"))?
+        .to_string();
+    let rel = format!("layouts/{}", path.file_name().unwrap_or_default().to_string_lossy());
+    if sources.files.iter().any(|f| f.name == rel) {
+        return Err(format!("error: {arg} has the same file name as a layout of the schema; rename it"));
+    }
+    sources.files.push(vmcs_gen::SourceFile::in_schema(rel, arg, text));
+    Ok(name)
 }
 
 fn find_layout<'a>(schema: &'a Schema, name: &str) -> Result<&'a vmcs_gen::model::Layout, String> {

@@ -140,6 +140,8 @@ pub struct Member {
     pub ty: MemberType,
     pub field: Option<FieldId>,
     pub doc: Option<String>,
+    /// For reserved space: members of the previous layout it retires.
+    pub retires: Vec<String>,
 }
 
 impl Member {
@@ -158,6 +160,8 @@ pub struct Layout {
     pub size: u32,
     /// A released layout is an ABI: its lock file pins every member.
     pub released: bool,
+    /// The layout this one evolved from under the same revision.
+    pub previous: Option<String>,
     pub members: Vec<Member>,
 }
 

@@ -57,6 +57,8 @@ pub struct RawLayoutHead {
     pub size: S<i64>,
     #[serde(default)]
     pub released: Option<S<bool>>,
+    /// The released layout this one evolved from (same revision): vmcs-gen proves the step.
+    pub previous: Option<S<String>>,
 }
 
 /// `[[member]]` of a layout.
@@ -70,6 +72,8 @@ pub struct RawMember {
     pub size: Option<S<i64>>,
     pub field: Option<S<String>>,
     pub doc: Option<S<String>>,
+    /// Members of the previous layout this reserved space retires (keeping their bytes).
+    pub retires: Option<Vec<S<String>>>,
 }
 
 /// `[[predicate]]` in copysets.toml.

@@ -144,3 +144,62 @@ pub fn summary(schema: &Schema) -> String {
     let _ = writeln!(s, "VMCS_ENUM with every capability: {:#x}", schema.arch_vmcs_enum(&Caps::All));
     s
 }
+
+/// `vmcs-gen diff`: every change from `old` to `new` and the verdict.
+pub fn diff(old: &Layout, new: &Layout) -> (String, bool) {
+    let changes = crate::compat::compare(&crate::compat::Pinned::of_layout(old), new);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} (revision {:#010x}, {:#x} bytes) -> {} (revision {:#010x}, {:#x} bytes)",
+        old.name, old.revision, old.size, new.name, new.revision, new.size
+    );
+    let mut breaking = changes.iter().filter(|c| c.is_breaking()).count();
+    if old.revision != new.revision || old.size != new.size {
+        let _ = writeln!(s, "  revision or region size differs: a different ABI, not a step");
+        breaking += 1;
+    }
+    use crate::compat::Change;
+    for c in &changes {
+        let line = match c {
+            Change::Added { new: i, within } => {
+                let m = &new.members[*i];
+                let place = within.as_ref().map_or("past the old end".to_string(), |w| format!("in reserved `{w}`"));
+                format!("  added    {:<28} {:#06x} {:>3} bytes  {place}", m.name, m.offset, m.size)
+            }
+            Change::Retired { old: o, by } => {
+                format!("  retired  {:<28} {:#06x} {:>3} bytes  kept as reserved `{by}`", o.name, o.offset, o.size)
+            }
+            Change::Moved { old: o, new: i } => {
+                format!("  MOVED    {:<28} {:#06x} -> {:#06x}", o.name, o.offset, new.members[*i].offset)
+            }
+            Change::Changed { old: o, new: i } => {
+                let m = &new.members[*i];
+                format!(
+                    "  CHANGED  {:<28} {:#06x} {} ({} bytes) -> {} ({} bytes)",
+                    o.name,
+                    o.offset,
+                    o.ty,
+                    o.size,
+                    m.ty.as_str(),
+                    m.size
+                )
+            }
+            Change::Removed { old: o } => format!("  REMOVED  {:<28} {:#06x} {:>3} bytes", o.name, o.offset, o.size),
+            Change::Intrudes { new: i } => {
+                let m = &new.members[*i];
+                format!(
+                    "  INTRUDES {:<28} {:#06x} {:>3} bytes  in space {} did not reserve",
+                    m.name, m.offset, m.size, old.name
+                )
+            }
+        };
+        let _ = writeln!(s, "{line}");
+    }
+    if breaking == 0 {
+        let _ = writeln!(s, "compatible: {} can read every state {} wrote", new.name, old.name);
+    } else {
+        let _ = writeln!(s, "incompatible: {breaking} breaking change{}", if breaking == 1 { "" } else { "s" });
+    }
+    (s, breaking == 0)
+}

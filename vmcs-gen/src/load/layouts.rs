@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use super::lock::{self, Locks};
 use super::{duplicate, uint};
+use crate::compat::{self, Pinned};
 use crate::diag::{Diagnostics, SourceFile};
 use crate::model::{Layout, Member, MemberType, Schema};
 use crate::raw::{self, RawLayoutHead, RawMember};
@@ -22,15 +23,15 @@ pub(super) fn load(
     rejected: Option<&HashSet<String>>,
     schema: &mut Schema,
     diags: &mut Diagnostics,
-) {
+) -> Option<Loaded> {
     let mut raw = raw::parse_file::<RawLayoutHead>(file, &["member"], diags);
     let members: Vec<RawMember> = raw::entries(file, &mut raw, "member", diags);
-    let Some(head) = raw.head else { return };
+    let head = raw.head?;
     let revision = uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32;
     let size = uint(file, &head.size, u32::MAX as u64, "region size", diags).unwrap_or(0) as u32;
     if schema.layout(head.name.get_ref()).is_some() {
         diags.push(file.error(head.name.span(), format!("duplicate layout `{}`", head.name.get_ref())));
-        return;
+        return None;
     }
     let mut layout = Layout {
         name: head.name.get_ref().clone(),
@@ -38,6 +39,7 @@ pub(super) fn load(
         revision,
         size,
         released: head.released.as_ref().is_some_and(|r| *r.get_ref()),
+        previous: head.previous.as_ref().map(|p| p.get_ref().clone()),
         members: Vec::new(),
     };
     let mut spans = Vec::new();
@@ -101,6 +103,9 @@ pub(super) fn load(
         if field.is_none() && m.field.is_none() && ty != MemberType::Reserved && m.doc.is_none() {
             diags.push(file.error(m.name.span(), "an unmapped member needs a `doc` saying what it holds"));
         }
+        if let Some(r) = m.retires.as_ref().and_then(|r| r.first()).filter(|_| ty != MemberType::Reserved) {
+            diags.push(file.error(r.span(), "only reserved space can retire members"));
+        }
         spans.push(MemberSpans { name: m.name.span(), offset: m.offset.span() });
         layout.members.push(Member {
             name: m.name.get_ref().clone(),
@@ -109,13 +114,56 @@ pub(super) fn load(
             ty,
             field,
             doc: m.doc.as_ref().map(|d| d.get_ref().clone()),
+            retires: m.retires.iter().flatten().map(|r| r.get_ref().clone()).collect(),
         });
     }
     check_placement(file, &layout, &spans, diags);
-    if layout.released {
+    if layout.released && !options.skip_compat {
         lock::check(file, &layout, &spans, head.name.span(), locks, options.allow_missing_lock, diags);
     }
     schema.layouts.push(layout);
+    Some(Loaded { file: file.clone(), spans, previous: head.previous.as_ref().map(|p| p.span()) })
+}
+
+/// What the step check needs of a loaded layout file.
+pub(super) struct Loaded {
+    file: SourceFile,
+    spans: Vec<MemberSpans>,
+    previous: Option<Range<usize>>,
+}
+
+/// Prove each `previous -> layout` step compatible: same revision and size, every pinned member of
+/// the previous layout kept or retired, new members only in its reserved space.
+pub(super) fn check_steps(schema: &Schema, loaded: &[Loaded], diags: &mut Diagnostics) {
+    for (layout, l) in schema.layouts.iter().zip(loaded) {
+        let (Some(prev_name), Some(at)) = (&layout.previous, &l.previous) else { continue };
+        let Some(prev) = schema.layout(prev_name) else {
+            diags.push(l.file.error(at.clone(), format!("unknown previous layout `{prev_name}`")));
+            continue;
+        };
+        let what = format!("previous layout `{}`", prev.name);
+        if prev.revision != layout.revision || prev.size != layout.size {
+            diags.push(l.file.error(
+                at.clone(),
+                format!("{what} has revision {:#x} and size {:#x}; a step keeps both", prev.revision, prev.size),
+            ));
+            continue;
+        }
+        let pinned = Pinned::of_layout(prev);
+        for m in &layout.members {
+            for r in &m.retires {
+                if !pinned.iter().any(|p| &p.name == r) {
+                    let i = layout.members.iter().position(|x| x.name == m.name).unwrap();
+                    diags.push(l.file.error(
+                        l.spans[i].name.clone(),
+                        format!("`{}` retires `{r}`, which {what} does not have", m.name),
+                    ));
+                }
+            }
+        }
+        let removed_at = |_: &str| (&l.file, at.clone());
+        lock::report(&l.file, layout, &l.spans, &compat::compare(&pinned, layout), &what, &removed_at, diags);
+    }
 }
 
 /// Members must stay inside the region and must not overlap.

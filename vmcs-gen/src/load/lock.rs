@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use super::layouts::MemberSpans;
 use super::uint;
+use crate::compat::{self, Change, Pinned};
 use crate::diag::{Diagnostics, SourceFile};
 use crate::model::{Layout, MemberType, Schema};
 use crate::raw::{self, RawLockHead, RawLockedMember};
@@ -17,15 +18,6 @@ pub(super) struct LockedMember {
     size: u32,
     ty: String,
     span: Range<usize>,
-}
-
-impl LockedMember {
-    fn end(&self) -> u32 {
-        self.offset + self.size
-    }
-    fn reserved(&self) -> bool {
-        self.ty == "reserved"
-    }
 }
 
 pub(super) struct Lock {
@@ -101,60 +93,83 @@ pub(super) fn check(
             file.error(name_span, format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size)),
         );
     }
-    for old in lock.members.iter().filter(|m| !m.reserved()) {
-        let Some(i) = layout.members.iter().position(|m| m.name == old.name) else {
-            diags.push(lock.file.error(
-                old.span.clone(),
-                format!("pinned member `{}` (offset {:#x}) of {what} was removed", old.name, old.offset),
-            ));
-            continue;
-        };
-        let new = &layout.members[i];
-        if new.offset != old.offset {
-            diags.push(
+    let pinned: Vec<Pinned> = lock
+        .members
+        .iter()
+        .map(|m| Pinned { name: m.name.clone(), offset: m.offset, size: m.size, ty: m.ty.clone() })
+        .collect();
+    let removed_at = |name: &str| {
+        let m = lock.members.iter().find(|m| m.name == name).expect("a removed member comes from the lock");
+        (&lock.file, m.span.clone())
+    };
+    report(file, layout, spans, &compat::compare(&pinned, layout), &what, &removed_at, diags);
+}
+
+/// Turn the breaking changes from an older layout (or lock) into located diagnostics.
+pub(super) fn report<'a>(
+    file: &SourceFile,
+    layout: &Layout,
+    spans: &[MemberSpans],
+    changes: &[Change],
+    what: &str,
+    removed_at: &dyn Fn(&str) -> (&'a SourceFile, Range<usize>),
+    diags: &mut Diagnostics,
+) {
+    for c in changes {
+        match c {
+            Change::Added { .. } | Change::Retired { .. } => {}
+            Change::Moved { old, new } => diags.push(
                 file.error(
-                    spans[i].offset.clone(),
+                    spans[*new].offset.clone(),
                     format!(
                         "pinned member `{}` of {what} moved from offset {:#x} to {:#x}",
-                        old.name, old.offset, new.offset
+                        old.name, old.offset, layout.members[*new].offset
                     ),
                 )
                 .with_note("released offsets may never move: saved nested state from other hosts would be misread"),
-            );
-        } else if new.size != old.size || new.ty.as_str() != old.ty {
-            diags.push(file.error(
-                spans[i].name.clone(),
-                format!(
-                    "pinned member `{}` of {what} changed from {} ({} bytes) to {} ({} bytes) at offset {:#x}",
-                    old.name,
-                    old.ty,
-                    old.size,
-                    new.ty.as_str(),
-                    new.size,
-                    old.offset
-                ),
-            ));
-        }
-    }
-    let old_end = lock.members.iter().map(LockedMember::end).max().unwrap_or(0);
-    for (i, new) in layout.members.iter().enumerate() {
-        if lock.members.iter().any(|o| !o.reserved() && o.name == new.name) {
-            continue;
-        }
-        let in_reserved = lock.members.iter().any(|o| o.reserved() && o.offset <= new.offset && new.end() <= o.end());
-        if !in_reserved && new.offset < old_end {
-            diags.push(
-                file.error(
-                    spans[i].offset.clone(),
+            ),
+            Change::Changed { old, new } => {
+                let m = &layout.members[*new];
+                diags.push(file.error(
+                    spans[*new].name.clone(),
                     format!(
-                        "member `{}` at {:#x}..{:#x} claims space that {what} did not reserve",
-                        new.name,
-                        new.offset,
-                        new.end()
+                        "pinned member `{}` of {what} changed from {} ({} bytes) to {} ({} bytes) at offset {:#x}",
+                        old.name,
+                        old.ty,
+                        old.size,
+                        m.ty.as_str(),
+                        m.size,
+                        old.offset
+                    ),
+                ))
+            }
+            Change::Removed { old } => {
+                let (f, span) = removed_at(&old.name);
+                diags.push(
+                    f.error(
+                        span,
+                        format!("pinned member `{}` (offset {:#x}) of {what} was removed", old.name, old.offset),
+                    )
+                    .with_note("keep its bytes: reserved space may retire it with `retires = [...]`"),
+                )
+            }
+            Change::Intrudes { new } => {
+                let m = &layout.members[*new];
+                diags.push(
+                    file.error(
+                        spans[*new].offset.clone(),
+                        format!(
+                            "member `{}` at {:#x}..{:#x} claims space that {what} did not reserve",
+                            m.name,
+                            m.offset,
+                            m.end()
+                        ),
+                    )
+                    .with_note(
+                        "new members may only use reserved padding of the released revision or space past its end",
                     ),
                 )
-                .with_note("new members may only use reserved padding of the released revision or space past its end"),
-            );
+            }
         }
     }
 }

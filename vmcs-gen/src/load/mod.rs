@@ -22,6 +22,8 @@ pub struct LoadOptions {
     /// Accept a released layout that has no lock yet (only `vmcs-gen lock` does this, to create
     /// the first lock). Drift against an existing lock is always an error.
     pub allow_missing_lock: bool,
+    /// Skip the lock and step checks (for `vmcs-gen diff`, which reports those changes itself).
+    pub skip_compat: bool,
 }
 
 impl Schema {
@@ -56,8 +58,12 @@ impl Schema {
             None => diags.push(SourceFile::new("schema/fields.toml", "").error(0..0, "fields.toml is missing")),
         }
         let locks = lock::load_all(sources, &mut diags);
+        let mut loaded = Vec::new();
         for f in sources.in_dir("layouts") {
-            layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags);
+            loaded.extend(layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags));
+        }
+        if !options.skip_compat {
+            layouts::check_steps(&schema, &loaded, &mut diags);
         }
         lock::check_orphans(&locks, &schema, &mut diags);
         if let Some(f) = sources.file("copysets.toml") {

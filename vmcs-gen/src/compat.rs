@@ -1,0 +1,113 @@
+//! Layout compatibility: how a newer layout relates to an older one it must stay readable by.
+//!
+//! A released layout is an ABI. Going from `old` to `new`, a pinned member must keep its name,
+//! offset, size and type; it may only disappear into reserved space that declares it `retires`
+//! (its bytes stay); a new member may only take reserved space of `old` or space past its end.
+
+use crate::model::{Layout, Member, MemberType};
+
+/// A member as an older layout (or a lock) pinned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+    /// "u16", "u32", "u64", "natural" or "reserved".
+    pub ty: String,
+}
+
+impl Pinned {
+    pub fn end(&self) -> u32 {
+        self.offset + self.size
+    }
+    pub fn reserved(&self) -> bool {
+        self.ty == "reserved"
+    }
+    pub fn of(m: &Member) -> Pinned {
+        Pinned { name: m.name.clone(), offset: m.offset, size: m.size, ty: m.ty.as_str().to_string() }
+    }
+    pub fn of_layout(l: &Layout) -> Vec<Pinned> {
+        let mut v: Vec<Pinned> = l.members.iter().map(Pinned::of).collect();
+        v.sort_by_key(|p| p.offset);
+        v
+    }
+}
+
+/// One difference between two layouts. `new` indices refer to the newer layout's members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new member inside reserved space of the old layout (`within`) or past its end (None).
+    Added { new: usize, within: Option<String> },
+    /// A pinned member now covered by reserved space that retires it.
+    Retired { old: Pinned, by: String },
+    /// Breaking: a pinned member moved.
+    Moved { old: Pinned, new: usize },
+    /// Breaking: a pinned member changed size or type in place.
+    Changed { old: Pinned, new: usize },
+    /// Breaking: a pinned member is gone without being retired.
+    Removed { old: Pinned },
+    /// Breaking: a new member takes space the old layout did not reserve.
+    Intrudes { new: usize },
+}
+
+impl Change {
+    pub fn is_breaking(&self) -> bool {
+        !matches!(self, Change::Added { .. } | Change::Retired { .. })
+    }
+}
+
+/// Every change from `old` to `new`, in order of offset.
+pub fn compare(old: &[Pinned], new: &Layout) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for o in old.iter().filter(|o| !o.reserved()) {
+        match new.members.iter().position(|m| m.name == o.name) {
+            Some(i) => {
+                let m = &new.members[i];
+                if m.offset != o.offset {
+                    changes.push(Change::Moved { old: o.clone(), new: i });
+                } else if m.size != o.size || m.ty.as_str() != o.ty {
+                    changes.push(Change::Changed { old: o.clone(), new: i });
+                }
+            }
+            None => {
+                let by = new.members.iter().find(|m| {
+                    m.ty == MemberType::Reserved
+                        && m.retires.contains(&o.name)
+                        && m.offset <= o.offset
+                        && o.end() <= m.end()
+                });
+                match by {
+                    Some(m) => changes.push(Change::Retired { old: o.clone(), by: m.name.clone() }),
+                    None => changes.push(Change::Removed { old: o.clone() }),
+                }
+            }
+        }
+    }
+    let old_end = old.iter().map(Pinned::end).max().unwrap_or(0);
+    for (i, m) in new.members.iter().enumerate() {
+        if old.iter().any(|o| !o.reserved() && o.name == m.name) {
+            continue;
+        }
+        let within = old.iter().find(|o| o.reserved() && o.offset <= m.offset && m.end() <= o.end());
+        let retiring = m.ty == MemberType::Reserved && !m.retires.is_empty();
+        match within {
+            // Reserved space that stays reserved, or shrinks, is not worth listing.
+            Some(o) if m.ty != MemberType::Reserved => {
+                changes.push(Change::Added { new: i, within: Some(o.name.clone()) })
+            }
+            Some(_) => {}
+            None if m.offset >= old_end => changes.push(Change::Added { new: i, within: None }),
+            // Retiring space covers the members it retires: checked above.
+            None if retiring => {}
+            None => changes.push(Change::Intrudes { new: i }),
+        }
+    }
+    changes.sort_by_key(|c| match c {
+        Change::Added { new: i, .. } | Change::Intrudes { new: i } => new.members[*i].offset,
+        Change::Moved { old, .. }
+        | Change::Changed { old, .. }
+        | Change::Removed { old }
+        | Change::Retired { old, .. } => old.offset,
+    });
+    changes
+}
