@@ -33,6 +33,11 @@ pub mod generated {
     }
 }
 
+/// Field-by-field translators between every two layouts ([`translate::TranslateInto`]).
+pub mod translate {
+    include!(concat!(env!("OUT_DIR"), "/translate.rs"));
+}
+
 /// Every software VMCS layout of the schema (`vmcs12` and its released predecessors).
 pub mod layouts {
     include!(concat!(env!("OUT_DIR"), "/layouts.rs"));

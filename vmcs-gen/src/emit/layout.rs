@@ -8,7 +8,7 @@ use super::{camel_case, hex, ident};
 use crate::model::{Layout, MemberType, Schema};
 
 /// `vmcs12` -> `Vmcs12`.
-pub fn struct_name(layout: &str) -> proc_macro2::Ident {
+pub(crate) fn struct_name(layout: &str) -> proc_macro2::Ident {
     ident(&camel_case(layout))
 }
 

@@ -4,6 +4,7 @@ mod caps;
 mod copy;
 mod fields;
 mod layout;
+mod translate;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
@@ -47,6 +48,12 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
         jobs.push(Box::new(|| {
             let what = "copy routines, predicate trait, dirty groups and shadow lists";
             artifact(schema, "copy.rs", what, copy::emit(schema))
+        }));
+    }
+    if schema.layouts.len() > 1 {
+        jobs.push(Box::new(|| {
+            let what = "field-by-field translators between every two layouts";
+            artifact(schema, "translate.rs", what, translate::emit(schema))
         }));
     }
     for l in &schema.layouts {
