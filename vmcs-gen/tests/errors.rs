@@ -274,3 +274,12 @@ fn copy_set_bad_roles() {
     let to = "to = \"vmcs12\"\ncopy = [\n    { field = \"GUEST_CR0\"";
     expect_at(&d, &s, C, to, "\"vmcs12\"", "a copy set moves fields between vmcs12 and vmcs02 or the shadow VMCS");
 }
+
+#[test]
+fn unknown_schema_file() {
+    let mut s = vmcs_gen::SchemaSources::embedded();
+    s.set("capabilites.toml", "");
+    let d = errors(&s);
+    let e = d.iter().find(|e| e.message == "unknown schema file `capabilites.toml`").unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(e.location(), "schema/capabilites.toml:1:1");
+}

@@ -45,6 +45,16 @@ impl Schema {
             sets: Vec::new(),
             sources: sources.files.iter().map(|f| format!("schema/{}", f.name)).collect(),
         };
+        for f in &sources.files {
+            let known = matches!(f.name.as_str(), "fields.toml" | "capabilities.toml" | "copysets.toml")
+                || (f.name.starts_with("layouts/") && !f.name[8..].contains('/'))
+                || (f.name.starts_with("locks/") && f.name.ends_with(".lock.toml"));
+            if !known {
+                diags.push(f.error(0..0, format!("unknown schema file `{}`", f.name)).with_note(
+                    "a schema holds fields.toml, capabilities.toml, copysets.toml, layouts/*.toml and locks/*.lock.toml",
+                ));
+            }
+        }
         match sources.file("capabilities.toml") {
             Some(f) => caps::load(f, &mut schema, &mut diags),
             None => {
