@@ -1,1 +1,881 @@
 //! The real VMCS: VMX instructions through inline assembly (x86-64 only).
+//!
+//! Every VMX instruction is one `asm!` block that captures CF and ZF itself (`setc`/`setz`) and
+//! never claims `preserves_flags`, `nomem` or `pure`. A failure is [`VmxError::FailInvalid`]
+//! (CF = 1) or [`VmxError::FailValid`] (ZF = 1) with the VM-instruction error read from the
+//! current VMCS at once and decoded ([`VmInstructionError`]).
+//!
+//! Types make misuse hard: [`VmxOperation::enter`] yields the token of VMX operation; loading a
+//! VMCS through it ([`VmxOperation::load`]) yields the current-VMCS handle [`CurrentVmcs`], which
+//! implements [`VmcsRead`] and [`VmcsWrite`] and does VMCLEAR when dropped. The token is borrowed
+//! mutably by the handle, so there is never more than one current VMCS through this API.
+
+use core::arch::asm;
+use core::marker::PhantomData;
+
+use crate::access::{VmcsError, VmcsRead, VmcsWrite};
+use crate::caps::VmxCaps;
+
+/// VM-instruction error field (read-only, 32-bit).
+const VM_INSTRUCTION_ERROR: u64 = 0x4400;
+/// Exit reason field (read-only, 32-bit).
+const VM_EXIT_REASON: u64 = 0x4402;
+const HOST_RSP: u64 = 0x6c14;
+const HOST_RIP: u64 = 0x6c16;
+
+/// VM-instruction error numbers (SDM Vol. 3C 31.4, "VM Instruction Error Numbers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmInstructionError {
+    /// 1: VMCALL executed in VMX root operation.
+    VmcallInVmxRoot,
+    /// 2: VMCLEAR with invalid physical address.
+    VmclearInvalidAddress,
+    /// 3: VMCLEAR with VMXON pointer.
+    VmclearVmxonPointer,
+    /// 4: VMLAUNCH with non-clear VMCS.
+    VmlaunchNonClearVmcs,
+    /// 5: VMRESUME with non-launched VMCS.
+    VmresumeNonLaunchedVmcs,
+    /// 6: VMRESUME after VMXOFF (VMXOFF and VMXON between VMLAUNCH and VMRESUME).
+    VmresumeAfterVmxoff,
+    /// 7: VM entry with invalid control field(s).
+    EntryInvalidControlFields,
+    /// 8: VM entry with invalid host-state field(s).
+    EntryInvalidHostStateFields,
+    /// 9: VMPTRLD with invalid physical address.
+    VmptrldInvalidAddress,
+    /// 10: VMPTRLD with VMXON pointer.
+    VmptrldVmxonPointer,
+    /// 11: VMPTRLD with incorrect VMCS revision identifier.
+    VmptrldIncorrectRevision,
+    /// 12: VMREAD/VMWRITE from/to unsupported VMCS component.
+    UnsupportedComponent,
+    /// 13: VMWRITE to read-only VMCS component.
+    VmwriteReadOnlyComponent,
+    /// 15: VMXON executed in VMX root operation.
+    VmxonInVmxRoot,
+    /// 16: VM entry with invalid executive-VMCS pointer.
+    EntryInvalidExecutiveVmcsPointer,
+    /// 17: VM entry with non-launched executive VMCS.
+    EntryNonLaunchedExecutiveVmcs,
+    /// 18: VM entry with executive-VMCS pointer not VMXON pointer (when attempting to deactivate
+    /// the dual-monitor treatment of SMIs and SMM).
+    EntryExecutiveVmcsNotVmxonPointer,
+    /// 19: VMCALL with non-clear VMCS (when attempting to activate the dual-monitor treatment).
+    VmcallNonClearVmcs,
+    /// 20: VMCALL with invalid VM-exit control fields.
+    VmcallInvalidExitControls,
+    /// 22: VMCALL with incorrect MSEG revision identifier.
+    VmcallIncorrectMsegRevision,
+    /// 23: VMXOFF under dual-monitor treatment of SMIs and SMM.
+    VmxoffUnderDualMonitor,
+    /// 24: VMCALL with invalid SMM-monitor features.
+    VmcallInvalidSmmMonitorFeatures,
+    /// 25: VM entry with invalid VM-execution control fields in executive VMCS.
+    EntryInvalidExecutiveControls,
+    /// 26: VM entry with events blocked by MOV SS.
+    EntryEventsBlockedByMovSs,
+    /// 28: Invalid operand to INVEPT/INVVPID.
+    InvalidInveptInvvpidOperand,
+    /// Any other number (14, 21 and 27 are reserved).
+    Unknown(u32),
+}
+
+impl VmInstructionError {
+    /// Decode a VM-instruction error number.
+    pub const fn from_number(n: u32) -> Self {
+        use VmInstructionError::*;
+        match n {
+            1 => VmcallInVmxRoot,
+            2 => VmclearInvalidAddress,
+            3 => VmclearVmxonPointer,
+            4 => VmlaunchNonClearVmcs,
+            5 => VmresumeNonLaunchedVmcs,
+            6 => VmresumeAfterVmxoff,
+            7 => EntryInvalidControlFields,
+            8 => EntryInvalidHostStateFields,
+            9 => VmptrldInvalidAddress,
+            10 => VmptrldVmxonPointer,
+            11 => VmptrldIncorrectRevision,
+            12 => UnsupportedComponent,
+            13 => VmwriteReadOnlyComponent,
+            15 => VmxonInVmxRoot,
+            16 => EntryInvalidExecutiveVmcsPointer,
+            17 => EntryNonLaunchedExecutiveVmcs,
+            18 => EntryExecutiveVmcsNotVmxonPointer,
+            19 => VmcallNonClearVmcs,
+            20 => VmcallInvalidExitControls,
+            22 => VmcallIncorrectMsegRevision,
+            23 => VmxoffUnderDualMonitor,
+            24 => VmcallInvalidSmmMonitorFeatures,
+            25 => EntryInvalidExecutiveControls,
+            26 => EntryEventsBlockedByMovSs,
+            28 => InvalidInveptInvvpidOperand,
+            n => Unknown(n),
+        }
+    }
+
+    /// The VM-instruction error number.
+    pub const fn number(self) -> u32 {
+        use VmInstructionError::*;
+        match self {
+            VmcallInVmxRoot => 1,
+            VmclearInvalidAddress => 2,
+            VmclearVmxonPointer => 3,
+            VmlaunchNonClearVmcs => 4,
+            VmresumeNonLaunchedVmcs => 5,
+            VmresumeAfterVmxoff => 6,
+            EntryInvalidControlFields => 7,
+            EntryInvalidHostStateFields => 8,
+            VmptrldInvalidAddress => 9,
+            VmptrldVmxonPointer => 10,
+            VmptrldIncorrectRevision => 11,
+            UnsupportedComponent => 12,
+            VmwriteReadOnlyComponent => 13,
+            VmxonInVmxRoot => 15,
+            EntryInvalidExecutiveVmcsPointer => 16,
+            EntryNonLaunchedExecutiveVmcs => 17,
+            EntryExecutiveVmcsNotVmxonPointer => 18,
+            VmcallNonClearVmcs => 19,
+            VmcallInvalidExitControls => 20,
+            VmcallIncorrectMsegRevision => 22,
+            VmxoffUnderDualMonitor => 23,
+            VmcallInvalidSmmMonitorFeatures => 24,
+            EntryInvalidExecutiveControls => 25,
+            EntryEventsBlockedByMovSs => 26,
+            InvalidInveptInvvpidOperand => 28,
+            Unknown(n) => n,
+        }
+    }
+}
+
+/// Why a VMX instruction failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmxError {
+    /// VMfailInvalid (CF = 1): no current VMCS, or a failure before one exists (VMXON).
+    FailInvalid,
+    /// VMfailValid (ZF = 1) with the decoded VM-instruction error of the current VMCS.
+    FailValid(VmInstructionError),
+}
+
+impl VmxError {
+    /// As a [`VmcsError`] for an access to `encoding`.
+    pub const fn into_vmcs_error(self, encoding: u64) -> VmcsError {
+        match self {
+            VmxError::FailInvalid => VmcsError::NoCurrentVmcs,
+            VmxError::FailValid(VmInstructionError::UnsupportedComponent) => VmcsError::UnsupportedField(encoding),
+            VmxError::FailValid(VmInstructionError::VmwriteReadOnlyComponent) => VmcsError::ReadOnlyField(encoding),
+            VmxError::FailValid(e) => VmcsError::InstructionError(e.number()),
+        }
+    }
+}
+
+/// Why entering VMX operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnterError {
+    /// CPUID.1:ECX.VMX[bit 5] = 0.
+    VmxUnsupported,
+    /// IA32_FEATURE_CONTROL is locked with VMX outside SMX disabled.
+    DisabledByFirmware,
+    /// VMXON failed.
+    Vmxon(VmxError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instructions. Each is one asm! block that captures CF and ZF itself.
+
+/// The failure a VMX instruction reported through CF/ZF, decoding VMfailValid at once.
+#[inline(always)]
+fn status(cf: u8, zf: u8) -> Result<(), VmxError> {
+    if cf | zf == 0 { Ok(()) } else { Err(failure(cf)) }
+}
+
+#[cold]
+#[inline(never)]
+fn failure(cf: u8) -> VmxError {
+    if cf != 0 {
+        return VmxError::FailInvalid;
+    }
+    // VMfailValid: there is a current VMCS, whose VM-instruction error field says why.
+    match vmread(VM_INSTRUCTION_ERROR) {
+        Ok(n) => VmxError::FailValid(VmInstructionError::from_number(n as u32)),
+        // Only possible if the current VMCS vanished in between; report it as such.
+        Err(e) => e,
+    }
+}
+
+/// VMREAD: the field `encoding` of the current VMCS.
+#[inline(always)]
+fn vmread_flags(encoding: u64) -> (u64, u8, u8) {
+    let value: u64;
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: VMREAD reads the current VMCS into a register; it faults (#UD/#GP) outside VMX
+    // root operation at CPL 0, which only happens if a caller broke VmxOperation's contract.
+    unsafe {
+        asm!(
+            "vmread {value}, {encoding}",
+            "setc {cf}",
+            "setz {zf}",
+            encoding = in(reg) encoding,
+            value = lateout(reg) value,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    (value, cf, zf)
+}
+
+#[inline(always)]
+fn vmread(encoding: u64) -> Result<u64, VmxError> {
+    let (value, cf, zf) = vmread_flags(encoding);
+    status(cf, zf).map(|()| value)
+}
+
+/// VMWRITE `value` into the field `encoding` of the current VMCS.
+#[inline(always)]
+fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: as for VMREAD; VMWRITE changes only the current VMCS.
+    unsafe {
+        asm!(
+            "vmwrite {encoding}, {value}",
+            "setc {cf}",
+            "setz {zf}",
+            encoding = in(reg) encoding,
+            value = in(reg) value,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+/// VMXON with the VMXON region at physical address `phys`.
+///
+/// # Safety
+/// CPL 0, CR0/CR4 satisfy the VMX fixed bits with CR4.VMXE = 1, and `phys` is the physical
+/// address of a 4 KiB-aligned VMXON region holding the revision identifier that stays alive and
+/// untouched until VMXOFF.
+unsafe fn vmxon(phys: u64) -> Result<(), VmxError> {
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: the caller's promise.
+    unsafe {
+        asm!(
+            "vmxon qword ptr [{ptr}]",
+            "setc {cf}",
+            "setz {zf}",
+            ptr = in(reg) &phys,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    // No current VMCS exists right after VMXON: VMfailValid (already in VMX operation) cannot be
+    // decoded from a VMCS, so both failures map without reading one.
+    if cf | zf == 0 {
+        Ok(())
+    } else if cf != 0 {
+        Err(VmxError::FailInvalid)
+    } else {
+        Err(VmxError::FailValid(VmInstructionError::VmxonInVmxRoot))
+    }
+}
+
+/// VMXOFF.
+///
+/// # Safety
+/// In VMX root operation; the caller gives up every VMX resource.
+unsafe fn vmxoff() -> Result<(), VmxError> {
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: the caller's promise.
+    unsafe {
+        asm!(
+            "vmxoff",
+            "setc {cf}",
+            "setz {zf}",
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+/// VMCLEAR of the VMCS at physical address `phys`.
+///
+/// # Safety
+/// In VMX root operation; `phys` is the physical address of a 4 KiB-aligned VMCS region that the
+/// processor may write.
+unsafe fn vmclear(phys: u64) -> Result<(), VmxError> {
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: the caller's promise.
+    unsafe {
+        asm!(
+            "vmclear qword ptr [{ptr}]",
+            "setc {cf}",
+            "setz {zf}",
+            ptr = in(reg) &phys,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+/// VMPTRLD of the VMCS at physical address `phys`.
+///
+/// # Safety
+/// In VMX root operation; `phys` is the physical address of a 4 KiB-aligned VMCS region that
+/// stays alive until it is cleared.
+unsafe fn vmptrld(phys: u64) -> Result<(), VmxError> {
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: the caller's promise.
+    unsafe {
+        asm!(
+            "vmptrld qword ptr [{ptr}]",
+            "setc {cf}",
+            "setz {zf}",
+            ptr = in(reg) &phys,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+/// VMPTRST: the current-VMCS pointer (all ones when there is none).
+fn vmptrst() -> Result<u64, VmxError> {
+    let mut ptr: u64 = 0;
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: VMPTRST writes 8 bytes to `ptr`, a local; it requires VMX root operation, which
+    // holds while a VmxOperation exists.
+    unsafe {
+        asm!(
+            "vmptrst qword ptr [{ptr}]",
+            "setc {cf}",
+            "setz {zf}",
+            ptr = in(reg) &mut ptr,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf).map(|()| ptr)
+}
+
+/// The INVEPT/INVVPID descriptor (128 bits).
+#[repr(C, align(16))]
+struct InvDescriptor {
+    low: u64,
+    high: u64,
+}
+
+/// INVEPT of `kind` (1 single-context, 2 all-context) for `eptp`.
+fn invept(kind: u64, eptp: u64) -> Result<(), VmxError> {
+    let desc = InvDescriptor { low: eptp, high: 0 };
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: INVEPT only invalidates cached translations; it requires VMX root operation.
+    unsafe {
+        asm!(
+            "invept {kind}, xmmword ptr [{desc}]",
+            "setc {cf}",
+            "setz {zf}",
+            kind = in(reg) kind,
+            desc = in(reg) &desc,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+/// INVVPID of `kind` (0 individual-address, 1 single-context, 2 all-context, 3 single-context
+/// retaining globals) for `vpid` and `address`.
+fn invvpid(kind: u64, vpid: u16, address: u64) -> Result<(), VmxError> {
+    let desc = InvDescriptor { low: vpid as u64, high: address };
+    let cf: u8;
+    let zf: u8;
+    // SAFETY: INVVPID only invalidates cached translations; it requires VMX root operation.
+    unsafe {
+        asm!(
+            "invvpid {kind}, xmmword ptr [{desc}]",
+            "setc {cf}",
+            "setz {zf}",
+            kind = in(reg) kind,
+            desc = in(reg) &desc,
+            cf = lateout(reg_byte) cf,
+            zf = lateout(reg_byte) zf,
+            options(nostack),
+        );
+    }
+    status(cf, zf)
+}
+
+// ---------------------------------------------------------------------------------------------
+// MSRs and control registers.
+
+/// RDMSR.
+///
+/// # Safety
+/// CPL 0 and MSR `index` exists (else #GP).
+pub unsafe fn rdmsr(index: u32) -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: the caller's promise.
+    unsafe { asm!("rdmsr", in("ecx") index, out("eax") lo, out("edx") hi, options(nostack)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+/// WRMSR.
+///
+/// # Safety
+/// CPL 0, MSR `index` exists and `value` is valid for it and for everything that relies on it.
+pub unsafe fn wrmsr(index: u32, value: u64) {
+    // SAFETY: the caller's promise.
+    unsafe { asm!("wrmsr", in("ecx") index, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack)) };
+}
+
+/// Does this processor support VMX (CPUID.1:ECX bit 5)?
+pub fn vmx_supported() -> bool {
+    let r = core::arch::x86_64::__cpuid(1);
+    r.ecx >> 5 & 1 == 1
+}
+
+const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_VMX_BASIC: u32 = 0x480;
+const IA32_VMX_CR0_FIXED0: u32 = 0x486;
+const IA32_VMX_CR0_FIXED1: u32 = 0x487;
+const IA32_VMX_CR4_FIXED0: u32 = 0x488;
+const IA32_VMX_CR4_FIXED1: u32 = 0x489;
+const CR4_VMXE: u64 = 1 << 13;
+
+/// Read the capability MSRs 0x480..=0x493 into a [`VmxCaps`], reading only those that exist: an
+/// absent MSR faults and reads as 0 here. 0x48B needs primary bit 63 allowed; 0x48C secondary
+/// EPT or VPID; 0x48D-0x490 IA32_VMX_BASIC bit 55; 0x491 secondary bit 13; 0x492 primary bit 49;
+/// 0x493 exit-control bit 63.
+///
+/// # Safety
+/// CPL 0 on a processor that supports VMX ([`vmx_supported`]).
+pub unsafe fn read_vmx_caps() -> VmxCaps {
+    let mut caps = VmxCaps::new();
+    // SAFETY (all reads below): the caller's promise, and each MSR is read only when the
+    // capability bits the SDM names say it exists.
+    let rd = |i| unsafe { rdmsr(i) };
+    for i in 0x480..=0x48a {
+        caps.set(i, rd(i));
+    }
+    let basic = caps.raw(0x480);
+    let proc = caps.raw(0x482);
+    if proc >> 63 & 1 == 1 {
+        caps.set(0x48b, rd(0x48b));
+    }
+    let proc2 = caps.raw(0x48b);
+    if proc2 >> (32 + 1) & 1 == 1 || proc2 >> (32 + 5) & 1 == 1 {
+        caps.set(0x48c, rd(0x48c));
+    }
+    if basic >> 55 & 1 == 1 {
+        for i in 0x48d..=0x490 {
+            caps.set(i, rd(i));
+        }
+    }
+    if proc2 >> (32 + 13) & 1 == 1 {
+        caps.set(0x491, rd(0x491));
+    }
+    if proc >> (32 + 17) & 1 == 1 {
+        caps.set(0x492, rd(0x492));
+    }
+    if caps.raw(0x483) >> 63 & 1 == 1 {
+        caps.set(0x493, rd(0x493));
+    }
+    caps
+}
+
+/// The value a control field must hold for `wanted` bits given a control MSR (allowed-0 settings
+/// in bits 31:0 are forced to 1, bits clear in the allowed-1 settings 63:32 are forced to 0).
+pub const fn adjust_controls(msr: u64, wanted: u32) -> u32 {
+    (wanted | msr as u32) & (msr >> 32) as u32
+}
+
+fn read_cr0() -> u64 {
+    let v;
+    // SAFETY: reading CR0 has no side effect (CPL 0 is required by every caller of this module).
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nostack)) };
+    v
+}
+
+fn read_cr4() -> u64 {
+    let v;
+    // SAFETY: as read_cr0.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nostack)) };
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// The typed API.
+
+/// A 4 KiB VMXON or VMCS region.
+#[repr(C, align(4096))]
+pub struct VmxRegion(pub [u8; 4096]);
+
+impl VmxRegion {
+    pub const fn new() -> Self {
+        VmxRegion([0; 4096])
+    }
+
+    fn set_revision(&mut self, revision: u32) {
+        self.0[..4].copy_from_slice(&(revision & 0x7fff_ffff).to_le_bytes());
+        self.0[4..8].fill(0);
+    }
+}
+
+impl Default for VmxRegion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The token of VMX operation on this logical processor: exists between VMXON and VMXOFF.
+/// Not `Send`: VMX operation belongs to one logical processor.
+pub struct VmxOperation<'r> {
+    caps: VmxCaps,
+    vmxon_phys: u64,
+    old_cr4: u64,
+    _region: PhantomData<&'r mut VmxRegion>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'r> VmxOperation<'r> {
+    /// Enter VMX operation: enable it in IA32_FEATURE_CONTROL if unlocked, apply the CR0/CR4
+    /// FIXED0/FIXED1 MSRs with CR4.VMXE, write the revision identifier (IA32_VMX_BASIC bits
+    /// 30:0) into `region` and execute VMXON on it.
+    ///
+    /// # Safety
+    /// CPL 0; `phys` is the physical address of `region` (identity mapping, or the caller's
+    /// translation); nothing else on this logical processor uses VMX while the token lives; the
+    /// code runs on one logical processor until the token is dropped; CR0/CR4 changes (e.g.
+    /// CR0.NE, CR0.PE/PG fixed to 1) are acceptable to the rest of the system.
+    pub unsafe fn enter(region: &'r mut VmxRegion, phys: u64) -> Result<Self, EnterError> {
+        if !vmx_supported() {
+            return Err(EnterError::VmxUnsupported);
+        }
+        // SAFETY: CPL 0 (caller), VMX supported (checked): the MSRs below exist.
+        unsafe {
+            let fc = rdmsr(IA32_FEATURE_CONTROL);
+            if fc & 1 == 0 {
+                wrmsr(IA32_FEATURE_CONTROL, fc | 1 | 4);
+            } else if fc & 4 == 0 {
+                return Err(EnterError::DisabledByFirmware);
+            }
+            let caps = read_vmx_caps();
+            let old_cr4 = read_cr4();
+            let cr0 = (read_cr0() | rdmsr(IA32_VMX_CR0_FIXED0)) & rdmsr(IA32_VMX_CR0_FIXED1);
+            let cr4 = (old_cr4 | CR4_VMXE | rdmsr(IA32_VMX_CR4_FIXED0)) & rdmsr(IA32_VMX_CR4_FIXED1);
+            asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+            asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+            region.set_revision(caps.raw(IA32_VMX_BASIC) as u32);
+            if let Err(e) = vmxon(phys) {
+                asm!("mov cr4, {}", in(reg) old_cr4, options(nostack));
+                return Err(EnterError::Vmxon(e));
+            }
+            Ok(VmxOperation { caps, vmxon_phys: phys, old_cr4, _region: PhantomData, _not_send: PhantomData })
+        }
+    }
+
+    /// The capability MSRs of this processor, read at VMXON.
+    pub fn caps(&self) -> &VmxCaps {
+        &self.caps
+    }
+
+    /// The VMCS revision identifier (IA32_VMX_BASIC bits 30:0).
+    pub fn revision(&self) -> u32 {
+        self.caps.raw(IA32_VMX_BASIC) as u32 & 0x7fff_ffff
+    }
+
+    /// The physical address of the VMXON region.
+    pub fn vmxon_phys(&self) -> u64 {
+        self.vmxon_phys
+    }
+
+    /// Initialise `region` as a fresh VMCS (revision identifier, VMCLEAR) and make it current
+    /// (VMPTRLD). The handle borrows the token: one current VMCS at a time through this API.
+    ///
+    /// # Safety
+    /// `phys` is the physical address of `region`, which is not the VMXON region.
+    pub unsafe fn load<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> Result<CurrentVmcs<'v>, VmxError> {
+        region.set_revision(self.revision());
+        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
+        unsafe {
+            vmclear(phys)?;
+            vmptrld(phys)?;
+        }
+        Ok(CurrentVmcs { phys, _op: PhantomData, _region: PhantomData })
+    }
+
+    /// VMPTRST: the current-VMCS pointer, `u64::MAX` when there is none.
+    pub fn current_vmcs_pointer(&self) -> Result<u64, VmxError> {
+        vmptrst()
+    }
+
+    /// INVEPT, single-context (1) or all-context (2).
+    pub fn invept(&self, kind: u64, eptp: u64) -> Result<(), VmxError> {
+        invept(kind, eptp)
+    }
+
+    /// INVVPID of `kind` (0 individual-address, 1 single-context, 2 all-context, 3 single-context
+    /// retaining globals).
+    pub fn invvpid(&self, kind: u64, vpid: u16, address: u64) -> Result<(), VmxError> {
+        invvpid(kind, vpid, address)
+    }
+
+    /// Leave VMX operation (VMXOFF) and restore CR4.
+    pub fn exit(self) -> Result<(), VmxError> {
+        let r = self.off();
+        core::mem::forget(self);
+        r
+    }
+
+    fn off(&self) -> Result<(), VmxError> {
+        // SAFETY: VMX root operation holds while the token lives; no handle borrows it.
+        unsafe {
+            vmxoff()?;
+            asm!("mov cr4, {}", in(reg) self.old_cr4, options(nostack));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for VmxOperation<'_> {
+    fn drop(&mut self) {
+        let _ = self.off();
+    }
+}
+
+/// The guest's general registers, loaded before VM entry and saved at VM exit (RSP and RIP live
+/// in the VMCS). Other state (XMM, x87, CR2, DRs) is not switched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestRegisters {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+/// A VM exit (or a VM-entry failure reported as a VM exit, bit 31 of the reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmExit {
+    /// The exit-reason field.
+    pub reason: u32,
+}
+
+impl VmExit {
+    /// Basic exit reason (bits 15:0).
+    pub const fn basic(self) -> u16 {
+        self.reason as u16
+    }
+    /// VM-entry failure (bit 31).
+    pub const fn entry_failed(self) -> bool {
+        self.reason >> 31 == 1
+    }
+}
+
+/// The current VMCS, loaded through a [`VmxOperation`]. Dropping it does VMCLEAR.
+pub struct CurrentVmcs<'v> {
+    phys: u64,
+    _op: PhantomData<&'v mut ()>,
+    _region: PhantomData<&'v mut VmxRegion>,
+}
+
+impl CurrentVmcs<'_> {
+    /// The VMCS's physical address.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// VMREAD with the instruction's own error.
+    #[inline(always)]
+    pub fn vmread(&self, encoding: u64) -> Result<u64, VmxError> {
+        vmread(encoding)
+    }
+
+    /// VMWRITE with the instruction's own error.
+    #[inline(always)]
+    pub fn vmwrite(&mut self, encoding: u64, value: u64) -> Result<(), VmxError> {
+        vmwrite(encoding, value)
+    }
+
+    /// VMPTRST: the current-VMCS pointer (this VMCS's physical address).
+    pub fn current_vmcs_pointer(&self) -> Result<u64, VmxError> {
+        vmptrst()
+    }
+
+    /// INVEPT (see [`VmxOperation::invept`]); with a current VMCS a failure is decoded.
+    pub fn invept(&self, kind: u64, eptp: u64) -> Result<(), VmxError> {
+        invept(kind, eptp)
+    }
+
+    /// INVVPID (see [`VmxOperation::invvpid`]).
+    pub fn invvpid(&self, kind: u64, vpid: u16, address: u64) -> Result<(), VmxError> {
+        invvpid(kind, vpid, address)
+    }
+
+    /// VMLAUNCH: enter the guest the VMCS describes; returns at the next VM exit.
+    ///
+    /// # Safety
+    /// The VMCS's host state must describe this context (HOST_CR3, segment selectors, GDTR,
+    /// IDTR, TR, FS/GS bases, EFER/PAT when loaded): HOST_RSP and HOST_RIP are set here. The guest
+    /// may access whatever memory its paging (and EPT, if enabled) maps, and must not corrupt the
+    /// host's memory, stack or page tables behind the compiler's back.
+    pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExit, VmxError> {
+        // SAFETY: the caller's promise.
+        unsafe { self.enter_guest(regs, false) }
+    }
+
+    /// VMRESUME: as [`CurrentVmcs::launch`] for a launched VMCS.
+    ///
+    /// # Safety
+    /// As [`CurrentVmcs::launch`].
+    pub unsafe fn resume(&mut self, regs: &mut GuestRegisters) -> Result<VmExit, VmxError> {
+        // SAFETY: the caller's promise.
+        unsafe { self.enter_guest(regs, true) }
+    }
+
+    unsafe fn enter_guest(&mut self, regs: &mut GuestRegisters, resume: bool) -> Result<VmExit, VmxError> {
+        let cf: u64;
+        let zf: u64;
+        // SAFETY: the caller's promise. The block saves RBX and RBP (which Rust reserves) and the
+        // register pointer on the stack; HOST_RSP points at them, HOST_RIP at the exit landing
+        // (label 2). Every other general register is declared clobbered.
+        unsafe {
+            asm!(
+                "push rbp",
+                "push rbx",
+                "push rdi",
+                "mov rax, {host_rsp}",
+                "vmwrite rax, rsp",
+                "lea rcx, [rip + 2f]",
+                "mov rax, {host_rip}",
+                "vmwrite rax, rcx",
+                "test sil, sil",
+                "mov rax, [rdi + 0]",
+                "mov rbx, [rdi + 8]",
+                "mov rcx, [rdi + 16]",
+                "mov rdx, [rdi + 24]",
+                "mov rsi, [rdi + 32]",
+                "mov rbp, [rdi + 48]",
+                "mov r8, [rdi + 56]",
+                "mov r9, [rdi + 64]",
+                "mov r10, [rdi + 72]",
+                "mov r11, [rdi + 80]",
+                "mov r12, [rdi + 88]",
+                "mov r13, [rdi + 96]",
+                "mov r14, [rdi + 104]",
+                "mov r15, [rdi + 112]",
+                "mov rdi, [rdi + 40]",
+                "jnz 3f",
+                "vmlaunch",
+                "jmp 4f",
+                "3:",
+                "vmresume",
+                "4:",
+                // VM entry failed (VMfailInvalid/VMfailValid): the host context was never left.
+                "setc cl",
+                "setz dl",
+                "movzx ecx, cl",
+                "movzx edx, dl",
+                "pop rdi",
+                "pop rbx",
+                "pop rbp",
+                "jmp 5f",
+                // VM exit: RSP = HOST_RSP, the stack holds [regs, rbx, rbp].
+                "2:",
+                "xchg rdi, [rsp]",
+                "mov [rdi + 0], rax",
+                "mov [rdi + 8], rbx",
+                "mov [rdi + 16], rcx",
+                "mov [rdi + 24], rdx",
+                "mov [rdi + 32], rsi",
+                "mov [rdi + 48], rbp",
+                "mov [rdi + 56], r8",
+                "mov [rdi + 64], r9",
+                "mov [rdi + 72], r10",
+                "mov [rdi + 80], r11",
+                "mov [rdi + 88], r12",
+                "mov [rdi + 96], r13",
+                "mov [rdi + 104], r14",
+                "mov [rdi + 112], r15",
+                "pop rax",
+                "mov [rdi + 40], rax",
+                "pop rbx",
+                "pop rbp",
+                "xor ecx, ecx",
+                "xor edx, edx",
+                "5:",
+                host_rsp = const HOST_RSP,
+                host_rip = const HOST_RIP,
+                inout("rdi") regs as *mut GuestRegisters => _,
+                inout("rsi") resume as u64 => _,
+                lateout("rcx") cf,
+                lateout("rdx") zf,
+                lateout("rax") _,
+                lateout("r8") _,
+                lateout("r9") _,
+                lateout("r10") _,
+                lateout("r11") _,
+                lateout("r12") _,
+                lateout("r13") _,
+                lateout("r14") _,
+                lateout("r15") _,
+                clobber_abi("C"),
+            );
+        }
+        status(cf as u8, zf as u8)?;
+        Ok(VmExit { reason: vmread(VM_EXIT_REASON)? as u32 })
+    }
+}
+
+impl Drop for CurrentVmcs<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `phys` was loaded by VmxOperation::load, whose caller promised it names a live
+        // VMCS region borrowed for this handle's lifetime.
+        let _ = unsafe { vmclear(self.phys) };
+    }
+}
+
+impl VmcsRead for CurrentVmcs<'_> {
+    #[inline(always)]
+    fn read_raw(&self, encoding: u64) -> Result<u64, VmcsError> {
+        vmread(encoding).map_err(|e| e.into_vmcs_error(encoding))
+    }
+}
+
+impl VmcsWrite for CurrentVmcs<'_> {
+    #[inline(always)]
+    fn write_raw(&mut self, encoding: u64, value: u64) -> Result<(), VmcsError> {
+        vmwrite(encoding, value).map_err(|e| e.into_vmcs_error(encoding))
+    }
+}

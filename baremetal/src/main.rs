@@ -1,0 +1,15 @@
+//! Freestanding test kernel for the `vmcs` hardware backend, run under Bochs by scripts/bochs-suite.
+//! Every check prints one line on port 0xE9; the last line is `N passed, M failed`.
+#![no_std]
+#![no_main]
+
+mod boot;
+#[macro_use]
+mod rt;
+mod suite;
+
+#[unsafe(no_mangle)]
+extern "C" fn kmain() -> ! {
+    rt::init_cpu_tables();
+    suite::run()
+}
