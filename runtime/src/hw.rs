@@ -11,10 +11,23 @@
 //! mutably by the handle, so there is never more than one current VMCS through this API.
 
 use core::arch::asm;
+
 use core::marker::PhantomData;
 
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::caps::VmxCaps;
+
+/// One VMX instruction as one `asm!` block that captures CF and ZF (`setc`/`setz`) itself, so no
+/// flag state is assumed to survive: evaluates to `(cf, zf)`. Never `preserves_flags`, `nomem` or
+/// `pure`: the instructions change flags and VMX state the compiler cannot see.
+macro_rules! vmx_insn {
+    ($insn:literal, $($operands:tt)*) => {{
+        let cf: u8;
+        let zf: u8;
+        asm!($insn, "setc {cf}", "setz {zf}", $($operands)* cf = lateout(reg_byte) cf, zf = lateout(reg_byte) zf, options(nostack));
+        (cf, zf)
+    }};
+}
 
 /// VM-instruction error field (read-only, 32-bit).
 const VM_INSTRUCTION_ERROR: u64 = 0x4400;
@@ -208,22 +221,15 @@ fn failure(cf: u8) -> VmxError {
 #[inline(always)]
 fn vmread_flags(encoding: u64) -> (u64, u8, u8) {
     let value: u64;
-    let cf: u8;
-    let zf: u8;
     // SAFETY: VMREAD reads the current VMCS into a register; it faults (#UD/#GP) outside VMX
     // root operation at CPL 0, which only happens if a caller broke VmxOperation's contract.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmread {value}, {encoding}",
-            "setc {cf}",
-            "setz {zf}",
             encoding = in(reg) encoding,
             value = lateout(reg) value,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     (value, cf, zf)
 }
 
@@ -236,21 +242,14 @@ fn vmread(encoding: u64) -> Result<u64, VmxError> {
 /// VMWRITE `value` into the field `encoding` of the current VMCS.
 #[inline(always)]
 fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
-    let cf: u8;
-    let zf: u8;
     // SAFETY: as for VMREAD; VMWRITE changes only the current VMCS.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmwrite {encoding}, {value}",
-            "setc {cf}",
-            "setz {zf}",
             encoding = in(reg) encoding,
             value = in(reg) value,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf)
 }
 
@@ -261,20 +260,13 @@ fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
 /// address of a 4 KiB-aligned VMXON region holding the revision identifier that stays alive and
 /// untouched until VMXOFF.
 unsafe fn vmxon(phys: u64) -> Result<(), VmxError> {
-    let cf: u8;
-    let zf: u8;
     // SAFETY: the caller's promise.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmxon qword ptr [{ptr}]",
-            "setc {cf}",
-            "setz {zf}",
             ptr = in(reg) &phys,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     // No current VMCS exists right after VMXON: VMfailValid (already in VMX operation) cannot be
     // decoded from a VMCS, so both failures map without reading one.
     if cf | zf == 0 {
@@ -291,19 +283,8 @@ unsafe fn vmxon(phys: u64) -> Result<(), VmxError> {
 /// # Safety
 /// In VMX root operation; the caller gives up every VMX resource.
 unsafe fn vmxoff() -> Result<(), VmxError> {
-    let cf: u8;
-    let zf: u8;
     // SAFETY: the caller's promise.
-    unsafe {
-        asm!(
-            "vmxoff",
-            "setc {cf}",
-            "setz {zf}",
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+    let (cf, zf) = unsafe { vmx_insn!("vmxoff",) };
     status(cf, zf)
 }
 
@@ -313,20 +294,13 @@ unsafe fn vmxoff() -> Result<(), VmxError> {
 /// In VMX root operation; `phys` is the physical address of a 4 KiB-aligned VMCS region that the
 /// processor may write.
 unsafe fn vmclear(phys: u64) -> Result<(), VmxError> {
-    let cf: u8;
-    let zf: u8;
     // SAFETY: the caller's promise.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmclear qword ptr [{ptr}]",
-            "setc {cf}",
-            "setz {zf}",
             ptr = in(reg) &phys,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf)
 }
 
@@ -336,41 +310,27 @@ unsafe fn vmclear(phys: u64) -> Result<(), VmxError> {
 /// In VMX root operation; `phys` is the physical address of a 4 KiB-aligned VMCS region that
 /// stays alive until it is cleared.
 unsafe fn vmptrld(phys: u64) -> Result<(), VmxError> {
-    let cf: u8;
-    let zf: u8;
     // SAFETY: the caller's promise.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmptrld qword ptr [{ptr}]",
-            "setc {cf}",
-            "setz {zf}",
             ptr = in(reg) &phys,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf)
 }
 
 /// VMPTRST: the current-VMCS pointer (all ones when there is none).
 fn vmptrst() -> Result<u64, VmxError> {
     let mut ptr: u64 = 0;
-    let cf: u8;
-    let zf: u8;
     // SAFETY: VMPTRST writes 8 bytes to `ptr`, a local; it requires VMX root operation, which
     // holds while a VmxOperation exists.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "vmptrst qword ptr [{ptr}]",
-            "setc {cf}",
-            "setz {zf}",
             ptr = in(reg) &mut ptr,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf).map(|()| ptr)
 }
 
@@ -384,21 +344,14 @@ struct InvDescriptor {
 /// INVEPT of `kind` (1 single-context, 2 all-context) for `eptp`.
 fn invept(kind: u64, eptp: u64) -> Result<(), VmxError> {
     let desc = InvDescriptor { low: eptp, high: 0 };
-    let cf: u8;
-    let zf: u8;
     // SAFETY: INVEPT only invalidates cached translations; it requires VMX root operation.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "invept {kind}, xmmword ptr [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
             kind = in(reg) kind,
             desc = in(reg) &desc,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf)
 }
 
@@ -406,21 +359,14 @@ fn invept(kind: u64, eptp: u64) -> Result<(), VmxError> {
 /// retaining globals) for `vpid` and `address`.
 fn invvpid(kind: u64, vpid: u16, address: u64) -> Result<(), VmxError> {
     let desc = InvDescriptor { low: vpid as u64, high: address };
-    let cf: u8;
-    let zf: u8;
     // SAFETY: INVVPID only invalidates cached translations; it requires VMX root operation.
-    unsafe {
-        asm!(
+    let (cf, zf) = unsafe {
+        vmx_insn!(
             "invvpid {kind}, xmmword ptr [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
             kind = in(reg) kind,
             desc = in(reg) &desc,
-            cf = lateout(reg_byte) cf,
-            zf = lateout(reg_byte) zf,
-            options(nostack),
-        );
-    }
+        )
+    };
     status(cf, zf)
 }
 
