@@ -16,6 +16,7 @@ use core::marker::PhantomData;
 
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::caps::VmxCaps;
+use crate::fields;
 
 /// One VMX instruction as one `asm!` block that captures CF and ZF (`setc`/`setz`) itself, so no
 /// flag state is assumed to survive: evaluates to `(cf, zf)`. Never `preserves_flags`, `nomem` or
@@ -29,12 +30,11 @@ macro_rules! vmx_insn {
     }};
 }
 
-/// VM-instruction error field (read-only, 32-bit).
-const VM_INSTRUCTION_ERROR: u64 = 0x4400;
-/// Exit reason field (read-only, 32-bit).
-const VM_EXIT_REASON: u64 = 0x4402;
-const HOST_RSP: u64 = 0x6c14;
-const HOST_RIP: u64 = 0x6c16;
+// Field encodings come from the schema (generated `fields`): `raw()` is a const fn.
+const VM_INSTRUCTION_ERROR: u64 = fields::VM_INSTRUCTION_ERROR.raw();
+const VM_EXIT_REASON: u64 = fields::VM_EXIT_REASON.raw();
+const HOST_RSP: u64 = fields::HOST_RSP.raw();
+const HOST_RIP: u64 = fields::HOST_RIP.raw();
 
 /// VM-instruction error numbers (SDM Vol. 3C 31.4, "VM Instruction Error Numbers").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
