@@ -1,8 +1,5 @@
 //! The `vmcs-gen` command line, run as a user would.
 
-mod common;
-
-use common::reference;
 use std::process::Command;
 
 use serde_json::Value;
@@ -10,6 +7,11 @@ use serde_json::Value;
 fn vmcs_gen(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_vmcs-gen")).args(args).output().unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn reference(name: &str) -> Value {
+    let path = format!("{}/../../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -102,7 +104,7 @@ fn generate_writes_headed_sources() {
 #[test]
 fn bad_schema_fails_with_located_errors() {
     let dir = tmp("bad");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema");
     for sub in ["", "layouts", "locks"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for e in std::fs::read_dir(src.join(sub)).unwrap().flatten() {
@@ -117,4 +119,35 @@ fn bad_schema_fails_with_located_errors() {
     let (ok, _, err) = vmcs_gen(&["--schema", dir.to_str().unwrap(), "check"]);
     assert!(!ok);
     assert!(err.contains("fields.toml:") && err.contains("is a high-access encoding"), "{err}");
+}
+
+#[test]
+fn cli_diff_refuses_the_pre_2018_drift() {
+    let file = format!("{}/../../testdata/layouts/vmcs12_pre2018.toml", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
+        .args(["diff", "vmcs12_base", &file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Seed 000: the four members at their pre-2018 offsets, read from the 2018 layout's places.
+    for line in [
+        "MOVED    vm_function_control          0x0128 -> 0x0078",
+        "MOVED    eptp_list_address            0x0130 -> 0x00a8",
+        "MOVED    pml_address                  0x0138 -> 0x00c8",
+        "MOVED    guest_pml_index              0x03e4 -> 0x03d6",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.trim_end().ends_with("incompatible: 33 breaking changes"), "{text}");
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
+        .args(["diff", "vmcs12_dead_space", "vmcs12"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(
+        String::from_utf8(ok.stdout)
+            .unwrap()
+            .contains("compatible: vmcs12 can read every state vmcs12_dead_space wrote")
+    );
 }

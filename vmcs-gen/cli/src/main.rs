@@ -136,7 +136,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             if !layout.released {
                 return Err(format!("error: layout `{name}` is not released; set `released = true` first"));
             }
-            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema"));
+            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema"));
             let path = dir.join("locks").join(format!("{name}.lock.toml"));
             std::fs::write(&path, vmcs_gen::lock_text(layout))
                 .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
