@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-mod state;
-
 use clap::{Parser, Subcommand};
 use vmcs_gen::{Caps, Schema, SchemaSources, report};
 
@@ -53,11 +51,6 @@ enum Command {
     /// Compare two layouts (names, or paths to layout .toml files): moved, added, removed members,
     /// and whether NEW can read what OLD wrote. Exits 1 when incompatible.
     Diff { old: String, new: String },
-    /// KVM_GET/SET_NESTED_STATE blobs (VMX format): decode, or check as KVM_SET_NESTED_STATE would.
-    State {
-        #[command(subcommand)]
-        command: state::StateCommand,
-    },
     /// Pin a released layout's current members in its lock file (schema/locks/NAME.lock.toml).
     Lock { name: String },
 }
@@ -138,13 +131,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 return Err(String::new());
             }
         }
-        Command::State { command } => state::run(&schema, command)?,
         Command::Lock { name } => {
             let layout = find_layout(&schema, name)?;
             if !layout.released {
                 return Err(format!("error: layout `{name}` is not released; set `released = true` first"));
             }
-            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema"));
+            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema"));
             let path = dir.join("locks").join(format!("{name}.lock.toml"));
             std::fs::write(&path, vmcs_gen::lock_text(layout))
                 .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;

@@ -10,7 +10,7 @@ fn vmcs_gen(args: &[&str]) -> (bool, String, String) {
 }
 
 fn reference(name: &str) -> Value {
-    let path = format!("{}/../../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -104,7 +104,7 @@ fn generate_writes_headed_sources() {
 #[test]
 fn bad_schema_fails_with_located_errors() {
     let dir = tmp("bad");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
     for sub in ["", "layouts", "locks"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for e in std::fs::read_dir(src.join(sub)).unwrap().flatten() {
@@ -123,7 +123,7 @@ fn bad_schema_fails_with_located_errors() {
 
 #[test]
 fn cli_diff_refuses_the_pre_2018_drift() {
-    let file = format!("{}/../../testdata/layouts/vmcs12_pre2018.toml", env!("CARGO_MANIFEST_DIR"));
+    let file = format!("{}/../testdata/layouts/vmcs12_pre2018.toml", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
         .args(["diff", "vmcs12_base", &file])
         .output()
