@@ -15,6 +15,12 @@ pub fn copy_field<S: VmcsRead + ?Sized, D: VmcsWrite + ?Sized>(
     dst.write_raw(encoding, src.read_raw(encoding)?)
 }
 
+/// A layout with clean-field bits (the eVMCS's `hv_clean_fields`): a set bit says L1 did not change
+/// that group since the last VM entry.
+pub trait CleanFields {
+    fn clean_fields(&self) -> u32;
+}
+
 /// A vmcs12 that knows which groups L1 has written since they were last copied.
 pub trait DirtyGroups {
     fn is_dirty(&self, group: Group) -> bool;

@@ -9,6 +9,7 @@ mod common;
 use common::{Rng, reference};
 use vmcs::caps::{AllCaps, Cap, VmxCaps};
 use vmcs::copy::{self, Group, PredicateMask, ShadowBitmaps, Tracked};
+use vmcs::layouts::evmcs::Evmcs;
 use vmcs::soft::SoftVmcs;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::model::{CopySet, Role};
@@ -55,6 +56,26 @@ fn mask_of(schema: &Schema, names: &[usize]) -> PredicateMask {
 fn copied(schema: &Schema, set: &CopySet, when: PredicateMask) -> BTreeSet<String> {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut out = BTreeSet::new();
+    let nonzero = |read: &dyn Fn(u64) -> u64| -> BTreeSet<String> {
+        schema.fields.iter().filter(|f| read(f.encoding.raw() as u64) != 0).map(|f| f.name.clone()).collect()
+    };
+    if set.from == Role::Evmcs {
+        // Every group dirty (no clean bit set).
+        let mut src = Evmcs::default();
+        for &e in <Evmcs as SoftwareVmcs>::MAPPED {
+            src.write_any(e as u64, rng.next() | 1).unwrap();
+        }
+        src.hv_clean_fields = 0;
+        let mut dst = Vmcs12::zeroed();
+        copy::evmcs_to_vmcs12(&src, &mut dst, &AllCaps, &when).unwrap();
+        return nonzero(&|e| dst.read_any(e).unwrap_or(0));
+    }
+    if set.to == Role::Evmcs {
+        let src = filled_vmcs12(&mut rng);
+        let mut dst = Evmcs::default();
+        copy::vmcs12_to_evmcs(&src, &mut dst, &AllCaps, &when).unwrap();
+        return nonzero(&|e| dst.read_any(e).unwrap_or(0));
+    }
     if set.from == Role::Vmcs12 {
         let mut src = Tracked::new(filled_vmcs12(&mut rng));
         let mut soft = soft_all();

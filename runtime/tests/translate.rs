@@ -5,6 +5,7 @@ mod common;
 
 use common::Rng;
 use vmcs::SoftwareVmcs;
+use vmcs::layouts::evmcs::Evmcs;
 use vmcs::layouts::vmcs12::Vmcs12;
 use vmcs::layouts::vmcs12_base::Vmcs12Base;
 use vmcs::layouts::vmcs12_dead_space::Vmcs12DeadSpace;
@@ -63,7 +64,7 @@ macro_rules! every_pair {
 
 #[test]
 fn every_pair_round_trips() {
-    let pairs = every_pair!(Vmcs12Base, Vmcs12TscScaling, Vmcs12DeadSpace, Vmcs12);
+    let pairs = every_pair!(Vmcs12Base, Vmcs12TscScaling, Vmcs12DeadSpace, Vmcs12, Evmcs);
     let layouts = vmcs_gen::Schema::shipped().unwrap().layouts.len();
     assert_eq!(pairs, layouts * layouts, "every layout of the schema is covered");
 }

@@ -142,6 +142,33 @@ pub struct Member {
     pub doc: Option<String>,
     /// For reserved space: members of the previous layout it retires.
     pub retires: Vec<String>,
+    /// Clean-field group (an index into the layout's `clean.groups`), or None.
+    pub clean: Option<CleanGroup>,
+}
+
+/// The clean-field group of a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CleanGroup {
+    /// One group: the bit number in the clean-fields member.
+    Bit(u32),
+    /// Every group at once (a write clears every clean bit).
+    All,
+}
+
+/// Clean-field tracking of a layout (the eVMCS's `hv_clean_fields`).
+#[derive(Clone, Debug)]
+pub struct CleanFields {
+    /// The u32 member holding the bits.
+    pub member: String,
+    /// (group name, bit).
+    pub groups: Vec<(String, u32)>,
+}
+
+impl CleanFields {
+    /// Every group bit.
+    pub fn all_mask(&self) -> u32 {
+        self.groups.iter().fold(0, |m, (_, b)| m | 1 << b)
+    }
 }
 
 impl Member {
@@ -162,6 +189,7 @@ pub struct Layout {
     pub released: bool,
     /// The layout this one evolved from under the same revision.
     pub previous: Option<String>,
+    pub clean: Option<CleanFields>,
     pub members: Vec<Member>,
 }
 
@@ -227,6 +255,8 @@ pub enum Role {
     Vmcs02,
     /// The shadow VMCS serving L1's VMREAD/VMWRITE without exits.
     Shadow,
+    /// Hyper-V's enlightened VMCS (layout `evmcs`), which L1 writes in memory.
+    Evmcs,
 }
 
 impl Role {
@@ -235,6 +265,7 @@ impl Role {
             "vmcs12" => Role::Vmcs12,
             "vmcs02" => Role::Vmcs02,
             "shadow" => Role::Shadow,
+            "evmcs" => Role::Evmcs,
             _ => return None,
         })
     }
@@ -243,6 +274,15 @@ impl Role {
             Role::Vmcs12 => "vmcs12",
             Role::Vmcs02 => "vmcs02",
             Role::Shadow => "shadow",
+            Role::Evmcs => "evmcs",
+        }
+    }
+    /// The software layout a role stands for, if it is one.
+    pub fn layout(self) -> Option<&'static str> {
+        match self {
+            Role::Vmcs12 => Some("vmcs12"),
+            Role::Evmcs => Some("evmcs"),
+            Role::Vmcs02 | Role::Shadow => None,
         }
     }
 }
@@ -272,6 +312,8 @@ pub struct CopySet {
     pub to: Role,
     /// Copy a group's fields only when the group is dirty, then clear it.
     pub dirty: bool,
+    /// Skip the groups the source eVMCS marks clean.
+    pub clean: bool,
     pub shadow: Option<ShadowAccess>,
     pub items: Vec<CopyItem>,
 }

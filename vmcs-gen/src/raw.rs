@@ -59,6 +59,16 @@ pub struct RawLayoutHead {
     pub released: Option<S<bool>>,
     /// The released layout this one evolved from (same revision): vmcs-gen proves the step.
     pub previous: Option<S<String>>,
+    /// Clean-field groups (the eVMCS's `hv_clean_fields`).
+    pub clean: Option<RawClean>,
+}
+
+/// `[clean]` of a layout: the member holding the clean bits, and each group's bit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClean {
+    pub member: S<String>,
+    pub groups: std::collections::BTreeMap<String, S<i64>>,
 }
 
 /// `[[member]]` of a layout.
@@ -74,6 +84,8 @@ pub struct RawMember {
     pub doc: Option<S<String>>,
     /// Members of the previous layout this reserved space retires (keeping their bytes).
     pub retires: Option<Vec<S<String>>>,
+    /// The clean-field group of this member ("all": every group).
+    pub clean: Option<S<String>>,
 }
 
 /// `[[predicate]]` in copysets.toml.
@@ -102,6 +114,8 @@ pub struct RawSet {
     pub from: S<String>,
     pub to: S<String>,
     pub dirty: Option<S<bool>>,
+    /// Skip groups the source eVMCS marks clean.
+    pub clean: Option<S<bool>>,
     pub shadow: Option<S<String>>,
     /// Every field the vmcs12 layout maps (instead of `copy`).
     pub all: Option<S<bool>>,

@@ -151,3 +151,15 @@ fn cli_diff_refuses_the_pre_2018_drift() {
             .contains("compatible: vmcs12 can read every state vmcs12_dead_space wrote")
     );
 }
+
+#[test]
+fn the_command_does_not_depend_on_the_runtime() {
+    // The runtime's build script needs a valid schema: if vmcs-gen linked it, a schema mistake would
+    // make `vmcs-gen check` itself unbuildable instead of reporting the mistake.
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+    assert!(
+        !deps.lines().any(|l| l.trim_start().starts_with("vmcs ") || l.trim_start().starts_with("vmcs.")),
+        "{deps}"
+    );
+}

@@ -272,7 +272,14 @@ fn copy_set_bad_roles() {
     let s = edited(&[(C, m, "from = \"vmcs02\"", "from = \"vmcs12\"")]);
     let d = errors(&s);
     let to = "to = \"vmcs12\"\ncopy = [\n    { field = \"GUEST_CR0\"";
-    expect_at(&d, &s, C, to, "\"vmcs12\"", "a copy set moves fields between vmcs12 and vmcs02 or the shadow VMCS");
+    expect_at(
+        &d,
+        &s,
+        C,
+        to,
+        "\"vmcs12\"",
+        "a copy set moves fields between vmcs12 and vmcs02, the shadow VMCS or an eVMCS",
+    );
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn claiming_reserved_space_is_allowed() {
         field: Some(rtit),
         doc: None,
         retires: Vec::new(),
+        clean: None,
     };
     let schema = Schema::load(&with_members(&members)).expect("claiming padding64 keeps every pinned offset");
     let l = schema.layout("vmcs12").unwrap();

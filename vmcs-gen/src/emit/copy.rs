@@ -6,7 +6,7 @@ use quote::quote;
 use super::{bit_test, camel_case, gate_expr, hex, ident, nested_gate_expr};
 use crate::encoding::Width;
 use crate::gate::Gate;
-use crate::model::{CopyItem, CopySet, PredId, Role, Schema, ShadowAccess};
+use crate::model::{CleanGroup, CopyItem, CopySet, PredId, Role, Schema, ShadowAccess};
 
 pub(super) fn emit(schema: &Schema) -> TokenStream {
     let predicates = schema.predicates.iter().map(|p| {
@@ -54,7 +54,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     quote! {
         use crate::access::{VmcsError, VmcsRead, VmcsWrite};
         use crate::caps::{Cap, Capabilities};
-        use crate::copy::{DirtyGroups, copy_field};
+        use crate::copy::{CleanFields, DirtyGroups, copy_field};
         use crate::fields;
 
         /// Conditions only the hypervisor knows, named in the schema's copy sets.
@@ -206,7 +206,9 @@ fn emit_set(schema: &Schema, set: &CopySet, back: bool) -> TokenStream {
     let when = if uses_when { quote!(when) } else { quote!(_when) };
     // A dirty-tracked source is `&mut S`; copies only read it.
     let src_read = if set.dirty && !back { quote!(&*#src) } else { quote!(#src) };
-    let body: Vec<TokenStream> = if set.dirty && !back {
+    let body: Vec<TokenStream> = if set.clean && !back {
+        clean_gated(schema, set, &src, &src_read, &dst)
+    } else if set.dirty && !back {
         // Copy each group only when L1 dirtied it, then clear it (in order of first appearance).
         let mut order: Vec<usize> = Vec::new();
         for i in &set.items {
@@ -237,12 +239,17 @@ fn emit_set(schema: &Schema, set: &CopySet, back: bool) -> TokenStream {
     };
     let (src_ty, src_ref) = if set.dirty && !back {
         (quote!(VmcsRead + DirtyGroups + ?Sized), quote!(&mut S))
+    } else if set.clean && !back {
+        (quote!(VmcsRead + CleanFields + ?Sized), quote!(&S))
     } else {
         (quote!(VmcsRead + ?Sized), quote!(&S))
     };
+    // A clean group may hold a single conditional field: the nested `if` is the schema's shape.
+    let allow = if set.clean && !back { quote!(#[allow(clippy::collapsible_if)]) } else { quote!() };
     quote! {
         #[doc = #doc]
         #[inline]
+        #allow
         pub fn #name<S, D, C, P>(#src: #src_ref, #dst: &mut D, #caps: &C, #when: &P) -> Result<(), VmcsError>
         where
             S: #src_ty,
@@ -254,4 +261,41 @@ fn emit_set(schema: &Schema, set: &CopySet, back: bool) -> TokenStream {
             Ok(())
         }
     }
+}
+
+/// A clean-gated set: each clean-field group of the source eVMCS is copied only when its bit is
+/// clear; fields without a group are always copied, fields in "all" unless every bit is set.
+fn clean_gated(schema: &Schema, set: &CopySet, src: &Ident, src_read: &TokenStream, dst: &Ident) -> Vec<TokenStream> {
+    let layout = schema.layout("evmcs").expect("validated: clean sets read the evmcs layout");
+    let all = layout.clean.as_ref().expect("validated: evmcs has clean fields").all_mask();
+    let group_of = |f: usize| layout.members.iter().find(|m| m.field == Some(f)).and_then(|m| m.clean);
+    let mut order: Vec<Option<CleanGroup>> = Vec::new();
+    for i in &set.items {
+        let g = group_of(i.field);
+        if !order.contains(&g) {
+            order.push(g);
+        }
+    }
+    order
+        .into_iter()
+        .map(|g| {
+            let items: Vec<_> = set
+                .items
+                .iter()
+                .filter(|i| group_of(i.field) == g)
+                .map(|i| emit_item(schema, i, src_read, dst))
+                .collect();
+            match g {
+                None => quote!(#(#items)*),
+                Some(CleanGroup::Bit(bit)) => {
+                    let mask = hex(1u64 << bit);
+                    quote!(if #src.clean_fields() & #mask == 0 { #(#items)* })
+                }
+                Some(CleanGroup::All) => {
+                    let all = hex(all as u64);
+                    quote!(if #src.clean_fields() & #all != #all { #(#items)* })
+                }
+            }
+        })
+        .collect()
 }

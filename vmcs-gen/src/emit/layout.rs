@@ -64,6 +64,20 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
     });
     let encodings = mapped.iter().map(|(e, _)| hex(*e as u64));
     let count = Literal::usize_unsuffixed(mapped.len());
+    let clean_impl = match &layout.clean {
+        Some(c) => {
+            let member = ident(&c.member);
+            quote! {
+                impl crate::copy::CleanFields for #name {
+                    #[inline(always)]
+                    fn clean_fields(&self) -> u32 {
+                        self.#member
+                    }
+                }
+            }
+        }
+        None => quote!(),
+    };
     let doc = format!(
         " {} Revision {:#x}, {} bytes used of a {:#x}-byte region.",
         layout.doc,
@@ -99,6 +113,8 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
                 unsafe { core::mem::zeroed() }
             }
         }
+
+        #clean_impl
 
         impl Default for #name {
             fn default() -> Self {

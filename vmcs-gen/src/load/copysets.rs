@@ -60,7 +60,8 @@ fn load_set(file: &SourceFile, schema: &Schema, s: &RawSet, diags: &mut Diagnost
     let role = |r: &S<String>, diags: &mut Diagnostics| {
         let role = Role::parse(r.get_ref());
         if role.is_none() {
-            let msg = format!("unknown role `{}`: expected \"vmcs12\", \"vmcs02\" or \"shadow\"", r.get_ref());
+            let msg =
+                format!("unknown role `{}`: expected \"vmcs12\", \"vmcs02\", \"shadow\" or \"evmcs\"", r.get_ref());
             diags.push(file.error(r.span(), msg));
         }
         role
@@ -68,10 +69,19 @@ fn load_set(file: &SourceFile, schema: &Schema, s: &RawSet, diags: &mut Diagnost
     let (from, to) = (role(&s.from, diags), role(&s.to, diags));
     let (from, to) = (from?, to?);
     if (from == Role::Vmcs12) == (to == Role::Vmcs12) {
-        diags.push(file.error(s.to.span(), "a copy set moves fields between vmcs12 and vmcs02 or the shadow VMCS"));
+        diags.push(
+            file.error(s.to.span(), "a copy set moves fields between vmcs12 and vmcs02, the shadow VMCS or an eVMCS"),
+        );
         return None;
     }
     let dirty = s.dirty.as_ref().is_some_and(|d| *d.get_ref());
+    let clean = s.clean.as_ref().is_some_and(|c| *c.get_ref());
+    if clean && (from != Role::Evmcs || schema.layout("evmcs").is_none_or(|l| l.clean.is_none())) {
+        let span = s.clean.as_ref().unwrap().span();
+        diags.push(
+            file.error(span, "only sets that read an eVMCS with clean fields can skip clean groups (`clean = true`)"),
+        );
+    }
     if dirty && from != Role::Vmcs12 {
         let span = s.dirty.as_ref().unwrap().span();
         diags.push(file.error(span, "only sets that read vmcs12 can skip clean groups (`dirty = true`)"));
@@ -113,7 +123,7 @@ fn load_set(file: &SourceFile, schema: &Schema, s: &RawSet, diags: &mut Diagnost
             resolve_expr(file, w, &lookup, ("condition", "predicate"), "declare it as a [[predicate]]", diags)
         });
         let (fields, at) = match (&item.field, &item.group) {
-            (Some(f), None) => (vmcs12_field(file, schema, f, diags).into_iter().collect::<Vec<_>>(), f),
+            (Some(f), None) => (set_field(file, schema, f, [from, to], diags).into_iter().collect::<Vec<_>>(), f),
             (None, Some(g)) => match schema.groups.iter().find(|x| &x.name == g.get_ref()) {
                 Some(group) => (group.fields.clone(), g),
                 None => {
@@ -164,7 +174,40 @@ fn load_set(file: &SourceFile, schema: &Schema, s: &RawSet, diags: &mut Diagnost
             items.push(CopyItem { field: id, when: when.clone() });
         }
     }
-    Some(CopySet { name: s.name.get_ref().clone(), doc: s.doc.get_ref().clone(), from, to, dirty, shadow, items })
+    Some(CopySet {
+        name: s.name.get_ref().clone(),
+        doc: s.doc.get_ref().clone(),
+        from,
+        to,
+        dirty,
+        clean,
+        shadow,
+        items,
+    })
+}
+
+/// Resolve a field that every software layout among `roles` must hold.
+fn set_field(
+    file: &SourceFile,
+    schema: &Schema,
+    name: &S<String>,
+    roles: [Role; 2],
+    diags: &mut Diagnostics,
+) -> Option<FieldId> {
+    let id = vmcs12_field(file, schema, name, diags)?;
+    for layout in roles.iter().filter_map(|r| r.layout()).filter(|l| *l != VMCS12) {
+        let Some(l) = schema.layout(layout) else {
+            diags.push(file.error(name.span(), format!("role `{layout}` needs a layout `{layout}`")));
+            return None;
+        };
+        if !l.members.iter().any(|m| m.field == Some(id)) {
+            diags.push(
+                file.error(name.span(), format!("field `{}` has no member in layout `{layout}`", name.get_ref())),
+            );
+            return None;
+        }
+    }
+    Some(id)
 }
 
 /// Resolve a field name that must be held by the vmcs12 layout.

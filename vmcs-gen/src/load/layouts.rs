@@ -7,8 +7,8 @@ use super::lock::{self, Locks};
 use super::{duplicate, uint};
 use crate::compat::{self, Pinned};
 use crate::diag::{Diagnostics, SourceFile};
-use crate::model::{Layout, Member, MemberType, Schema};
-use crate::raw::{self, RawLayoutHead, RawMember};
+use crate::model::{CleanFields, CleanGroup, Layout, Member, MemberType, Schema};
+use crate::raw::{self, RawLayoutHead, RawMember, S};
 
 /// Where a member's parts sit in its file, for located errors (the lock check uses them too).
 pub(super) struct MemberSpans {
@@ -40,8 +40,21 @@ pub(super) fn load(
         size,
         released: head.released.as_ref().is_some_and(|r| *r.get_ref()),
         previous: head.previous.as_ref().map(|p| p.get_ref().clone()),
+        clean: None,
         members: Vec::new(),
     };
+    if let Some(c) = &head.clean {
+        let mut groups: Vec<(String, u32)> = Vec::new();
+        for (name, bit) in &c.groups {
+            let Some(b) = uint(file, bit, 31, "clean-field bit", diags) else { continue };
+            if let Some((other, _)) = groups.iter().find(|(_, x)| *x == b as u32) {
+                diags.push(file.error(bit.span(), format!("clean-field bit {b} of `{name}` is also `{other}`'s")));
+            }
+            groups.push((name.clone(), b as u32));
+        }
+        groups.sort_by_key(|(_, b)| *b);
+        layout.clean = Some(CleanFields { member: c.member.get_ref().clone(), groups });
+    }
     let mut spans = Vec::new();
     let mut names = HashMap::new();
     let mut mapped: HashMap<usize, String> = HashMap::new();
@@ -115,9 +128,11 @@ pub(super) fn load(
             field,
             doc: m.doc.as_ref().map(|d| d.get_ref().clone()),
             retires: m.retires.iter().flatten().map(|r| r.get_ref().clone()).collect(),
+            clean: m.clean.as_ref().and_then(|c| clean_group(file, &layout, c, diags)),
         });
     }
     check_placement(file, &layout, &spans, diags);
+    check_clean_member(file, &layout, &head, diags);
     if layout.released && !options.skip_compat {
         lock::check(file, &layout, &spans, head.name.span(), locks, options.allow_missing_lock, diags);
     }
@@ -163,6 +178,37 @@ pub(super) fn check_steps(schema: &Schema, loaded: &[Loaded], diags: &mut Diagno
         }
         let removed_at = |_: &str| (&l.file, at.clone());
         lock::report(&l.file, layout, &l.spans, &compat::compare(&pinned, layout), &what, &removed_at, diags);
+    }
+}
+
+/// Resolve a member's `clean = "group"` against the layout's `[clean]` groups.
+fn clean_group(file: &SourceFile, layout: &Layout, name: &S<String>, diags: &mut Diagnostics) -> Option<CleanGroup> {
+    let Some(clean) = &layout.clean else {
+        diags.push(file.error(name.span(), "`clean` needs a `[clean]` table in the layout"));
+        return None;
+    };
+    if name.get_ref() == "all" {
+        return Some(CleanGroup::All);
+    }
+    match clean.groups.iter().find(|(g, _)| g == name.get_ref()) {
+        Some((_, bit)) => Some(CleanGroup::Bit(*bit)),
+        None => {
+            diags.push(file.error(name.span(), format!("unknown clean-field group `{}`", name.get_ref())));
+            None
+        }
+    }
+}
+
+/// The `[clean]` member must be a u32 of the layout.
+fn check_clean_member(file: &SourceFile, layout: &Layout, head: &RawLayoutHead, diags: &mut Diagnostics) {
+    let Some(c) = &head.clean else { return };
+    if !layout.members.iter().any(|m| &m.name == c.member.get_ref() && m.ty == MemberType::U32 && m.field.is_none()) {
+        diags.push(
+            file.error(
+                c.member.span(),
+                format!("`{}` is not an unmapped u32 member of the layout", c.member.get_ref()),
+            ),
+        );
     }
 }
 
