@@ -743,3 +743,38 @@ fn put(out: &mut [u8], off: usize, src: &[u8]) {
         }
     }
 }
+
+/// rust-vmm's `kvm_bindings::KvmNestedStateBuffer` (what `VcpuFd::get_nested_state` fills).
+#[cfg(feature = "kvm-bindings")]
+pub mod kvm_bindings_buffer {
+    use super::{EmitError, NestedState, NestedStateBuilder, NestedStateError, VcpuContext, check};
+    use kvm_bindings::nested::KvmNestedStateBuffer;
+
+    const LEN: usize = core::mem::size_of::<KvmNestedStateBuffer>();
+
+    /// The buffer's bytes: a 128-byte `struct kvm_nested_state` header and the data union.
+    pub fn as_bytes(buffer: &KvmNestedStateBuffer) -> &[u8] {
+        // SAFETY: KvmNestedStateBuffer is repr(C) plain data (integers, byte arrays and unions of
+        // them) without padding (128 + 8192 bytes), so every byte is initialized.
+        unsafe { core::slice::from_raw_parts(buffer as *const KvmNestedStateBuffer as *const u8, LEN) }
+    }
+
+    /// Validate a buffer as KVM_SET_NESTED_STATE would (see [`check`]).
+    pub fn check_buffer<'a>(
+        buffer: &'a KvmNestedStateBuffer,
+        vcpu: &VcpuContext,
+    ) -> Result<NestedState<'a>, NestedStateError> {
+        check(as_bytes(buffer), vcpu)
+    }
+
+    /// Emit a blob into a fresh buffer.
+    pub fn to_buffer(builder: &NestedStateBuilder) -> Result<KvmNestedStateBuffer, EmitError> {
+        let mut buffer = KvmNestedStateBuffer::empty();
+        // SAFETY: as in `as_bytes`; every bit pattern of the buffer's fields is valid, so writing
+        // bytes through this view cannot create an invalid value.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(&mut buffer as *mut KvmNestedStateBuffer as *mut u8, LEN) };
+        builder.emit(bytes)?;
+        Ok(buffer)
+    }
+}
