@@ -2,6 +2,8 @@
 //! (shared/reference/kvm/nested-state-uapi.md). Every rule has an accepting and a rejecting blob,
 //! both emitted by the builder, differing only in what the rule is about.
 
+mod common;
+
 use vmcs::nested_state::*;
 use vmcs::{SoftwareVmcs, Vmcs12};
 
@@ -66,7 +68,7 @@ fn evmcs() -> VcpuContext {
     VcpuContext { evmcs_enabled: true, ..VcpuContext::default() }
 }
 
-fn emit(b: &NestedStateBuilder) -> Vec<u8> {
+fn emit<A: AsRef<[u8]> + std::fmt::Debug>(b: &NestedStateBuilder<A>) -> Vec<u8> {
     let mut buf = vec![0xa5u8; b.len() + 16];
     let n = b.emit(&mut buf).expect("emit");
     assert_eq!(n, b.len());
@@ -104,6 +106,24 @@ fn constants() {
     assert_eq!(KVM_STATE_NESTED_KNOWN_FLAGS, 0x10f);
     let d = VcpuContext::default();
     assert!(d.has_vmx && !d.in_smm && !d.evmcs_enabled && d.maxphyaddr == 52);
+}
+
+#[test]
+fn shape_is_kvm_struct_vmcs12() {
+    let r = common::reference("vmcs12-layout.json");
+    let offset = |name: &str| {
+        let m = r["members"].as_array().unwrap().iter().find(|m| m["member"] == name).unwrap();
+        m["offset"].as_u64().unwrap() as usize
+    };
+    let want = Vmcs12Shape {
+        struct_size: r["sizeof_struct"].as_u64().unwrap() as usize,
+        revision: r["revision_int"].as_u64().unwrap() as u32,
+        hdr: offset("hdr"),
+        primary_controls: offset("cpu_based_vm_exec_control"),
+        secondary_controls: offset("secondary_vm_exec_control"),
+        link_pointer: offset("vmcs_link_pointer"),
+    };
+    assert_eq!(VMCS12_SHAPE, want);
 }
 
 #[test]
@@ -275,9 +295,10 @@ fn rule15_vmxon_without_vmcs() {
         s.size()
     };
     assert_eq!(s, 128);
-    err(vmxon_only().flags(KVM_STATE_NESTED_GUEST_MODE), dflt(), NestedStateError::VmxonWithoutVmcs);
-    err(vmxon_only().flags(KVM_STATE_NESTED_EVMCS), evmcs(), NestedStateError::VmxonWithoutVmcs);
-    err(vmxon_only().vmcs12_pa(VMPTR), dflt(), NestedStateError::VmxonWithoutVmcs);
+    let no_vmcs = NestedStateError::VmxonWithoutVmcs { size: 128, min: 1126 };
+    err(vmxon_only().flags(KVM_STATE_NESTED_GUEST_MODE), dflt(), no_vmcs);
+    err(vmxon_only().flags(KVM_STATE_NESTED_EVMCS), evmcs(), no_vmcs);
+    err(vmxon_only().vmcs12_pa(VMPTR), dflt(), no_vmcs);
     // MTF_PENDING alone is not refused here.
     ok(vmxon_only().flags(KVM_STATE_NESTED_MTF_PENDING), dflt());
 }
@@ -287,7 +308,7 @@ fn threshold_is_128_plus_sizeof_vmcs12_not_4096() {
     // 1125: still "VMXON without VMCS" (vmcs12 not even looked at).
     let b = l1().declared_size(Some(1125));
     assert_eq!(emit(&b).len(), 1125);
-    err(b, dflt(), NestedStateError::VmxonWithoutVmcs);
+    err(b, dflt(), NestedStateError::VmxonWithoutVmcs { size: 1125, min: 1126 });
     ok(vmxon_only().vmcs12(Some(vmcs12())).declared_size(Some(1125)), dflt());
     // 1126 is enough for a vmcs12, although 4224 is what KVM emits.
     let b = l1().declared_size(Some(1126));
@@ -299,7 +320,11 @@ fn threshold_is_128_plus_sizeof_vmcs12_not_4096() {
     // ... and from 1126 on the vmcs12 is checked.
     let mut bad = vmcs12();
     bad.hdr = 1;
-    err(l1().vmcs12(Some(bad)).declared_size(Some(1126)), dflt(), NestedStateError::BadVmcs12Revision { revision: 1 });
+    err(
+        l1().vmcs12(Some(bad)).declared_size(Some(1126)),
+        dflt(),
+        NestedStateError::BadVmcs12Revision { revision: 1, expected: 0x11e5_7ed0 },
+    );
     ok(l1().vmcs12(Some(bad)).declared_size(Some(1125)).vmcs12_pa(INVALID_GPA), dflt());
 }
 
@@ -320,7 +345,8 @@ fn rule19_vmcs12_revision() {
     ok(l1(), dflt());
     let mut bad = vmcs12();
     bad.hdr = VMCS12_REVISION + 1;
-    err(l1().vmcs12(Some(bad)), dflt(), NestedStateError::BadVmcs12Revision { revision: VMCS12_REVISION + 1 });
+    let e = NestedStateError::BadVmcs12Revision { revision: 0x11e5_7ed1, expected: 0x11e5_7ed0 };
+    err(l1().vmcs12(Some(bad)), dflt(), e);
     // Only revision_id (bits 30:0) is compared; the shadow bit of vmcs12 itself is not looked at.
     let mut shadow_bit = vmcs12();
     shadow_bit.hdr = VMCS12_REVISION | VMCS_HDR_SHADOW_VMCS;
@@ -331,9 +357,10 @@ fn rule19_vmcs12_revision() {
 fn rule20_shadow_size() {
     ok(l2_shadow(), dflt());
     // Guest mode, shadowing in use, only a vmcs12 area: too small.
-    err(l2().vmcs12(Some(vmcs12_shadowing())), dflt(), NestedStateError::ShadowVmcs12Missing);
+    let missing = |size| NestedStateError::ShadowVmcs12Missing { size, min: 5222 };
+    err(l2().vmcs12(Some(vmcs12_shadowing())), dflt(), missing(4224));
     ok(l2_shadow().declared_size(Some(5222)), dflt());
-    err(l2_shadow().declared_size(Some(5221)), dflt(), NestedStateError::ShadowVmcs12Missing);
+    err(l2_shadow().declared_size(Some(5221)), dflt(), missing(5221));
     // Not in use: no shadow needed.
     let mut no_link = vmcs12_shadowing();
     no_link.vmcs_link_pointer = INVALID_GPA;
@@ -356,7 +383,7 @@ fn rule22_shadow_header() {
     err(
         l2_shadow().shadow_vmcs12(Some(bad)),
         dflt(),
-        NestedStateError::BadShadowVmcs12Revision { revision: VMCS12_REVISION ^ 1 },
+        NestedStateError::BadShadowVmcs12Revision { revision: 0x11e5_7ed1, expected: 0x11e5_7ed0 },
     );
     let mut bad = shadow();
     bad.hdr = VMCS12_REVISION;
@@ -385,7 +412,11 @@ fn sizes_128_4224_8320() {
         assert_eq!(s.shadow_vmcs12().is_some(), size == 8320);
     }
     // Wrong state for the size: guest mode with 128 bytes, shadow in use with 4224.
-    err(vmxon_only().flags(KVM_STATE_NESTED_GUEST_MODE), dflt(), NestedStateError::VmxonWithoutVmcs);
+    err(
+        vmxon_only().flags(KVM_STATE_NESTED_GUEST_MODE),
+        dflt(),
+        NestedStateError::VmxonWithoutVmcs { size: 128, min: 1126 },
+    );
 }
 
 #[test]
@@ -443,7 +474,7 @@ fn round_trip() {
     for (b, vcpu) in builders {
         let first = emit(&b);
         let s = check(&first, &vcpu).unwrap_or_else(|e| panic!("{e} {b:?}"));
-        let again = emit(&NestedStateBuilder::from_state(&s));
+        let again = emit(&s.builder());
         assert_eq!(first, again, "{b:?}");
     }
 }
@@ -468,7 +499,7 @@ fn exercise(blob: &[u8], vcpu: &VcpuContext) -> bool {
             let _ = (s.flags(), s.format(), s.size(), s.vmx_header(), s.vmcs12(), s.shadow_vmcs12());
             assert!(s.as_bytes().len() == s.size() as usize && s.as_bytes().len() <= blob.len());
             let mut out = vec![0u8; s.size() as usize];
-            NestedStateBuilder::from_state(&s).emit(&mut out).unwrap();
+            s.builder().emit(&mut out).unwrap();
             true
         }
         Err(e) => {
