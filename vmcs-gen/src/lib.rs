@@ -15,6 +15,7 @@ pub mod model;
 mod raw;
 pub mod report;
 pub mod source;
+pub mod state;
 
 pub use caps::Caps;
 pub use diag::{Diagnostic, Diagnostics, SourceFile};

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use vmcs_gen::{Caps, Schema, SchemaSources, report};
 
 #[derive(Parser)]
@@ -53,6 +53,59 @@ enum Command {
     Diff { old: String, new: String },
     /// Pin a released layout's current members in its lock file (schema/locks/NAME.lock.toml).
     Lock { name: String },
+    /// KVM_GET/SET_NESTED_STATE blobs (VMX format): decode, or check against KVM's restore rules.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Print the header and every vmcs12 (and shadow vmcs12) member by name, then the verdict of
+    /// `state check`. Decodes rejected blobs too; fails only when the header is missing.
+    Decode {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: StateTarget,
+    },
+    /// Exit 0 if KVM_SET_NESTED_STATE would accept the blob, 1 with the rule that refuses it.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        target: StateTarget,
+    },
+}
+
+/// The destination: its vmcs12 layout and the vCPU facts some rules need.
+#[derive(Args)]
+struct StateTarget {
+    /// The vmcs12 layout of the kernel that reads the blob (a layout of the schema).
+    #[arg(long, value_name = "NAME", default_value = "vmcs12")]
+    layout: String,
+    /// The guest CPUID does not advertise VMX.
+    #[arg(long)]
+    no_vmx: bool,
+    /// The vCPU is in SMM.
+    #[arg(long)]
+    smm: bool,
+    /// Enlightened VMCS is enabled on the vCPU.
+    #[arg(long)]
+    evmcs: bool,
+    /// The guest MAXPHYADDR.
+    #[arg(long, value_name = "BITS", default_value_t = 52)]
+    maxphyaddr: u8,
+}
+
+impl StateTarget {
+    fn vcpu(&self) -> vmcs_nested_state::VcpuContext {
+        vmcs_nested_state::VcpuContext {
+            has_vmx: !self.no_vmx,
+            in_smm: self.smm,
+            evmcs_enabled: self.evmcs,
+            maxphyaddr: self.maxphyaddr,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -141,6 +194,34 @@ fn run(cli: &Cli) -> Result<(), String> {
             std::fs::write(&path, vmcs_gen::lock_text(layout))
                 .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
             println!("pinned {} members of `{name}` in {}", layout.members.len(), path.display());
+        }
+        Command::State(cmd) => run_state(&schema, cmd)?,
+    }
+    Ok(())
+}
+
+fn run_state(schema: &Schema, cmd: &StateCommand) -> Result<(), String> {
+    let (StateCommand::Decode { file, target, .. } | StateCommand::Check { file, target }) = cmd;
+    let layout = find_layout(schema, &target.layout)?;
+    let shape = vmcs_gen::state::shape(schema, layout).map_err(|e| format!("error: {e}"))?;
+    let blob = std::fs::read(file).map_err(|e| format!("error: cannot read {}: {e}", file.display()))?;
+    let result = vmcs_nested_state::check(&blob, shape, &target.vcpu()).map(|_| ());
+    let verdict = vmcs_gen::state::verdict(&result);
+    match cmd {
+        StateCommand::Check { .. } => {
+            if result.is_err() {
+                return Err(format!("{}: {verdict}", file.display()));
+            }
+            println!("{}: {verdict}", file.display());
+        }
+        StateCommand::Decode { json, .. } => {
+            let state = vmcs_nested_state::read(&blob, shape)
+                .map_err(|e| format!("error: {}: cannot decode: {e}", file.display()))?;
+            if *json {
+                println!("{}", pretty(&vmcs_gen::state::decode_json(schema, layout, &state, &result)));
+            } else {
+                print!("{}", vmcs_gen::state::decode_text(schema, layout, &state, &result));
+            }
         }
     }
     Ok(())
