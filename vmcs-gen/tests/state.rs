@@ -335,3 +335,36 @@ fn the_schema_shape_is_kvm_struct_vmcs12() {
     };
     assert_eq!(shape, want);
 }
+
+#[test]
+fn decoding_random_blobs_never_panics() {
+    let schema = vmcs_gen::Schema::load(&vmcs_gen::SchemaSources::embedded()).unwrap();
+    let vcpu = vmcs_nested_state::VcpuContext::default();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut decoded = 0;
+    for i in 0..600 {
+        let layout = &schema.layouts[i % schema.layouts.len()];
+        let Ok(shape) = vmcs_gen::state::shape(&schema, layout) else { continue };
+        let len = (next() % 9000) as usize;
+        let mut blob: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if len >= 8 && i % 2 == 0 {
+            // A plausible size, so that the areas are reached.
+            let size = [128u32, 1126, 4224, 5222, 8320][(next() % 5) as usize];
+            blob[4..8].copy_from_slice(&size.to_le_bytes());
+        }
+        let result = vmcs_nested_state::check(&blob, shape, &vcpu).map(|_| ());
+        if let Ok(state) = vmcs_nested_state::read(&blob, shape) {
+            let text = vmcs_gen::state::decode_text(&schema, layout, &state, &result);
+            assert!(text.starts_with("kvm_nested_state: "));
+            let _ = vmcs_gen::state::decode_json(&schema, layout, &state, &result);
+            decoded += 1;
+        }
+    }
+    assert!(decoded > 300, "most blobs have a header: {decoded}");
+}
