@@ -15,6 +15,33 @@
 //! - [`read`] gives the same view without applying the rules, for tools that show a rejected blob.
 //! - [`NestedStateBuilder`] emits blobs.
 //!
+//! ```
+//! use vmcs_nested_state::{NestedStateBuilder, NestedStateError, VcpuContext, Vmcs12Shape, check};
+//!
+//! // In a hypervisor: `vmcs::nested_state::VMCS12_SHAPE`, generated from the schema.
+//! let shape = Vmcs12Shape {
+//!     struct_size: 998,
+//!     revision: 0x11e5_7ed0,
+//!     hdr: 0,
+//!     primary_controls: 748,
+//!     secondary_controls: 804,
+//!     link_pointer: 176,
+//! };
+//! let mut vmcs12 = [0u8; 998];
+//! vmcs12[..4].copy_from_slice(&shape.revision.to_le_bytes());
+//! let l1 = NestedStateBuilder::new().vmxon_pa(0x1000).vmcs12_pa(0x2000).vmcs12(Some(&vmcs12[..]));
+//! let mut blob = [0u8; 8320];
+//! let len = l1.emit(&mut blob)?;
+//! assert_eq!(len, 4224);
+//! let state = check(&blob[..len], shape, &VcpuContext::default()).expect("KVM accepts it");
+//! assert_eq!(state.vmx_header().vmcs12_pa, 0x2000);
+//!
+//! // The current VMCS may not be the VMXON region (rule 16).
+//! let len = l1.vmcs12_pa(0x1000).emit(&mut blob)?;
+//! assert_eq!(check(&blob[..len], shape, &VcpuContext::default()).err(), Some(NestedStateError::Vmcs12PaIsVmxonPa));
+//! # Ok::<(), vmcs_nested_state::EmitError>(())
+//! ```
+//!
 //! # What is not checked
 //!
 //! - Rule 1 (the vendor has no `set_state` hook) has no meaning here.
