@@ -98,7 +98,7 @@ impl<'a> NestedState<'a> {
 }
 
 /// A vmcs12 from up to `sizeof(struct vmcs12)` bytes, the rest zero.
-pub fn vmcs12_from(bytes: &[u8]) -> Vmcs12 {
+fn vmcs12_from(bytes: &[u8]) -> Vmcs12 {
     let mut v = Vmcs12::zeroed();
     let dst = v.as_bytes_mut();
     let n = dst.len().min(bytes.len());
