@@ -2,7 +2,7 @@
 
 use crate::{
     INVALID_GPA, KVM_STATE_NESTED_EVMCS, KVM_STATE_NESTED_GIF_SET, KVM_STATE_NESTED_GUEST_MODE,
-    KVM_STATE_NESTED_MTF_PENDING, KVM_STATE_NESTED_RUN_PENDING,
+    KVM_STATE_NESTED_KNOWN_FLAGS, KVM_STATE_NESTED_MTF_PENDING, KVM_STATE_NESTED_RUN_PENDING,
 };
 
 /// The facts about the target vCPU that some rules need.
@@ -79,6 +79,6 @@ pub fn flag_names(flags: u16) -> (impl Iterator<Item = &'static str>, u16) {
         (KVM_STATE_NESTED_MTF_PENDING, "MTF_PENDING"),
         (KVM_STATE_NESTED_GIF_SET, "GIF_SET"),
     ];
-    let known = NAMES.iter().fold(0, |acc, (bit, _)| acc | bit);
-    (NAMES.into_iter().filter(move |(bit, _)| flags & bit != 0).map(|(_, name)| name), flags & !known)
+    let names = NAMES.into_iter().filter(move |(bit, _)| flags & bit != 0).map(|(_, name)| name);
+    (names, flags & !KVM_STATE_NESTED_KNOWN_FLAGS)
 }

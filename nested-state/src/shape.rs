@@ -11,8 +11,8 @@ use crate::{
 /// rule 20's thresholds, and how much KVM copies), its revision (rules 19 and 22) and where the
 /// header and the three members deciding "uses a shadow VMCS" live.
 ///
-/// Built from the schema, never written by hand: `vmcs::nested_state::VMCS12_SHAPE` (the generated
-/// layout) and `vmcs_gen::state::shape` (the model).
+/// Built from the schema, never written by hand: `vmcs_gen::state::shape` reads it off the model,
+/// and the runtime's `vmcs::nested_state::VMCS12_SHAPE` is generated from that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vmcs12Shape {
     /// `sizeof(struct vmcs12)`: the meaningful bytes of each area (998 in Linux 7.2.8).

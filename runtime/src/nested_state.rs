@@ -3,12 +3,10 @@
 //!
 //! The rules, the byte-level view and the builder live in the dependency-free
 //! [`vmcs_nested_state`] crate (shared with the `vmcs-gen state` command, which must build even
-//! when the schema has errors); this module gives them the generated layout's [`VMCS12_SHAPE`]
-//! and typed vmcs12 copies. See that crate for what is and is not checked.
+//! when the schema has errors); this module gives them [`VMCS12_SHAPE`], generated from the
+//! schema's vmcs12, and typed vmcs12 copies. See that crate for what is and is not checked.
 //!
 //! Nothing in this module panics or reads out of bounds, whatever the input.
-
-use core::mem::offset_of;
 
 pub use vmcs_nested_state::{
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS, EmitError, HEADER_SIZE, INVALID_GPA, KVM_STATE_NESTED_EVMCS,
@@ -20,19 +18,10 @@ pub use vmcs_nested_state::{
     Vmcs12Shape, VmxHeader,
 };
 
-use crate::layouts::vmcs12::Vmcs12;
 use crate::software::SoftwareVmcs;
 
-/// The generated vmcs12 as the rules see it.
-pub const VMCS12_SHAPE: Vmcs12Shape = Vmcs12Shape {
-    struct_size: <Vmcs12 as SoftwareVmcs>::USED_BYTES,
-    revision: <Vmcs12 as SoftwareVmcs>::REVISION,
-    hdr: offset_of!(Vmcs12, hdr),
-    primary_controls: offset_of!(Vmcs12, cpu_based_vm_exec_control),
-    secondary_controls: offset_of!(Vmcs12, secondary_vm_exec_control),
-    link_pointer: offset_of!(Vmcs12, vmcs_link_pointer),
-};
-const _: () = assert!(VMCS12_SHAPE.validate().is_ok(), "vmcs12 must fit a nested-state area");
+// VMCS12_SHAPE, generated from the schema's vmcs12 (with offset proofs against the struct).
+include!(concat!(env!("OUT_DIR"), "/nested_state.rs"));
 
 /// `sizeof(struct vmcs12)`: the meaningful bytes of each area.
 pub const VMCS12_STRUCT_SIZE: usize = VMCS12_SHAPE.struct_size;

@@ -345,6 +345,7 @@ fn rule20_shadow_size() {
     let mut no_link = vmcs12_shadowing();
     no_link.vmcs_link_pointer = INVALID_GPA;
     ok(l2().vmcs12(Some(no_link)), dflt());
+    assert!(uses_shadow_vmcs(&vmcs12_shadowing()) && !uses_shadow_vmcs(&no_link));
     let mut no_activate = vmcs12_shadowing();
     no_activate.cpu_based_vm_exec_control = 0;
     ok(l2().vmcs12(Some(no_activate)), dflt());

@@ -12,7 +12,8 @@ use vmcs_nested_state::{INVALID_GPA, NestedState, NestedStateError, Vmcs12Shape,
 use crate::model::{Layout, Member, MemberType, Schema};
 
 /// The [`Vmcs12Shape`] of a layout: its size and revision, the `hdr` member, and the members holding
-/// the primary and secondary processor-based controls and the VMCS link pointer.
+/// the primary and secondary processor-based controls and the VMCS link pointer. The one place the
+/// shape is derived: the `nested_state.rs` emitter generates the runtime's `VMCS12_SHAPE` from it.
 pub fn shape(schema: &Schema, layout: &Layout) -> Result<Vmcs12Shape, String> {
     let by_name = |name: &str, ty: MemberType| match layout.members.iter().find(|m| m.name == name) {
         Some(m) if m.ty == ty => Ok(m.offset as usize),

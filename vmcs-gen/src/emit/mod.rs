@@ -4,6 +4,7 @@ mod caps;
 mod copy;
 mod fields;
 mod layout;
+mod nested_state;
 mod translate;
 
 use proc_macro2::{Ident, Span, TokenStream};
@@ -54,6 +55,12 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
         jobs.push(Box::new(|| {
             let what = "field-by-field translators between every two layouts";
             artifact(schema, "translate.rs", what, translate::emit(schema))
+        }));
+    }
+    if let Some(vmcs12) = schema.layout("vmcs12") {
+        jobs.push(Box::new(move || {
+            let what = "the vmcs12 facts the KVM_SET_NESTED_STATE rules read";
+            artifact(schema, "nested_state.rs", what, nested_state::emit(schema, vmcs12))
         }));
     }
     for l in &schema.layouts {
