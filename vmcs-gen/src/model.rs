@@ -67,6 +67,10 @@ pub struct Msr {
     pub kind: MsrKind,
     /// The MSR exists only if this gate holds; otherwise it reads as 0.
     pub requires: Option<Gate<CapId>>,
+    /// The VMCS control field whose allowed settings the MSR reports. The field is in effect only
+    /// while `requires` holds over the control values (e.g. the secondary controls only with
+    /// "activate secondary controls"); otherwise it acts as 0.
+    pub control_field: Option<FieldId>,
     pub doc: String,
 }
 

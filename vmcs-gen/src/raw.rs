@@ -33,6 +33,8 @@ pub struct RawMsr {
     pub index: S<i64>,
     pub true_index: Option<S<i64>>,
     pub kind: S<String>,
+    /// The VMCS control field whose allowed settings the MSR reports.
+    pub field: Option<S<String>>,
     pub requires: Option<S<String>>,
     pub doc: S<String>,
 }

@@ -190,6 +190,27 @@ fn capability_bit_out_of_range() {
     expect_at(&d, &s, c, m, "37", "bit 37 (0x25) is out of range (0..=31)");
 }
 
+#[test]
+fn msr_control_field_must_be_a_control_of_its_width() {
+    let c = "capabilities.toml";
+    let m = "name = \"pin\"";
+    let s = edited(&[(c, m, "\"PIN_BASED_VM_EXEC_CONTROL\"", "\"GUEST_RIP\"")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, c, m, "\"GUEST_RIP\"", "`GUEST_RIP` cannot hold the controls of MSR `pin`");
+    assert_eq!(
+        e.notes[0],
+        "a \"control\" MSR reports a 32-bit control field; `GUEST_RIP` is a natural-width guest-state field"
+    );
+    // A "flags" MSR reports a 64-bit allowed-1 vector.
+    let m = "name = \"proc3\"";
+    let s = edited(&[(c, m, "\"TERTIARY_VM_EXEC_CONTROL\"", "\"CPU_BASED_VM_EXEC_CONTROL\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, c, m, "\"CPU_BASED_VM_EXEC_CONTROL\"", "cannot hold the controls of MSR `proc3`");
+    let s = edited(&[(c, m, "\"TERTIARY_VM_EXEC_CONTROL\"", "\"TERTIARY_CONTROLS\"")]);
+    let d = errors(&s);
+    expect_at(&d, &s, c, m, "\"TERTIARY_CONTROLS\"", "unknown field `TERTIARY_CONTROLS`");
+}
+
 const C: &str = "copysets.toml";
 
 #[test]

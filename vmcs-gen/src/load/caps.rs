@@ -1,13 +1,16 @@
 //! capabilities.toml: the VMX capability MSRs and the named bits gates refer to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{duplicate, resolve_gate, uint};
 use crate::diag::{Diagnostics, SourceFile};
-use crate::model::{Capability, Msr, MsrKind, Schema};
-use crate::raw::{self, NoHead, RawCap, RawMsr};
+use crate::encoding::{Kind, Width};
+use crate::model::{Capability, Msr, MsrId, MsrKind, Schema};
+use crate::raw::{self, NoHead, RawCap, RawMsr, S};
 
-pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) {
+/// Load the MSRs and capabilities; returns each MSR's `field` name, resolved once fields are known
+/// ([`resolve_control_fields`]).
+pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) -> Vec<(MsrId, S<String>)> {
     let mut raw = raw::parse_file::<NoHead>(file, &["msr", "cap"], diags);
     let msrs: Vec<RawMsr> = raw::entries(file, &mut raw, "msr", diags);
     let caps: Vec<RawCap> = raw::entries(file, &mut raw, "cap", diags);
@@ -39,6 +42,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             true_index: true_index.map(|t| t as u32),
             kind: kind.unwrap_or(MsrKind::Flags),
             requires: None,
+            control_field: None,
             doc: m.doc.get_ref().clone(),
         });
     }
@@ -69,6 +73,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         });
     }
 
+    let fields = msrs.iter().enumerate().filter_map(|(i, m)| m.field.clone().map(|f| (i, f))).collect();
     // `requires` may name any capability, so resolve it once all are known.
     for (i, m) in msrs.iter().enumerate() {
         if let Some(req) = &m.requires {
@@ -85,6 +90,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             );
         }
     }
+    fields
 }
 
 /// Does MSR `start` depend on itself through the MSRs its `requires` gate names?
@@ -110,4 +116,46 @@ fn valid_cap_name(name: &str) -> bool {
     let mut parts = name.split('.');
     let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if ok(a) && ok(b))
+}
+
+/// Resolve each MSR's `field` once the fields are loaded: a control field of the width the MSR's
+/// kind reports (32 bits for allowed-0/allowed-1 pairs, 64 for allowed-1 vectors). Fields that were
+/// declared but rejected get no second error.
+pub(super) fn resolve_control_fields(
+    file: &SourceFile,
+    refs: &[(MsrId, S<String>)],
+    rejected: &HashSet<String>,
+    schema: &mut Schema,
+    diags: &mut Diagnostics,
+) {
+    for (id, name) in refs {
+        let msr = schema.msrs[*id].name.clone();
+        let Some(f) = schema.fields.iter().position(|f| &f.name == name.get_ref()) else {
+            if !rejected.contains(name.get_ref()) {
+                diags.push(file.error(name.span(), format!("unknown field `{}`", name.get_ref())));
+            }
+            continue;
+        };
+        let field = &schema.fields[f];
+        let want = match schema.msrs[*id].kind {
+            MsrKind::Control => Width::W32,
+            MsrKind::Flags => Width::W64,
+        };
+        if field.kind != Kind::Control || field.width != want {
+            diags.push(
+                file.error(name.span(), format!("`{}` cannot hold the controls of MSR `{msr}`", field.name)).with_note(
+                    format!(
+                        "a {} MSR reports a {} control field; `{}` is a {} {} field",
+                        if want == Width::W32 { "\"control\"" } else { "\"flags\"" },
+                        want.describe(),
+                        field.name,
+                        field.width.describe(),
+                        field.kind.as_str()
+                    ),
+                ),
+            );
+            continue;
+        }
+        schema.msrs[*id].control_field = Some(f);
+    }
 }

@@ -55,17 +55,22 @@ impl Schema {
                 ));
             }
         }
-        match sources.file("capabilities.toml") {
+        let control_fields = match sources.file("capabilities.toml") {
             Some(f) => caps::load(f, &mut schema, &mut diags),
             None => {
-                diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing"))
+                diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing"));
+                Vec::new()
             }
-        }
+        };
         // Names of fields that were declared but rejected: layouts mapping them get no second error.
         let mut rejected = None;
         match sources.file("fields.toml") {
             Some(f) => rejected = Some(fields::load(f, &mut schema, &mut diags)),
             None => diags.push(SourceFile::new("schema/fields.toml", "").error(0..0, "fields.toml is missing")),
+        }
+        if let Some(f) = sources.file("capabilities.toml") {
+            let rejected = rejected.clone().unwrap_or_default();
+            caps::resolve_control_fields(f, &control_fields, &rejected, &mut schema, &mut diags);
         }
         let locks = lock::load_all(sources, &mut diags);
         let mut loaded = Vec::new();
