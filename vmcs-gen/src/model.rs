@@ -3,6 +3,9 @@
 use crate::encoding::{Encoding, Kind, Width};
 use crate::gate::Gate;
 
+mod exits;
+pub use exits::{Bitfield, BitfieldId, Bits, Decode, ExitReason, InstructionError, NamedValue};
+
 /// Index of a field in [`Schema::fields`].
 pub type FieldId = usize;
 /// Index of a capability in [`Schema::caps`].
@@ -11,7 +14,7 @@ pub type CapId = usize;
 pub type MsrId = usize;
 
 /// The whole validated schema.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Schema {
     pub fields: Vec<Field>,
     pub msrs: Vec<Msr>,
@@ -20,6 +23,12 @@ pub struct Schema {
     pub predicates: Vec<Predicate>,
     pub groups: Vec<Group>,
     pub sets: Vec<CopySet>,
+    /// Basic VM-exit reasons, by number.
+    pub reasons: Vec<ExitReason>,
+    /// Layouts of exit-information fields (exit reason, qualifications, interruption information).
+    pub bitfields: Vec<Bitfield>,
+    /// VM-instruction errors, by number.
+    pub instruction_errors: Vec<InstructionError>,
     /// Display paths of the files the schema was read from, for generated headers.
     pub sources: Vec<String>,
 }

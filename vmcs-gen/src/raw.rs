@@ -49,6 +49,59 @@ pub struct RawCap {
     pub doc: S<String>,
 }
 
+/// `[[reason]]` in exits.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReason {
+    pub number: S<i64>,
+    pub name: S<String>,
+    pub doc: S<String>,
+    pub qualification: Option<S<String>>,
+}
+
+/// `[[bitfield]]` in exits.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBitfield {
+    pub name: S<String>,
+    pub fields: S<Vec<S<String>>>,
+    pub doc: S<String>,
+    #[serde(default)]
+    pub bits: Vec<RawBits>,
+}
+
+/// `[[bitfield.bits]]`: a named bit range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBits {
+    pub name: S<String>,
+    pub bits: S<String>,
+    pub doc: S<String>,
+    #[serde(rename = "enum")]
+    pub enum_name: Option<S<String>>,
+    pub values: Option<S<Vec<RawValue>>>,
+    #[serde(rename = "type")]
+    pub ty: Option<S<String>>,
+}
+
+/// One named value of a bit range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValue {
+    pub name: S<String>,
+    pub value: S<i64>,
+    pub doc: S<String>,
+}
+
+/// `[[error]]` in instruction_errors.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstructionError {
+    pub number: S<i64>,
+    pub name: S<String>,
+    pub doc: S<String>,
+}
+
 /// The top of a layout file (`layouts/NAME.toml`), without its members.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

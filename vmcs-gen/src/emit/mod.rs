@@ -2,7 +2,9 @@
 
 mod caps;
 mod copy;
+mod exits;
 mod fields;
+mod instruction_errors;
 mod layout;
 mod nested_state;
 mod translate;
@@ -23,7 +25,7 @@ pub struct Artifact {
     pub contents: String,
 }
 
-/// Every artifact the runtime includes: capabilities, fields, and one per layout. The emitters are
+/// Every artifact the runtime includes: capabilities, fields, exits, instruction errors, and one per layout. The emitters are
 /// independent, so they run on their own threads.
 pub fn all(schema: &Schema) -> Vec<Artifact> {
     type Job<'a> = Box<dyn FnOnce() -> Artifact + Send + 'a>;
@@ -43,6 +45,14 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
                 "typed handles, metadata and existence of every VMCS field",
                 fields::emit(schema),
             )
+        }),
+        Box::new(|| {
+            let what = "basic exit reasons, exit-information bitfields and qualifications by reason";
+            artifact(schema, "exits.rs", what, exits::emit(schema))
+        }),
+        Box::new(|| {
+            let what = "VM-instruction errors with the SDM's text";
+            artifact(schema, "instruction_errors.rs", what, instruction_errors::emit(schema))
         }),
     ];
     if !schema.sets.is_empty() {

@@ -117,7 +117,7 @@ fn high_access_note(enc: Encoding) -> String {
     }
 }
 
-fn valid_field_name(name: &str) -> bool {
+pub(super) fn valid_field_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase())
         && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }

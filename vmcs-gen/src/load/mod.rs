@@ -2,6 +2,7 @@
 
 mod caps;
 mod copysets;
+mod exits;
 mod fields;
 mod layouts;
 mod lock;
@@ -36,22 +37,18 @@ impl Schema {
     pub fn load_with(sources: &SchemaSources, options: LoadOptions) -> Result<Schema, Diagnostics> {
         let mut diags = Diagnostics::default();
         let mut schema = Schema {
-            fields: Vec::new(),
-            msrs: Vec::new(),
-            caps: Vec::new(),
-            layouts: Vec::new(),
-            predicates: Vec::new(),
-            groups: Vec::new(),
-            sets: Vec::new(),
             sources: sources.files.iter().map(|f| format!("schema/{}", f.name)).collect(),
+            ..Schema::default()
         };
         for f in &sources.files {
-            let known = matches!(f.name.as_str(), "fields.toml" | "capabilities.toml" | "copysets.toml")
-                || (f.name.starts_with("layouts/") && !f.name[8..].contains('/'))
+            let known = matches!(
+                f.name.as_str(),
+                "fields.toml" | "capabilities.toml" | "copysets.toml" | "exits.toml" | "instruction_errors.toml"
+            ) || (f.name.starts_with("layouts/") && !f.name[8..].contains('/'))
                 || (f.name.starts_with("locks/") && f.name.ends_with(".lock.toml"));
             if !known {
                 diags.push(f.error(0..0, format!("unknown schema file `{}`", f.name)).with_note(
-                    "a schema holds fields.toml, capabilities.toml, copysets.toml, layouts/*.toml and locks/*.lock.toml",
+                    "a schema holds fields.toml, capabilities.toml, exits.toml, instruction_errors.toml, copysets.toml, layouts/*.toml and locks/*.lock.toml",
                 ));
             }
         }
@@ -72,6 +69,12 @@ impl Schema {
             let rejected = rejected.clone().unwrap_or_default();
             caps::resolve_control_fields(f, &control_fields, &rejected, &mut schema, &mut diags);
         }
+        for (name, load) in [("exits.toml", exits::load as Loader), ("instruction_errors.toml", exits::load_errors)] {
+            match sources.file(name) {
+                Some(f) => load(f, &mut schema, &mut diags),
+                None => diags.push(missing(name)),
+            }
+        }
         let locks = lock::load_all(sources, &mut diags);
         let mut loaded = Vec::new();
         for f in sources.in_dir("layouts") {
@@ -91,6 +94,12 @@ impl Schema {
     pub fn shipped() -> Result<Schema, Diagnostics> {
         Schema::load(&SchemaSources::embedded())
     }
+}
+
+type Loader = fn(&SourceFile, &mut Schema, &mut Diagnostics);
+
+fn missing(name: &str) -> crate::diag::Diagnostic {
+    SourceFile::new(format!("schema/{name}"), "").error(0..0, format!("{name} is missing"))
 }
 
 /// The byte range of the text inside a quoted TOML string value (assumes a basic string).
