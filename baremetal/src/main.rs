@@ -4,6 +4,7 @@
 #![no_main]
 
 mod boot;
+mod exits;
 #[macro_use]
 mod rt;
 mod suite;

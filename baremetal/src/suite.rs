@@ -5,6 +5,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use vmcs::caps::VmxCaps;
 use vmcs::copy::PredicateMask;
+use vmcs::exit::ExitReason;
 use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::fields;
 use vmcs::hw::{self, CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
@@ -15,7 +16,7 @@ use crate::rt;
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
-fn check(ok: bool, what: core::fmt::Arguments) {
+pub(crate) fn check(ok: bool, what: core::fmt::Arguments) {
     if ok {
         PASSED.fetch_add(1, Ordering::Relaxed);
         println!("ok   {what}");
@@ -355,11 +356,13 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
     let tru = caps.raw(0x480) >> 55 & 1 == 1;
     let msr = |plain: u32, t: u32| caps.raw(if tru { t } else { plain });
     let pin = hw::adjust_controls(msr(0x481, 0x48d), 0);
-    let proc = hw::adjust_controls(msr(0x482, 0x48e), 1 << 7);
+    use vmcs::caps::Cap;
+    let exiting = [Cap::ProcHltExiting, Cap::ProcUnconditionalIoExiting, Cap::ProcCr3LoadExiting];
+    let proc = hw::adjust_controls(msr(0x482, 0x48e), exiting.iter().fold(0, |m, c| m | 1 << c.bit()));
     let exit = hw::adjust_controls(msr(0x483, 0x48f), 1 << 9);
     let entry = hw::adjust_controls(msr(0x484, 0x490), 1 << 9);
     check(
-        proc & 1 << 7 != 0 && exit & 1 << 9 != 0 && entry & 1 << 9 != 0,
+        exiting.iter().all(|c| proc >> c.bit() & 1 == 1) && exit & 1 << 9 != 0 && entry & 1 << 9 != 0,
         format_args!("controls pin {pin:#x} proc {proc:#x} exit {exit:#x} entry {entry:#x} (TRUE MSRs: {tru})"),
     );
     let (cr0, cr3, cr4) = (rt::cr0(), rt::cr3(), rt::cr4());
@@ -463,7 +466,11 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
     let mut regs = GuestRegisters { rbx: 0x1111, r15: 0xf15, ..Default::default() };
     // SAFETY: the host state above is this context; the guest runs VMCALL then HLT on its own stack.
     let r = unsafe { v.launch(&mut regs) };
-    check(matches!(r, Ok(e) if e.reason == 18), format_args!("vmlaunch: exit {r:?} (VMCALL, reason 18)"));
+    let vmcall = ExitReason::Vmcall;
+    check(
+        matches!(r, Ok(e) if e.basic() == Some(vmcall) && !e.entry_failure()),
+        format_args!("vmlaunch: exit {r:?} ({vmcall})"),
+    );
     if r.is_err() {
         return;
     }
@@ -478,17 +485,19 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
     let reason = v12.read(fields::VM_EXIT_REASON);
     let len = v12.read(fields::VM_EXIT_INSTRUCTION_LEN);
     let grip = v12.read(fields::GUEST_RIP);
-    check(reason == Ok(18), format_args!("vmcs12 exit reason {reason:?} (18)"));
+    check(reason == Ok(vmcall.number().into()), format_args!("vmcs12 exit reason {reason:?} ({vmcall})"));
     check(len == Ok(3), format_args!("vmcs12 instruction length {len:?} (3)"));
     check(grip == Ok(rip), format_args!("vmcs12 guest RIP {grip:x?} ({rip:#x})"));
     let hw_rip = typed_read_guest_rip(v);
     check(hw_rip == Ok(rip), format_args!("typed VMREAD GUEST_RIP {hw_rip:x?}"));
-    let next = rip + len.unwrap_or(0) as u64;
-    let wr = v.write(fields::GUEST_RIP, next);
-    check(wr.is_ok(), format_args!("advance guest RIP to {next:#x}: {wr:?}"));
+    let after_vmcall = rip + len.unwrap_or(0) as u64;
+    let wr = v.write(fields::GUEST_RIP, after_vmcall);
+    check(wr.is_ok(), format_args!("advance guest RIP to {after_vmcall:#x}: {wr:?}"));
+    let next = crate::exits::io_and_cr_exits(v, &mut regs);
     // SAFETY: as for the launch.
     let r = unsafe { v.resume(&mut regs) };
-    check(matches!(r, Ok(e) if e.reason == 12), format_args!("vmresume: exit {r:?} (HLT, reason 12)"));
+    let hlt = ExitReason::Hlt;
+    check(matches!(r, Ok(e) if e.basic() == Some(hlt)), format_args!("vmresume: exit {r:?} ({hlt})"));
     let at = v.read(fields::GUEST_RIP);
     check(at == Ok(next + 1) || at == Ok(next), format_args!("guest RIP at HLT exit {at:x?}"));
     // SAFETY: the VMCS is launched: VMLAUNCH fails before entering the guest.
@@ -498,7 +507,8 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
         format_args!("vmlaunch of a launched VMCS: {r:?} (error 4)"),
     );
     let e = v.read(fields::VM_INSTRUCTION_ERROR);
-    check(e == Ok(4), format_args!("VM_INSTRUCTION_ERROR after it: {e:?}"));
+    let want = VmInstructionError::VmlaunchNonClearVmcs.number();
+    check(e == Ok(want), format_args!("VM_INSTRUCTION_ERROR after it: {e:?} ({want})"));
 }
 
 /// INVEPT/INVVPID where the CPU has them (IA32_VMX_EPT_VPID_CAP), with a current VMCS.

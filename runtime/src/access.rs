@@ -2,7 +2,11 @@
 //! VMCS model with hardware semantics ([`crate::soft::SoftVmcs`]), and the real VMCS through
 //! VMREAD/VMWRITE. Generated copy routines are generic over it.
 
+use core::fmt;
+
 use crate::field::{Access, Field, Width, Writable};
+
+pub use crate::generated::instruction_errors::VmInstructionError;
 
 /// Why a VMCS access failed. The numbered variants are VM-instruction errors (SDM Vol. 3C 31.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,13 +25,31 @@ impl VmcsError {
     /// The VM-instruction error number a processor reports for this failure, if any.
     pub const fn instruction_error(self) -> Option<u32> {
         match self {
-            VmcsError::UnsupportedField(_) => Some(12),
-            VmcsError::ReadOnlyField(_) => Some(13),
+            VmcsError::UnsupportedField(_) => Some(VmInstructionError::UnsupportedComponent.number()),
+            VmcsError::ReadOnlyField(_) => Some(VmInstructionError::VmwriteReadOnlyComponent.number()),
             VmcsError::NoCurrentVmcs => None,
             VmcsError::InstructionError(n) => Some(n),
         }
     }
 }
+
+/// E.g. `VM-instruction error 12: VMREAD/VMWRITE from/to unsupported VMCS component (encoding 0x2032)`.
+impl fmt::Display for VmcsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            VmcsError::UnsupportedField(enc) => {
+                write!(f, "{} (encoding {enc:#x})", VmInstructionError::UnsupportedComponent)
+            }
+            VmcsError::ReadOnlyField(enc) => {
+                write!(f, "{} (encoding {enc:#x})", VmInstructionError::VmwriteReadOnlyComponent)
+            }
+            VmcsError::NoCurrentVmcs => f.write_str("no current VMCS (VMfailInvalid)"),
+            VmcsError::InstructionError(n) => write!(f, "{}", VmInstructionError::from_number(n)),
+        }
+    }
+}
+
+impl core::error::Error for VmcsError {}
 
 /// Reading a VMCS: raw by encoding with VMREAD semantics, or typed by field.
 pub trait VmcsRead {

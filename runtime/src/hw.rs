@@ -14,8 +14,12 @@ use core::arch::asm;
 
 use core::marker::PhantomData;
 
+use core::fmt;
+
+pub use crate::access::VmInstructionError;
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::caps::VmxCaps;
+pub use crate::exit::VmExitReason;
 use crate::fields;
 
 /// One VMX instruction as one `asm!` block that captures CF and ZF (`setc`/`setz`) itself, so no
@@ -35,132 +39,6 @@ const VM_INSTRUCTION_ERROR: u64 = fields::VM_INSTRUCTION_ERROR.raw();
 const VM_EXIT_REASON: u64 = fields::VM_EXIT_REASON.raw();
 const HOST_RSP: u64 = fields::HOST_RSP.raw();
 const HOST_RIP: u64 = fields::HOST_RIP.raw();
-
-/// VM-instruction error numbers (SDM Vol. 3C 31.4, "VM Instruction Error Numbers").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmInstructionError {
-    /// 1: VMCALL executed in VMX root operation.
-    VmcallInVmxRoot,
-    /// 2: VMCLEAR with invalid physical address.
-    VmclearInvalidAddress,
-    /// 3: VMCLEAR with VMXON pointer.
-    VmclearVmxonPointer,
-    /// 4: VMLAUNCH with non-clear VMCS.
-    VmlaunchNonClearVmcs,
-    /// 5: VMRESUME with non-launched VMCS.
-    VmresumeNonLaunchedVmcs,
-    /// 6: VMRESUME after VMXOFF (VMXOFF and VMXON between VMLAUNCH and VMRESUME).
-    VmresumeAfterVmxoff,
-    /// 7: VM entry with invalid control field(s).
-    EntryInvalidControlFields,
-    /// 8: VM entry with invalid host-state field(s).
-    EntryInvalidHostStateFields,
-    /// 9: VMPTRLD with invalid physical address.
-    VmptrldInvalidAddress,
-    /// 10: VMPTRLD with VMXON pointer.
-    VmptrldVmxonPointer,
-    /// 11: VMPTRLD with incorrect VMCS revision identifier.
-    VmptrldIncorrectRevision,
-    /// 12: VMREAD/VMWRITE from/to unsupported VMCS component.
-    UnsupportedComponent,
-    /// 13: VMWRITE to read-only VMCS component.
-    VmwriteReadOnlyComponent,
-    /// 15: VMXON executed in VMX root operation.
-    VmxonInVmxRoot,
-    /// 16: VM entry with invalid executive-VMCS pointer.
-    EntryInvalidExecutiveVmcsPointer,
-    /// 17: VM entry with non-launched executive VMCS.
-    EntryNonLaunchedExecutiveVmcs,
-    /// 18: VM entry with executive-VMCS pointer not VMXON pointer (when attempting to deactivate
-    /// the dual-monitor treatment of SMIs and SMM).
-    EntryExecutiveVmcsNotVmxonPointer,
-    /// 19: VMCALL with non-clear VMCS (when attempting to activate the dual-monitor treatment).
-    VmcallNonClearVmcs,
-    /// 20: VMCALL with invalid VM-exit control fields.
-    VmcallInvalidExitControls,
-    /// 22: VMCALL with incorrect MSEG revision identifier.
-    VmcallIncorrectMsegRevision,
-    /// 23: VMXOFF under dual-monitor treatment of SMIs and SMM.
-    VmxoffUnderDualMonitor,
-    /// 24: VMCALL with invalid SMM-monitor features.
-    VmcallInvalidSmmMonitorFeatures,
-    /// 25: VM entry with invalid VM-execution control fields in executive VMCS.
-    EntryInvalidExecutiveControls,
-    /// 26: VM entry with events blocked by MOV SS.
-    EntryEventsBlockedByMovSs,
-    /// 28: Invalid operand to INVEPT/INVVPID.
-    InvalidInveptInvvpidOperand,
-    /// Any other number (14, 21 and 27 are reserved).
-    Unknown(u32),
-}
-
-impl VmInstructionError {
-    /// Decode a VM-instruction error number.
-    pub const fn from_number(n: u32) -> Self {
-        use VmInstructionError::*;
-        match n {
-            1 => VmcallInVmxRoot,
-            2 => VmclearInvalidAddress,
-            3 => VmclearVmxonPointer,
-            4 => VmlaunchNonClearVmcs,
-            5 => VmresumeNonLaunchedVmcs,
-            6 => VmresumeAfterVmxoff,
-            7 => EntryInvalidControlFields,
-            8 => EntryInvalidHostStateFields,
-            9 => VmptrldInvalidAddress,
-            10 => VmptrldVmxonPointer,
-            11 => VmptrldIncorrectRevision,
-            12 => UnsupportedComponent,
-            13 => VmwriteReadOnlyComponent,
-            15 => VmxonInVmxRoot,
-            16 => EntryInvalidExecutiveVmcsPointer,
-            17 => EntryNonLaunchedExecutiveVmcs,
-            18 => EntryExecutiveVmcsNotVmxonPointer,
-            19 => VmcallNonClearVmcs,
-            20 => VmcallInvalidExitControls,
-            22 => VmcallIncorrectMsegRevision,
-            23 => VmxoffUnderDualMonitor,
-            24 => VmcallInvalidSmmMonitorFeatures,
-            25 => EntryInvalidExecutiveControls,
-            26 => EntryEventsBlockedByMovSs,
-            28 => InvalidInveptInvvpidOperand,
-            n => Unknown(n),
-        }
-    }
-
-    /// The VM-instruction error number.
-    pub const fn number(self) -> u32 {
-        use VmInstructionError::*;
-        match self {
-            VmcallInVmxRoot => 1,
-            VmclearInvalidAddress => 2,
-            VmclearVmxonPointer => 3,
-            VmlaunchNonClearVmcs => 4,
-            VmresumeNonLaunchedVmcs => 5,
-            VmresumeAfterVmxoff => 6,
-            EntryInvalidControlFields => 7,
-            EntryInvalidHostStateFields => 8,
-            VmptrldInvalidAddress => 9,
-            VmptrldVmxonPointer => 10,
-            VmptrldIncorrectRevision => 11,
-            UnsupportedComponent => 12,
-            VmwriteReadOnlyComponent => 13,
-            VmxonInVmxRoot => 15,
-            EntryInvalidExecutiveVmcsPointer => 16,
-            EntryNonLaunchedExecutiveVmcs => 17,
-            EntryExecutiveVmcsNotVmxonPointer => 18,
-            VmcallNonClearVmcs => 19,
-            VmcallInvalidExitControls => 20,
-            VmcallIncorrectMsegRevision => 22,
-            VmxoffUnderDualMonitor => 23,
-            VmcallInvalidSmmMonitorFeatures => 24,
-            EntryInvalidExecutiveControls => 25,
-            EntryEventsBlockedByMovSs => 26,
-            InvalidInveptInvvpidOperand => 28,
-            Unknown(n) => n,
-        }
-    }
-}
 
 /// Why a VMX instruction failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +61,25 @@ impl VmxError {
     }
 }
 
+/// `VMfailInvalid`, or `VMfailValid: VM-instruction error 4: VMLAUNCH with non-clear VMCS`.
+impl fmt::Display for VmxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmxError::FailInvalid => f.write_str("VMfailInvalid"),
+            VmxError::FailValid(e) => write!(f, "VMfailValid: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for VmxError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            VmxError::FailInvalid => None,
+            VmxError::FailValid(e) => Some(e),
+        }
+    }
+}
+
 /// Why entering VMX operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnterError {
@@ -192,6 +89,25 @@ pub enum EnterError {
     DisabledByFirmware,
     /// VMXON failed.
     Vmxon(VmxError),
+}
+
+impl fmt::Display for EnterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnterError::VmxUnsupported => f.write_str("the processor does not support VMX (CPUID.1:ECX bit 5)"),
+            EnterError::DisabledByFirmware => f.write_str("IA32_FEATURE_CONTROL is locked with VMX disabled"),
+            EnterError::Vmxon(e) => write!(f, "VMXON failed: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for EnterError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            EnterError::Vmxon(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,24 +547,6 @@ pub struct GuestRegisters {
     pub r15: u64,
 }
 
-/// A VM exit (or a VM-entry failure reported as a VM exit, bit 31 of the reason).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmExit {
-    /// The exit-reason field.
-    pub reason: u32,
-}
-
-impl VmExit {
-    /// Basic exit reason (bits 15:0).
-    pub const fn basic(self) -> u16 {
-        self.reason as u16
-    }
-    /// VM-entry failure (bit 31).
-    pub const fn entry_failed(self) -> bool {
-        self.reason >> 31 == 1
-    }
-}
-
 /// The current VMCS, loaded through a [`VmxOperation`]. Dropping it does VMCLEAR.
 pub struct CurrentVmcs<'v> {
     phys: u64,
@@ -689,14 +587,15 @@ impl CurrentVmcs<'_> {
         invvpid(kind, vpid, address)
     }
 
-    /// VMLAUNCH: enter the guest the VMCS describes; returns at the next VM exit.
+    /// VMLAUNCH: enter the guest the VMCS describes; returns the exit-reason field at the next VM
+    /// exit (a VM-entry failure reported as a VM exit has [`VmExitReason::entry_failure`] set).
     ///
     /// # Safety
     /// The VMCS's host state must describe this context (HOST_CR3, segment selectors, GDTR,
     /// IDTR, TR, FS/GS bases, EFER/PAT when loaded): HOST_RSP and HOST_RIP are set here. The guest
     /// may access whatever memory its paging (and EPT, if enabled) maps, and must not corrupt the
     /// host's memory, stack or page tables behind the compiler's back.
-    pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExit, VmxError> {
+    pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
         unsafe { self.enter_guest(regs, false) }
     }
@@ -705,12 +604,12 @@ impl CurrentVmcs<'_> {
     ///
     /// # Safety
     /// As [`CurrentVmcs::launch`].
-    pub unsafe fn resume(&mut self, regs: &mut GuestRegisters) -> Result<VmExit, VmxError> {
+    pub unsafe fn resume(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
         unsafe { self.enter_guest(regs, true) }
     }
 
-    unsafe fn enter_guest(&mut self, regs: &mut GuestRegisters, resume: bool) -> Result<VmExit, VmxError> {
+    unsafe fn enter_guest(&mut self, regs: &mut GuestRegisters, resume: bool) -> Result<VmExitReason, VmxError> {
         let cf: u64;
         let zf: u64;
         // SAFETY: the caller's promise. The block saves RBX and RBP (which Rust reserves) and the
@@ -800,7 +699,7 @@ impl CurrentVmcs<'_> {
             );
         }
         status(cf as u8, zf as u8)?;
-        Ok(VmExit { reason: vmread(VM_EXIT_REASON)? as u32 })
+        Ok(VmExitReason::from_bits(vmread(VM_EXIT_REASON)? as u32))
     }
 }
 

@@ -3,6 +3,8 @@
 //! - [`fields`]: a typed handle per architectural VMCS field ([`field::Field`]), the field table,
 //!   field existence for a capability set and IA32_VMX_VMCS_ENUM.
 //! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs).
+//! - [`exit`]: exit reasons, the exit-reason field, interruption information and exit
+//!   qualifications as typed views; [`VmInstructionError`] with the SDM's text.
 //! - [`copy`]: generated copy routines between vmcs12, vmcs02 and the shadow VMCS, dirty groups
 //!   ([`copy::Tracked`]) and the shadow VMREAD/VMWRITE bitmaps.
 //! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access
@@ -12,6 +14,7 @@
 pub mod access;
 pub mod caps;
 pub mod copy;
+pub mod exit;
 pub mod field;
 #[cfg(target_arch = "x86_64")]
 pub mod hw;
@@ -32,6 +35,12 @@ pub mod generated {
     pub mod copy {
         include!(concat!(env!("OUT_DIR"), "/copy.rs"));
     }
+    pub mod exits {
+        include!(concat!(env!("OUT_DIR"), "/exits.rs"));
+    }
+    pub mod instruction_errors {
+        include!(concat!(env!("OUT_DIR"), "/instruction_errors.rs"));
+    }
 }
 
 /// Field-by-field translators between every two layouts ([`translate::TranslateInto`]).
@@ -44,7 +53,7 @@ pub mod layouts {
     include!(concat!(env!("OUT_DIR"), "/layouts.rs"));
 }
 
-pub use access::{VmcsError, VmcsRead, VmcsWrite};
+pub use access::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
 pub use generated::fields;
 pub use layouts::vmcs12;
 pub use layouts::vmcs12::Vmcs12;
