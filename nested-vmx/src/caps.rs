@@ -1,0 +1,140 @@
+//! The IA32_VMX_* capability MSRs L0 gives L1: a subset of the host's, built from the schema's
+//! capability bits ([`Cap::msr`], [`Cap::bit`]) for the capabilities L0 chooses to offer.
+//!
+//! - IA32_VMX_BASIC carries the vmcs12 layout's revision and region size, write-back memory type,
+//!   and the offered BASIC flags (TRUE controls among them).
+//! - Each control MSR keeps the host's must-be-1 settings (so vmcs02, which merges L0's and L1's
+//!   controls, never needs a bit L1 could clear) and allows exactly the offered controls. The
+//!   non-TRUE MSRs add the host's default-1 settings to both words, as the SDM defines them.
+//! - MISC keeps only the offered flags and the host's preemption-timer rate when the timer is
+//!   offered: no CR3-target values, the minimum MSR-list size, MSEG revision 0 (as KVM gives L1).
+//! - The CR0/CR4 fixed MSRs are the host's; IA32_VMX_VMCS_ENUM is the highest index of the fields
+//!   L1 can access for these capabilities (every field that exists for them, see
+//!   [`crate::current`]).
+//! - An MSR whose `requires` gate fails does not exist: RDMSR of it is #GP ([`L1Caps::rdmsr`]).
+
+use vmcs::caps::{Cap, Capabilities, VmxCaps};
+use vmcs::{SoftwareVmcs, Vmcs12};
+
+use crate::seam::CONTROL_MSRS;
+pub use crate::seam::msr_exists;
+
+/// IA32_VMX_BASIC memory type for VMCS regions: write-back (bits 53:50, SDM Appendix A.1).
+const BASIC_MEMTYPE_WB: u64 = 6 << 50;
+/// IA32_VMX_MISC bits 4:0: the preemption-timer rate.
+const MISC_TIMER_RATE: u64 = 0x1f;
+
+/// What L0 offers L1.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer<'a> {
+    /// Capabilities L1 gets when the host has them (L0 relies on the hardware for them).
+    pub from_host: &'a [Cap],
+    /// Capabilities L0 implements in software: L1 gets them whatever the host has.
+    pub emulated: &'a [Cap],
+}
+
+impl Offer<'_> {
+    fn gives(&self, host: &VmxCaps, cap: Cap) -> bool {
+        self.emulated.contains(&cap) || (self.from_host.contains(&cap) && host.has(cap))
+    }
+
+    /// The bits of MSR `index` (its plain index) this offer sets, at the positions [`Cap::bit`] names.
+    fn bits(&self, host: &VmxCaps, index: u32) -> u64 {
+        Cap::ALL.iter().filter(|c| c.msr() == index && self.gives(host, **c)).fold(0, |acc, c| acc | 1 << c.bit())
+    }
+}
+
+/// L1's capability MSRs (0x480..0x493), the values its RDMSR returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L1Caps {
+    msrs: VmxCaps,
+}
+
+impl L1Caps {
+    /// The capability MSRs for an L1 on `host` given `offer`.
+    pub fn new(host: &VmxCaps, offer: &Offer) -> Self {
+        let mut m = VmxCaps::new();
+        m.set(
+            0x480,
+            Vmcs12::REVISION as u64 | (Vmcs12::REGION_SIZE as u64) << 32 | BASIC_MEMTYPE_WB | offer.bits(host, 0x480),
+        );
+        let host_true = host.raw(0x480) >> 55 & 1 == 1;
+        for (plain, true_index) in CONTROL_MSRS {
+            let host_ctl = match true_index {
+                Some(t) if host_true => host.raw(t),
+                _ => host.raw(plain),
+            };
+            let must1 = host_ctl as u32;
+            let allowed1 = must1 | offer.bits(host, plain) as u32;
+            // Default-1 settings: the plain MSR reports them as must-be-1.
+            let default1 = host.raw(plain) as u32 | must1;
+            m.set(plain, join(default1, allowed1 | default1));
+            if let Some(t) = true_index {
+                m.set(t, join(must1, allowed1));
+            }
+        }
+        let timer = m.has(Cap::PinActivatePreemptionTimer) as u64 * (host.raw(0x485) & MISC_TIMER_RATE);
+        m.set(0x485, timer | offer.bits(host, 0x485));
+        for i in 0x486..=0x489 {
+            m.set(i, host.raw(i));
+        }
+        m.set(0x48c, offer.bits(host, 0x48c));
+        m.set(0x491, offer.bits(host, 0x491));
+        // Drop what does not exist for the controls just chosen: such an MSR reads as 0.
+        for index in [0x48b, 0x48c, 0x491, 0x492, 0x493] {
+            if !msr_exists(&m, index) {
+                m.set(index, 0);
+            }
+        }
+        m.set(0x48a, crate::current::vmcs_enum(&m));
+        L1Caps { msrs: m }
+    }
+
+    /// The capability set, for field existence ([`vmcs::fields::exists`]) and capability tests.
+    pub fn caps(&self) -> &VmxCaps {
+        &self.msrs
+    }
+
+    /// L1's RDMSR of a capability MSR: None (#GP) when the MSR does not exist for these
+    /// capabilities or is not a VMX capability MSR.
+    pub fn rdmsr(&self, index: u32) -> Option<u64> {
+        msr_exists(&self.msrs, index).then(|| self.msrs.raw(index))
+    }
+
+    /// The raw values, in the shape [`vmcs::restore`] audits.
+    pub fn restore_view(&self) -> vmcs::restore::NestedVmxMsrs {
+        let r = |i| self.msrs.raw(i);
+        vmcs::restore::NestedVmxMsrs {
+            basic: r(0x480),
+            pinbased_ctls_low: r(0x48d) as u32,
+            pinbased_ctls_high: (r(0x48d) >> 32) as u32,
+            procbased_ctls_low: r(0x48e) as u32,
+            procbased_ctls_high: (r(0x48e) >> 32) as u32,
+            secondary_ctls_low: r(0x48b) as u32,
+            secondary_ctls_high: (r(0x48b) >> 32) as u32,
+            tertiary_ctls: r(0x492),
+            exit_ctls_low: r(0x48f) as u32,
+            exit_ctls_high: (r(0x48f) >> 32) as u32,
+            secondary_exit_ctls: r(0x493),
+            entry_ctls_low: r(0x490) as u32,
+            entry_ctls_high: (r(0x490) >> 32) as u32,
+            misc_low: r(0x485) as u32,
+            misc_high: (r(0x485) >> 32) as u32,
+            cr0_fixed0: r(0x486),
+            cr0_fixed1: r(0x487),
+            cr4_fixed0: r(0x488),
+            cr4_fixed1: r(0x489),
+            ept_caps: r(0x48c) as u32,
+            vpid_caps: (r(0x48c) >> 32) as u32,
+            vmcs_enum: r(0x48a),
+            vmfunc_controls: r(0x491),
+        }
+    }
+}
+
+const fn join(low: u32, high: u32) -> u64 {
+    low as u64 | (high as u64) << 32
+}
+
+/// Every capability MSR index this module computes (for iteration in tests and by L0s).
+pub const MSR_INDICES: core::ops::RangeInclusive<u32> = 0x480..=0x493;

@@ -1,0 +1,67 @@
+//! VMXON and VMXOFF.
+
+use vmcs::VmInstructionError as E;
+use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite};
+
+use super::insn_info;
+use crate::operand::Operands;
+use crate::vcpu::{CR4_VMXE, Fault, GuestMemory, L1Cpu, Stop};
+use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
+
+/// IA32_FEATURE_CONTROL: lock (bit 0) and VMX outside SMX (bit 2).
+const FEATURE_CONTROL_VMXON: u64 = 1 | 1 << 2;
+
+impl NestedVmx {
+    pub(crate) fn vmxon_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        let cr4 = ops.l1.cr4()?;
+        if cr4 & CR4_VMXE == 0 {
+            return Err(Fault::ud().into());
+        }
+        if ops.l1.cpl()? > 0 {
+            return Err(Fault::gp0().into());
+        }
+        if self.vmxon_ptr.is_some() {
+            return Ok(Done::Fail(E::VmxonInVmxRoot));
+        }
+        let caps = self.caps.caps();
+        let cr0 = ops.l1.cr0()?;
+        let fixed = |v: u64, f0: u32, f1: u32| v & caps.raw(f0) == caps.raw(f0) && v & !caps.raw(f1) == 0;
+        if !fixed(cr0, 0x486, 0x487) || !fixed(cr4, 0x488, 0x489) {
+            return Err(Fault::gp0().into());
+        }
+        if ops.cpu.feature_control() & FEATURE_CONTROL_VMXON != FEATURE_CONTROL_VMXON {
+            return Err(Fault::gp0().into());
+        }
+        let ptr = ops.read_pointer(insn_info(ops)?)?;
+        if !Self::page_address_valid(ops.cpu, ptr) {
+            return Ok(Done::FailInvalid);
+        }
+        // The whole 32-bit header: a set shadow-VMCS bit is a wrong revision too.
+        match ops.mem.read_u32(ptr) {
+            Ok(rev) if rev == Vmcs12::REVISION => {}
+            _ => return Ok(Done::FailInvalid),
+        }
+        self.vmxon_ptr = Some(ptr);
+        self.current_ptr = INVALID_POINTER;
+        Ok(Done::Succeed)
+    }
+
+    /// VMXOFF: leaves VMX operation. The cached vmcs12 is not written back (L1 must VMCLEAR
+    /// first, as on hardware).
+    pub(crate) fn vmxoff_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        self.check_permission(ops)?;
+        self.vmxon_ptr = None;
+        self.current_ptr = INVALID_POINTER;
+        Ok(Done::Succeed)
+    }
+}

@@ -1,0 +1,29 @@
+//! Nested VMX for a Rust L0: L1's VMX operation emulated over a vmcs12, on the code the `vmcs`
+//! runtime generates from the schema.
+//!
+//! - [`caps`]: the IA32_VMX_* capability MSRs L1 reads, a subset of the host's for the
+//!   capabilities L0 offers ([`caps::Offer`]), with VMCS_ENUM for exactly the fields L1 can use.
+//! - [`vmx`]: [`vmx::NestedVmx`], one vCPU's VMX state, and [`vmx::NestedVmx::handle_exit`],
+//!   which emulates VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, VMLAUNCH,
+//!   VMRESUME, INVEPT and INVVPID with the SDM's checks, VM-instruction errors and exceptions.
+//! - [`current`]: the cached current VMCS region (vmcs12 plus the fields it has no room for).
+//! - [`operand`], [`paging`]: register and memory operands, decoded from the exit's instruction
+//!   information, through L1's segmentation and paging, faults injected as the SDM says.
+//! - [`entry_checks`]: the VM-entry checks on vmcs12 (a documented subset, for now).
+//! - [`routing`]: which exits of L2 go to L1, from L1's controls.
+//!
+//! Generic over L1 memory ([`vcpu::GuestMemory`]), over the VMCS backend holding vmcs01 (the
+//! hardware VMCS or [`vmcs::soft::SoftVmcs`]) and over what only L0 knows ([`vcpu::L1Cpu`]). No
+//! allocation anywhere.
+#![no_std]
+
+pub mod caps;
+pub mod current;
+pub mod entry_checks;
+mod insn;
+pub mod operand;
+pub mod paging;
+pub mod routing;
+pub mod seam;
+pub mod vcpu;
+pub mod vmx;

@@ -1,0 +1,235 @@
+//! What the emulation needs from L0: L1's memory, the L1 state only L0 holds (general registers,
+//! CR2, the emulated IA32_FEATURE_CONTROL, MAXPHYADDR), and vmcs01, where the processor saved the
+//! rest of L1's state at the VM exit (control registers, segments, RIP, RFLAGS, exit information).
+//! L0 passes vmcs01 as any [`VmcsRead`] + [`VmcsWrite`] backend: the hardware VMCS, or a
+//! [`vmcs::soft::SoftVmcs`] in tests.
+
+use vmcs::fields as F;
+use vmcs::{VmcsError, VmcsRead, VmcsWrite};
+
+/// An access to L1 guest-physical memory that L0 cannot serve (outside L1's memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryError {
+    pub gpa: u64,
+}
+
+/// L1's guest-physical memory.
+pub trait GuestMemory {
+    /// Read `buf.len()` bytes at `gpa`.
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+    /// Write `data` at `gpa`.
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError>;
+
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemoryError> {
+        let mut b = [0; 8];
+        self.read(gpa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn read_u32(&self, gpa: u64) -> Result<u32, MemoryError> {
+        let mut b = [0; 4];
+        self.read(gpa, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+}
+
+/// L1 state that lives in L0, not in vmcs01.
+pub trait L1Cpu {
+    /// General register `n` in the SDM's numbering (0 RAX, 1 RCX, 2 RDX, 3 RBX, 5 RBP, 6 RSI,
+    /// 7 RDI, 8..15 R8..R15). RSP (4) is never asked: vmcs01 holds it.
+    fn gpr(&self, n: u8) -> u64;
+    /// Set general register `n` (never 4, as for [`L1Cpu::gpr`]).
+    fn set_gpr(&mut self, n: u8, value: u64);
+    /// CR2 for L1's next entry: VMX does not switch CR2, so a #PF injected into L1 needs L0 to load it.
+    fn set_cr2(&mut self, value: u64);
+    /// L1's IA32_FEATURE_CONTROL as L0 emulates it (VMXON needs bits 0 and 2).
+    fn feature_control(&self) -> u64;
+    /// L1's MAXPHYADDR (CPUID.80000008H:EAX bits 7:0 as L0 reports it).
+    fn maxphyaddr(&self) -> u8;
+}
+
+/// An exception for L1 (injected through vmcs01's VM-entry interruption-information field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error_code: Option<u32>,
+    /// The faulting linear address of a #PF (L0 loads CR2 with it).
+    pub cr2: Option<u64>,
+}
+
+pub const UD: u8 = 6;
+pub const SS: u8 = 12;
+pub const GP: u8 = 13;
+pub const PF: u8 = 14;
+
+impl Fault {
+    pub const fn ud() -> Self {
+        Fault { vector: UD, error_code: None, cr2: None }
+    }
+    pub const fn gp0() -> Self {
+        Fault { vector: GP, error_code: Some(0), cr2: None }
+    }
+    pub const fn ss0() -> Self {
+        Fault { vector: SS, error_code: Some(0), cr2: None }
+    }
+    pub const fn pf(error_code: u32, address: u64) -> Self {
+        Fault { vector: PF, error_code: Some(error_code), cr2: Some(address) }
+    }
+}
+
+/// Why an emulated instruction stopped before completing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The instruction raises an exception in L1: no flag changes, RIP stays.
+    Fault(Fault),
+    /// L1 memory L0 cannot serve.
+    Memory(MemoryError),
+    /// vmcs01 refused an access: an L0 bug (vmcs01 always has the fields read here).
+    Vmcs01(VmcsError),
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Self {
+        Stop::Fault(f)
+    }
+}
+impl From<MemoryError> for Stop {
+    fn from(e: MemoryError) -> Self {
+        Stop::Memory(e)
+    }
+}
+impl From<VmcsError> for Stop {
+    fn from(e: VmcsError) -> Self {
+        Stop::Vmcs01(e)
+    }
+}
+
+/// One segment register as vmcs01 saved it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub base: u64,
+    pub limit: u32,
+    pub ar: u32,
+}
+
+impl Segment {
+    pub const fn unusable(self) -> bool {
+        self.ar >> 16 & 1 == 1
+    }
+    /// The type field (AR bits 3:0).
+    pub const fn kind(self) -> u32 {
+        self.ar & 0xf
+    }
+    pub const fn dpl(self) -> u8 {
+        (self.ar >> 5 & 3) as u8
+    }
+}
+
+/// Segment registers in the SDM's instruction-information numbering.
+const SEGMENTS: [(u64, u64, u64); 6] = [
+    (F::GUEST_ES_BASE.raw(), F::GUEST_ES_LIMIT.raw(), F::GUEST_ES_AR_BYTES.raw()),
+    (F::GUEST_CS_BASE.raw(), F::GUEST_CS_LIMIT.raw(), F::GUEST_CS_AR_BYTES.raw()),
+    (F::GUEST_SS_BASE.raw(), F::GUEST_SS_LIMIT.raw(), F::GUEST_SS_AR_BYTES.raw()),
+    (F::GUEST_DS_BASE.raw(), F::GUEST_DS_LIMIT.raw(), F::GUEST_DS_AR_BYTES.raw()),
+    (F::GUEST_FS_BASE.raw(), F::GUEST_FS_LIMIT.raw(), F::GUEST_FS_AR_BYTES.raw()),
+    (F::GUEST_GS_BASE.raw(), F::GUEST_GS_LIMIT.raw(), F::GUEST_GS_AR_BYTES.raw()),
+];
+pub const SEG_SS: u8 = 2;
+pub const SEG_FS: u8 = 4;
+pub const SEG_GS: u8 = 5;
+
+/// CR0 bits the emulation consults.
+pub const CR0_PE: u64 = 1;
+pub const CR0_WP: u64 = 1 << 16;
+pub const CR0_PG: u64 = 1 << 31;
+/// CR4 bits the emulation consults.
+pub const CR4_PSE: u64 = 1 << 4;
+pub const CR4_PAE: u64 = 1 << 5;
+pub const CR4_LA57: u64 = 1 << 12;
+pub const CR4_VMXE: u64 = 1 << 13;
+pub const CR4_SMAP: u64 = 1 << 21;
+/// RFLAGS.AC and RFLAGS.VM.
+pub const RFLAGS_AC: u64 = 1 << 18;
+/// The VM-entry control "IA-32e mode guest": the processor stores L1's EFER.LMA there on VM exit.
+const ENTRY_IA32E: u64 = 1 << vmcs::caps::Cap::EntryIa32eModeGuest.bit();
+
+/// L1's state in vmcs01, read on demand (every read is a VMREAD on hardware).
+pub struct L1State<'a, V: VmcsRead + VmcsWrite> {
+    pub vmcs01: &'a mut V,
+}
+
+impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
+    pub fn read(&self, encoding: u64) -> Result<u64, VmcsError> {
+        self.vmcs01.read_raw(encoding)
+    }
+
+    /// CPL: the DPL of SS (SDM: "CPL is ... SS.DPL" for VM-entry purposes).
+    pub fn cpl(&self) -> Result<u8, VmcsError> {
+        Ok((self.read(F::GUEST_SS_AR_BYTES.raw())? >> 5 & 3) as u8)
+    }
+
+    /// EFER.LMA, which the processor saves in the "IA-32e mode guest" entry control on exit.
+    pub fn long_mode(&self) -> Result<bool, VmcsError> {
+        Ok(self.read(F::VM_ENTRY_CONTROLS.raw())? & ENTRY_IA32E != 0)
+    }
+
+    /// 64-bit mode: EFER.LMA and CS.L.
+    pub fn mode64(&self) -> Result<bool, VmcsError> {
+        Ok(self.long_mode()? && self.read(F::GUEST_CS_AR_BYTES.raw())? >> 13 & 1 == 1)
+    }
+
+    /// CR0 as L1 sees it: the read shadow supplies the bits L0 owns (the guest/host mask).
+    pub fn cr0(&self) -> Result<u64, VmcsError> {
+        self.visible(F::GUEST_CR0.raw(), F::CR0_GUEST_HOST_MASK.raw(), F::CR0_READ_SHADOW.raw())
+    }
+
+    /// CR4 as L1 sees it.
+    pub fn cr4(&self) -> Result<u64, VmcsError> {
+        self.visible(F::GUEST_CR4.raw(), F::CR4_GUEST_HOST_MASK.raw(), F::CR4_READ_SHADOW.raw())
+    }
+
+    fn visible(&self, value: u64, mask: u64, shadow: u64) -> Result<u64, VmcsError> {
+        let mask = self.read(mask)?;
+        Ok(self.read(value)? & !mask | self.read(shadow)? & mask)
+    }
+
+    /// Segment `n` (0 ES, 1 CS, 2 SS, 3 DS, 4 FS, 5 GS); None for the reserved numbers 6 and 7.
+    pub fn segment(&self, n: u8) -> Result<Option<Segment>, VmcsError> {
+        let Some(&(base, limit, ar)) = SEGMENTS.get(n as usize) else { return Ok(None) };
+        Ok(Some(Segment { base: self.read(base)?, limit: self.read(limit)? as u32, ar: self.read(ar)? as u32 }))
+    }
+
+    /// Inject a hardware exception into L1 at its next entry.
+    pub fn inject(&mut self, fault: Fault) -> Result<(), VmcsError> {
+        // Valid (31), type 3 = hardware exception (10:8), deliver error code (11), vector (7:0).
+        let mut info = 1u64 << 31 | 3 << 8 | fault.vector as u64;
+        if let Some(ec) = fault.error_code {
+            info |= 1 << 11;
+            self.vmcs01.write_raw(F::VM_ENTRY_EXCEPTION_ERROR_CODE.raw(), ec as u64)?;
+        }
+        self.vmcs01.write_raw(F::VM_ENTRY_INTR_INFO_FIELD.raw(), info)
+    }
+
+    /// Retire the instruction: RIP past it (wrapping at 32 bits outside 64-bit mode), and no
+    /// STI/MOV-SS blocking after it, as a completed instruction leaves it.
+    pub fn skip_instruction(&mut self) -> Result<(), VmcsError> {
+        let len = self.read(F::VM_EXIT_INSTRUCTION_LEN.raw())?;
+        let mut rip = self.read(F::GUEST_RIP.raw())?.wrapping_add(len);
+        if !self.mode64()? {
+            rip &= 0xffff_ffff;
+        }
+        self.vmcs01.write_raw(F::GUEST_RIP.raw(), rip)?;
+        let blocking = self.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())?;
+        if blocking & 3 != 0 {
+            self.vmcs01.write_raw(F::GUEST_INTERRUPTIBILITY_INFO.raw(), blocking & !3)?;
+        }
+        Ok(())
+    }
+
+    /// Set the arithmetic flags of a VMX instruction result: CF and ZF as given, PF, AF, SF and
+    /// OF cleared (VMsucceed: neither; VMfailInvalid: CF; VMfailValid: ZF).
+    pub fn set_result_flags(&mut self, cf: bool, zf: bool) -> Result<(), VmcsError> {
+        const ARITH: u64 = 1 | 1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 11;
+        let rflags = self.read(F::GUEST_RFLAGS.raw())? & !ARITH | cf as u64 | (zf as u64) << 6;
+        self.vmcs01.write_raw(F::GUEST_RFLAGS.raw(), rflags)
+    }
+}

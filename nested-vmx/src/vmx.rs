@@ -1,0 +1,207 @@
+//! L1's VMX operation: the state L0 keeps per vCPU and the dispatch of VMX-instruction exits to
+//! the instruction handlers. Results follow the SDM (Vol. 3C 31.2, "Conventions"):
+//! VMsucceed, VMfailInvalid, VMfailValid with the error number stored in the current vmcs12, or
+//! an exception injected into L1 with flags and RIP untouched.
+
+use vmcs::exit::{ExitReason, VmExitReason};
+use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite, fields};
+
+use crate::caps::L1Caps;
+use crate::current::Current;
+use crate::operand::Operands;
+use crate::vcpu::{Fault, GuestMemory, L1Cpu, L1State, MemoryError, Stop};
+
+/// The pointer value meaning "no current VMCS" (VMPTRST stores it).
+pub const INVALID_POINTER: u64 = u64::MAX;
+
+/// What L0 does after [`NestedVmx::handle_exit`] emulated an L1 VMX instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Resume L1: the instruction retired (flags set, RIP advanced) or raised an exception that
+    /// vmcs01 now injects.
+    ResumeL1,
+    /// The instruction retired; L0 drops the cached translations named, then resumes L1.
+    Invalidate(Invalidation),
+    /// VMLAUNCH/VMRESUME passed the checks on vmcs12: build vmcs02 and run L2. RIP is not
+    /// advanced (L1 sees the instruction complete at the next nested VM exit).
+    EnterL2 { launch: bool },
+    /// VMLAUNCH/VMRESUME failed a guest-state check: L1 continues at its host RIP with this exit
+    /// reason (entry-failure bit set) and qualification in vmcs12, its host state loaded from vmcs12.
+    EntryFailed { reason: VmExitReason, qualification: u64 },
+    /// L1 touched memory L0 cannot serve (KVM returns an internal error to userspace).
+    Memory(MemoryError),
+    /// vmcs01 refused an access: an L0 bug.
+    Vmcs01(VmcsError),
+    /// Not a VMX-instruction exit.
+    NotVmxInstruction,
+}
+
+/// A TLB invalidation L1 asked for with INVEPT or INVVPID, in L1's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// INVEPT single-context: mappings derived from this EPTP12.
+    EptSingle { eptp: u64 },
+    /// INVEPT all-context.
+    EptAll,
+    /// INVVPID individual-address.
+    VpidAddress { vpid: u16, address: u64 },
+    /// INVVPID single-context.
+    VpidSingle { vpid: u16 },
+    /// INVVPID all-context.
+    VpidAll,
+    /// INVVPID single-context retaining globals.
+    VpidSingleRetainingGlobals { vpid: u16 },
+}
+
+/// How a handler completed.
+pub(crate) enum Done {
+    Succeed,
+    FailInvalid,
+    /// VMfail(n): VMfailValid(n) with a current VMCS, else VMfailInvalid.
+    Fail(VmInstructionError),
+    Invalidate(Invalidation),
+    EnterL2 {
+        launch: bool,
+    },
+    EntryFailed {
+        reason: VmExitReason,
+        qualification: u64,
+    },
+}
+
+/// One vCPU's nested VMX state (KVM's `vmx->nested`).
+#[derive(Clone)]
+pub struct NestedVmx {
+    pub(crate) caps: L1Caps,
+    pub(crate) vmxon_ptr: Option<u64>,
+    pub(crate) current_ptr: u64,
+    pub(crate) current: Current,
+}
+
+impl NestedVmx {
+    /// A vCPU outside VMX operation whose capability MSRs are `caps`.
+    pub fn new(caps: L1Caps) -> Self {
+        NestedVmx {
+            caps,
+            vmxon_ptr: None,
+            current_ptr: INVALID_POINTER,
+            current: Current::from_region(&[0; crate::current::REGION_SIZE]),
+        }
+    }
+
+    pub fn caps(&self) -> &L1Caps {
+        &self.caps
+    }
+    /// In VMX operation (after VMXON).
+    pub fn vmxon(&self) -> bool {
+        self.vmxon_ptr.is_some()
+    }
+    pub fn vmxon_pointer(&self) -> Option<u64> {
+        self.vmxon_ptr
+    }
+    /// The current-VMCS pointer ([`INVALID_POINTER`] when none).
+    pub fn current_pointer(&self) -> u64 {
+        self.current_ptr
+    }
+    /// The cached current VMCS (meaningful while [`Self::current_pointer`] is valid).
+    pub fn current(&self) -> &Current {
+        &self.current
+    }
+    pub fn current_mut(&mut self) -> &mut Current {
+        &mut self.current
+    }
+
+    /// Emulate the VMX instruction L1 executed (basic exit reason `reason`, vmcs01 current).
+    pub fn handle_exit<V, C, M>(&mut self, reason: ExitReason, vmcs01: &mut V, cpu: &mut C, mem: &mut M) -> Outcome
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        let mut ops = Operands { l1: L1State { vmcs01 }, cpu, mem };
+        let done = match reason {
+            ExitReason::Vmxon => self.vmxon_insn(&mut ops),
+            ExitReason::Vmxoff => self.vmxoff_insn(&mut ops),
+            ExitReason::Vmclear => self.vmclear_insn(&mut ops),
+            ExitReason::Vmptrld => self.vmptrld_insn(&mut ops),
+            ExitReason::Vmptrst => self.vmptrst_insn(&mut ops),
+            ExitReason::Vmread => self.vmread_insn(&mut ops),
+            ExitReason::Vmwrite => self.vmwrite_insn(&mut ops),
+            ExitReason::Vmlaunch => self.launch_insn(&mut ops, true),
+            ExitReason::Vmresume => self.launch_insn(&mut ops, false),
+            ExitReason::Invept => self.invept_insn(&mut ops),
+            ExitReason::Invvpid => self.invvpid_insn(&mut ops),
+            _ => return Outcome::NotVmxInstruction,
+        };
+        match done.and_then(|d| self.complete(&mut ops.l1, d)) {
+            Ok(outcome) => outcome,
+            Err(Stop::Fault(f)) => self.raise(&mut ops.l1, ops.cpu, f),
+            Err(Stop::Memory(e)) => Outcome::Memory(e),
+            Err(Stop::Vmcs01(e)) => Outcome::Vmcs01(e),
+        }
+    }
+
+    fn raise<V: VmcsRead + VmcsWrite, C: L1Cpu>(&self, l1: &mut L1State<V>, cpu: &mut C, f: Fault) -> Outcome {
+        if let Some(cr2) = f.cr2 {
+            cpu.set_cr2(cr2);
+        }
+        match l1.inject(f) {
+            Ok(()) => Outcome::ResumeL1,
+            Err(e) => Outcome::Vmcs01(e),
+        }
+    }
+
+    fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut L1State<V>, done: Done) -> Result<Outcome, Stop> {
+        let outcome = match done {
+            Done::EnterL2 { launch } => return Ok(Outcome::EnterL2 { launch }),
+            Done::EntryFailed { reason, qualification } => {
+                return Ok(Outcome::EntryFailed { reason, qualification });
+            }
+            Done::Succeed => {
+                l1.set_result_flags(false, false)?;
+                Outcome::ResumeL1
+            }
+            Done::FailInvalid => {
+                l1.set_result_flags(true, false)?;
+                Outcome::ResumeL1
+            }
+            Done::Fail(_) if self.current_ptr == INVALID_POINTER => {
+                l1.set_result_flags(true, false)?;
+                Outcome::ResumeL1
+            }
+            Done::Fail(n) => {
+                // The cached vmcs12 holds the error (the field is never shadowed).
+                let _ = self.current.set(fields::VM_INSTRUCTION_ERROR.raw(), n.number() as u64);
+                l1.set_result_flags(false, true)?;
+                Outcome::ResumeL1
+            }
+            Done::Invalidate(inv) => {
+                l1.set_result_flags(false, false)?;
+                Outcome::Invalidate(inv)
+            }
+        };
+        l1.skip_instruction()?;
+        Ok(outcome)
+    }
+
+    /// `nested_vmx_check_permission`: #UD outside VMX operation, #GP(0) above CPL 0.
+    pub(crate) fn check_permission<V, C, M>(&self, ops: &Operands<V, C, M>) -> Result<(), Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        if self.vmxon_ptr.is_none() {
+            return Err(Fault::ud().into());
+        }
+        if ops.l1.cpl()? > 0 {
+            return Err(Fault::gp0().into());
+        }
+        Ok(())
+    }
+
+    /// A 4 KiB-aligned address within L1's MAXPHYADDR (`page_address_valid`).
+    pub(crate) fn page_address_valid<C: L1Cpu>(cpu: &C, gpa: u64) -> bool {
+        gpa & 0xfff == 0 && gpa >> cpu.maxphyaddr().min(63) == 0
+    }
+}
