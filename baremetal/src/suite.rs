@@ -3,12 +3,12 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use vmcs::caps::VmxCaps;
+use vmcs::caps::{Cap, Msr, VmxCaps};
 use vmcs::copy::PredicateMask;
 use vmcs::exit::ExitReason;
 use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::fields;
-use vmcs::hw::{self, CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
+use vmcs::hw::{CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
 use crate::rt;
@@ -85,8 +85,8 @@ pub fn run() -> ! {
     };
     let caps = *op.caps();
     check(true, format_args!("vmxon: revision {:#x}", op.revision()));
-    for i in 0x480..=0x493 {
-        println!("data: msr {i:#x} = {:#018x}", caps.raw(i));
+    for m in Msr::ALL {
+        println!("data: msr {:#x} ({}) = {:#018x}", m.index(), m.name(), caps.raw(m.index()));
     }
 
     // 2 and 3: every field on a VMCS that is never launched.
@@ -122,7 +122,7 @@ pub fn run() -> ! {
 
     // 1: VMCS_ENUM.
     let ours = fields::vmcs_enum(&caps);
-    let msr = caps.raw(0x48a);
+    let msr = caps.raw(Msr::VmcsEnum.index());
     println!(
         "data: vmcs_enum computed {ours:#x}, IA32_VMX_VMCS_ENUM {msr:#x}, highest index accepted: schema fields {observed_max_index:#x}, any encoding {:#x}",
         probe.max_index
@@ -312,7 +312,7 @@ fn encoding_probe(v: &CurrentVmcs, caps: &VmxCaps) -> Probe {
 
 /// VMWRITE to read-only fields: error 13 exactly when IA32_VMX_MISC bit 29 is clear.
 fn read_only_fields(v: &mut CurrentVmcs, caps: &VmxCaps) {
-    let misc29 = caps.raw(0x485) >> 29 & 1 == 1;
+    let misc29 = caps.has_cap(Cap::MiscVmwriteAnyField);
     println!("data: IA32_VMX_MISC bit 29 (VMWRITE to exit-information fields) = {}", misc29 as u8);
     for f in fields::ALL.iter().filter(|f| f.kind == FieldKind::ReadOnly) {
         let enc = f.encoding as u64;
@@ -353,17 +353,23 @@ pub fn typed_read_guest_rip(v: &CurrentVmcs) -> Result<u64, VmcsError> {
 }
 
 fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
-    let tru = caps.raw(0x480) >> 55 & 1 == 1;
-    let msr = |plain: u32, t: u32| caps.raw(if tru { t } else { plain });
-    let pin = hw::adjust_controls(msr(0x481, 0x48d), 0);
-    use vmcs::caps::Cap;
-    let exiting = [Cap::ProcHltExiting, Cap::ProcUnconditionalIoExiting, Cap::ProcCr3LoadExiting];
-    let proc = hw::adjust_controls(msr(0x482, 0x48e), exiting.iter().fold(0, |m, c| m | 1 << c.bit()));
-    let exit = hw::adjust_controls(msr(0x483, 0x48f), 1 << 9);
-    let entry = hw::adjust_controls(msr(0x484, 0x490), 1 << 9);
+    use vmcs::controls::{Controls, CpuBasedVmExecControl as Proc, PinBasedVmExecControl as Pin};
+    use vmcs::controls::{VmEntryControls as Entry, VmExitControls as Exit};
+    let tru = Msr::TrueProc.exists(caps);
+    let exiting = Proc::HLT_EXITING | Proc::UNCONDITIONAL_IO_EXITING | Proc::CR3_LOAD_EXITING;
+    let controls = (
+        Pin::adjust(caps, Pin::empty(), Pin::empty()),
+        Proc::adjust(caps, exiting, Proc::empty()),
+        Exit::adjust(caps, Exit::HOST_ADDRESS_SPACE_SIZE, Exit::empty()),
+        Entry::adjust(caps, Entry::IA32E_MODE_GUEST, Entry::empty()),
+    );
+    let (Ok(pin), Ok(proc), Ok(exit), Ok(entry)) = controls else {
+        check(false, format_args!("controls {controls:?}"));
+        return;
+    };
     check(
-        exiting.iter().all(|c| proc >> c.bit() & 1 == 1) && exit & 1 << 9 != 0 && entry & 1 << 9 != 0,
-        format_args!("controls pin {pin:#x} proc {proc:#x} exit {exit:#x} entry {entry:#x} (TRUE MSRs: {tru})"),
+        proc.contains(exiting) && Proc::allowed(caps).permits(proc),
+        format_args!("controls pin {pin} proc {proc} exit {exit} entry {entry} (TRUE MSRs: {tru})"),
     );
     let (cr0, cr3, cr4) = (rt::cr0(), rt::cr3(), rt::cr4());
     let gdt = rt::gdt_base();
@@ -383,10 +389,10 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
         }
     };
     use vmcs::fields as F;
-    w(F::PIN_BASED_VM_EXEC_CONTROL.raw(), pin as u64);
-    w(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc as u64);
-    w(F::VM_EXIT_CONTROLS.raw(), exit as u64);
-    w(F::VM_ENTRY_CONTROLS.raw(), entry as u64);
+    w(Pin::FIELD.raw(), pin.bits() as u64);
+    w(Proc::FIELD.raw(), proc.bits() as u64);
+    w(Exit::FIELD.raw(), exit.bits() as u64);
+    w(Entry::FIELD.raw(), entry.bits() as u64);
     for f in [
         F::EXCEPTION_BITMAP,
         F::PAGE_FAULT_ERROR_CODE_MASK,
@@ -513,11 +519,10 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
 
 /// INVEPT/INVVPID where the CPU has them (IA32_VMX_EPT_VPID_CAP), with a current VMCS.
 fn inv_checks(v: &CurrentVmcs, caps: &VmxCaps) {
-    let cap = caps.raw(0x48c);
-    println!("data: IA32_VMX_EPT_VPID_CAP {cap:#x}");
+    println!("data: IA32_VMX_EPT_VPID_CAP {:#x}", caps.raw(Msr::EptVpid.index()));
     let invalid = Err(VmxError::FailValid(VmInstructionError::InvalidInveptInvvpidOperand));
-    if cap >> 20 & 1 == 1 {
-        if cap >> 26 & 1 == 1 {
+    if caps.has_cap(Cap::EptInvept) {
+        if caps.has_cap(Cap::EptInveptAllContext) {
             let r = v.invept(2, 0);
             check(r.is_ok(), format_args!("invept all-context: {r:?}"));
         }
@@ -526,8 +531,8 @@ fn inv_checks(v: &CurrentVmcs, caps: &VmxCaps) {
     } else {
         println!("data: no INVEPT on this model");
     }
-    if cap >> 32 & 1 == 1 {
-        if cap >> 42 & 1 == 1 {
+    if caps.has_cap(Cap::VpidInvvpid) {
+        if caps.has_cap(Cap::VpidInvvpidAllContext) {
             let r = v.invvpid(2, 0, 0);
             check(r.is_ok(), format_args!("invvpid all-context: {r:?}"));
         }

@@ -1,7 +1,11 @@
 //! Capability sets: what a vCPU's IA32_VMX_* MSRs allow. Field existence and VMCS_ENUM are
 //! evaluated against them ([`crate::fields::exists`], [`crate::fields::vmcs_enum`]).
+//!
+//! [`Msr`] is generated from `schema/capabilities.toml`: every capability MSR with its index, its
+//! TRUE MSR and its `requires` gate. [`VmxCaps::value`] is the one place that decides which MSR
+//! reports a capability (0 for an MSR that does not exist, the TRUE MSR when that exists).
 
-pub use crate::generated::caps::Cap;
+pub use crate::generated::caps::{Cap, Msr};
 
 /// Something that answers "does this vCPU have capability `cap`?".
 pub trait Capabilities {
@@ -28,45 +32,56 @@ impl Capabilities for AllExcept<'_> {
     }
 }
 
-/// First capability MSR (IA32_VMX_BASIC) and how many indices [`VmxCaps`] keeps.
-pub const FIRST_VMX_MSR: u32 = 0x480;
-pub const VMX_MSR_SLOTS: usize = 0x20;
+/// How a capability MSR reports capabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MsrKind {
+    /// Allowed-0 settings in bits 31:0 (a 1 forces the control to 1), allowed-1 in bits 63:32.
+    Control,
+    /// Bit n reports capability n (for a 64-bit control field: the allowed-1 setting of control n).
+    Flags,
+}
 
-/// Raw capability MSR values 0x480..0x49f, as `rdmsr` reports them. An MSR never set reads as 0.
+/// Raw values of the capability MSRs the schema declares ([`Msr`]), as `rdmsr` reports them. An
+/// MSR never set reads as 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmxCaps {
-    values: [u64; VMX_MSR_SLOTS],
+    values: [u64; Msr::ALL.len()],
 }
 
 impl Default for VmxCaps {
     fn default() -> Self {
-        VmxCaps { values: [0; VMX_MSR_SLOTS] }
+        Self::new()
     }
 }
 
 impl VmxCaps {
     pub const fn new() -> Self {
-        VmxCaps { values: [0; VMX_MSR_SLOTS] }
+        VmxCaps { values: [0; Msr::ALL.len()] }
     }
 
-    /// Set MSR `index`; indices outside 0x480..0x49f are ignored (they carry no VMX capability).
+    /// Set MSR `index`; an index the schema does not declare is ignored (it carries no VMX
+    /// capability the runtime evaluates).
     pub fn set(&mut self, index: u32, value: u64) -> &mut Self {
-        if let Some(slot) = index.checked_sub(FIRST_VMX_MSR).and_then(|i| self.values.get_mut(i as usize)) {
-            *slot = value;
+        if let Some(msr) = Msr::from_index(index) {
+            self.values[msr as usize] = value;
         }
         self
     }
 
-    /// The raw value of MSR `index` (0 if unset or not a VMX capability MSR).
+    /// The raw value of MSR `index` (0 if unset or not declared).
     pub fn raw(&self, index: u32) -> u64 {
-        index.checked_sub(FIRST_VMX_MSR).and_then(|i| self.values.get(i as usize)).copied().unwrap_or(0)
+        Msr::from_index(index).map_or(0, |msr| self.values[msr as usize])
     }
 
-    /// The control MSR to consult: the TRUE_* variant when IA32_VMX_BASIC bit 55 is set.
-    pub(crate) fn control_msr(&self, index: u32, true_index: Option<u32>) -> u64 {
-        match true_index {
-            Some(t) if self.raw(FIRST_VMX_MSR) >> 55 & 1 == 1 => self.raw(t),
-            _ => self.raw(index),
+    /// The value that reports `msr`'s capabilities: 0 when the MSR does not exist (its `requires`
+    /// fails), the value of its TRUE MSR when that exists, else its own.
+    pub fn value(&self, msr: Msr) -> u64 {
+        if !msr.exists(self) {
+            return 0;
+        }
+        match msr.true_msr() {
+            Some(t) if t.exists(self) => self.values[t as usize],
+            _ => self.values[msr as usize],
         }
     }
 }

@@ -135,3 +135,16 @@ impl<A: Access> Field<W64, A> {
         Field::from_encoding(self.encoding | 1)
     }
 }
+
+/// IA32_VMX_VMCS_ENUM over `encodings`: the highest index (encoding bits 9:1) among those that
+/// exist for `caps`, shifted left by 1. The one routine behind [`crate::fields::vmcs_enum`] (every
+/// architectural field) and [`crate::SoftwareVmcs::vmcs_enum`] (the fields a layout maps).
+pub fn vmcs_enum<C: crate::caps::Capabilities + ?Sized>(encodings: impl IntoIterator<Item = u32>, caps: &C) -> u64 {
+    let max = encodings
+        .into_iter()
+        .filter(|&e| crate::fields::exists(e as u64, caps))
+        .map(|e| (e >> 1) & 0x1ff)
+        .max()
+        .unwrap_or(0);
+    (max as u64) << 1
+}

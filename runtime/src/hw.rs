@@ -18,9 +18,10 @@ use core::fmt;
 
 pub use crate::access::VmInstructionError;
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
-use crate::caps::VmxCaps;
+use crate::caps::{Msr, VmxCaps};
 pub use crate::exit::VmExitReason;
 use crate::fields;
+use crate::restore::basic_revision_id;
 
 /// One VMX instruction as one `asm!` block that captures CF and ZF (`setc`/`setz`) itself, so no
 /// flag state is assumed to survive: evaluates to `(cf, zf)`. Never `preserves_flags`, `nomem` or
@@ -316,59 +317,25 @@ pub fn vmx_supported() -> bool {
     r.ecx >> 5 & 1 == 1
 }
 
+/// IA32_FEATURE_CONTROL (not a VMX capability MSR): bit 0 lock, bit 2 VMX outside SMX.
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
-const IA32_VMX_BASIC: u32 = 0x480;
-const IA32_VMX_CR0_FIXED0: u32 = 0x486;
-const IA32_VMX_CR0_FIXED1: u32 = 0x487;
-const IA32_VMX_CR4_FIXED0: u32 = 0x488;
-const IA32_VMX_CR4_FIXED1: u32 = 0x489;
 const CR4_VMXE: u64 = 1 << 13;
 
-/// Read the capability MSRs 0x480..=0x493 into a [`VmxCaps`], reading only those that exist: an
-/// absent MSR faults and reads as 0 here. 0x48B needs primary bit 63 allowed; 0x48C secondary
-/// EPT or VPID; 0x48D-0x490 IA32_VMX_BASIC bit 55; 0x491 secondary bit 13; 0x492 primary bit 49;
-/// 0x493 exit-control bit 63.
+/// Read the capability MSRs the schema declares into a [`VmxCaps`], in schema order and only
+/// those that exist ([`Msr::exists`] on the ones read before): an absent MSR faults, and reads
+/// as 0 here.
 ///
 /// # Safety
 /// CPL 0 on a processor that supports VMX ([`vmx_supported`]).
 pub unsafe fn read_vmx_caps() -> VmxCaps {
     let mut caps = VmxCaps::new();
-    // SAFETY (all reads below): the caller's promise, and each MSR is read only when the
-    // capability bits the SDM names say it exists.
-    let rd = |i| unsafe { rdmsr(i) };
-    for i in 0x480..=0x48a {
-        caps.set(i, rd(i));
-    }
-    let basic = caps.raw(0x480);
-    let proc = caps.raw(0x482);
-    if proc >> 63 & 1 == 1 {
-        caps.set(0x48b, rd(0x48b));
-    }
-    let proc2 = caps.raw(0x48b);
-    if proc2 >> (32 + 1) & 1 == 1 || proc2 >> (32 + 5) & 1 == 1 {
-        caps.set(0x48c, rd(0x48c));
-    }
-    if basic >> 55 & 1 == 1 {
-        for i in 0x48d..=0x490 {
-            caps.set(i, rd(i));
+    for msr in Msr::ALL {
+        if msr.exists(&caps) {
+            // SAFETY: the caller's promise, and the MSR exists by the capability bits the SDM names.
+            caps.set(msr.index(), unsafe { rdmsr(msr.index()) });
         }
     }
-    if proc2 >> (32 + 13) & 1 == 1 {
-        caps.set(0x491, rd(0x491));
-    }
-    if proc >> (32 + 17) & 1 == 1 {
-        caps.set(0x492, rd(0x492));
-    }
-    if caps.raw(0x483) >> 63 & 1 == 1 {
-        caps.set(0x493, rd(0x493));
-    }
     caps
-}
-
-/// The value a control field must hold for `wanted` bits given a control MSR (allowed-0 settings
-/// in bits 31:0 are forced to 1, bits clear in the allowed-1 settings 63:32 are forced to 0).
-pub const fn adjust_controls(msr: u64, wanted: u32) -> u32 {
-    (wanted | msr as u32) & (msr >> 32) as u32
 }
 
 fn read_cr0() -> u64 {
@@ -398,7 +365,7 @@ impl VmxRegion {
     }
 
     fn set_revision(&mut self, revision: u32) {
-        self.0[..4].copy_from_slice(&(revision & 0x7fff_ffff).to_le_bytes());
+        self.0[..4].copy_from_slice(&basic_revision_id(revision as u64).to_le_bytes());
         self.0[4..8].fill(0);
     }
 }
@@ -443,11 +410,12 @@ impl<'r> VmxOperation<'r> {
             }
             let caps = read_vmx_caps();
             let old_cr4 = read_cr4();
-            let cr0 = (read_cr0() | rdmsr(IA32_VMX_CR0_FIXED0)) & rdmsr(IA32_VMX_CR0_FIXED1);
-            let cr4 = (old_cr4 | CR4_VMXE | rdmsr(IA32_VMX_CR4_FIXED0)) & rdmsr(IA32_VMX_CR4_FIXED1);
+            let fixed = |m: Msr| caps.raw(m.index());
+            let cr0 = (read_cr0() | fixed(Msr::Cr0Fixed0)) & fixed(Msr::Cr0Fixed1);
+            let cr4 = (old_cr4 | CR4_VMXE | fixed(Msr::Cr4Fixed0)) & fixed(Msr::Cr4Fixed1);
             asm!("mov cr0, {}", in(reg) cr0, options(nostack));
             asm!("mov cr4, {}", in(reg) cr4, options(nostack));
-            region.set_revision(caps.raw(IA32_VMX_BASIC) as u32);
+            region.set_revision(basic_revision_id(caps.raw(Msr::Basic.index())));
             if let Err(e) = vmxon(phys) {
                 asm!("mov cr4, {}", in(reg) old_cr4, options(nostack));
                 return Err(EnterError::Vmxon(e));
@@ -463,7 +431,7 @@ impl<'r> VmxOperation<'r> {
 
     /// The VMCS revision identifier (IA32_VMX_BASIC bits 30:0).
     pub fn revision(&self) -> u32 {
-        self.caps.raw(IA32_VMX_BASIC) as u32 & 0x7fff_ffff
+        basic_revision_id(self.caps.raw(Msr::Basic.index()))
     }
 
     /// The physical address of the VMXON region.

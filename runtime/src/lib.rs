@@ -2,7 +2,9 @@
 //!
 //! - [`fields`]: a typed handle per architectural VMCS field ([`field::Field`]), the field table,
 //!   field existence for a capability set and IA32_VMX_VMCS_ENUM.
-//! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs).
+//! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs) and the capability
+//!   MSRs ([`caps::Msr`]: index, TRUE MSR, `requires`).
+//! - [`controls`]: a bit-set type per control field with the allowed-0/allowed-1 adjustment.
 //! - [`exit`]: exit reasons, the exit-reason field, interruption information and exit
 //!   qualifications as typed views; [`VmInstructionError`] with the SDM's text.
 //! - [`copy`]: generated copy routines between vmcs12, vmcs02 and the shadow VMCS, dirty groups
@@ -13,6 +15,7 @@
 
 pub mod access;
 pub mod caps;
+pub mod controls;
 pub mod copy;
 pub mod exit;
 pub mod field;
@@ -31,6 +34,9 @@ pub mod generated {
     }
     pub mod fields {
         include!(concat!(env!("OUT_DIR"), "/fields.rs"));
+    }
+    pub mod controls {
+        include!(concat!(env!("OUT_DIR"), "/controls.rs"));
     }
     pub mod copy {
         include!(concat!(env!("OUT_DIR"), "/copy.rs"));

@@ -35,46 +35,12 @@
 
 use core::fmt;
 
-/// IA32_VMX_BASIC.
-pub const MSR_IA32_VMX_BASIC: u32 = 0x480;
-/// IA32_VMX_PINBASED_CTLS (derived from the TRUE MSR; not restorable).
-pub const MSR_IA32_VMX_PINBASED_CTLS: u32 = 0x481;
-/// IA32_VMX_PROCBASED_CTLS (derived from the TRUE MSR; not restorable).
-pub const MSR_IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
-/// IA32_VMX_EXIT_CTLS (derived from the TRUE MSR; not restorable).
-pub const MSR_IA32_VMX_EXIT_CTLS: u32 = 0x483;
-/// IA32_VMX_ENTRY_CTLS (derived from the TRUE MSR; not restorable).
-pub const MSR_IA32_VMX_ENTRY_CTLS: u32 = 0x484;
-/// IA32_VMX_MISC.
-pub const MSR_IA32_VMX_MISC: u32 = 0x485;
-/// IA32_VMX_CR0_FIXED0.
-pub const MSR_IA32_VMX_CR0_FIXED0: u32 = 0x486;
-/// IA32_VMX_CR0_FIXED1 (generated from guest CPUID; not restorable).
-pub const MSR_IA32_VMX_CR0_FIXED1: u32 = 0x487;
-/// IA32_VMX_CR4_FIXED0.
-pub const MSR_IA32_VMX_CR4_FIXED0: u32 = 0x488;
-/// IA32_VMX_CR4_FIXED1 (generated from guest CPUID; not restorable).
-pub const MSR_IA32_VMX_CR4_FIXED1: u32 = 0x489;
-/// IA32_VMX_VMCS_ENUM.
-pub const MSR_IA32_VMX_VMCS_ENUM: u32 = 0x48a;
-/// IA32_VMX_PROCBASED_CTLS2.
-pub const MSR_IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
-/// IA32_VMX_EPT_VPID_CAP.
-pub const MSR_IA32_VMX_EPT_VPID_CAP: u32 = 0x48c;
-/// IA32_VMX_TRUE_PINBASED_CTLS.
-pub const MSR_IA32_VMX_TRUE_PINBASED_CTLS: u32 = 0x48d;
-/// IA32_VMX_TRUE_PROCBASED_CTLS.
-pub const MSR_IA32_VMX_TRUE_PROCBASED_CTLS: u32 = 0x48e;
-/// IA32_VMX_TRUE_EXIT_CTLS.
-pub const MSR_IA32_VMX_TRUE_EXIT_CTLS: u32 = 0x48f;
-/// IA32_VMX_TRUE_ENTRY_CTLS.
-pub const MSR_IA32_VMX_TRUE_ENTRY_CTLS: u32 = 0x490;
-/// IA32_VMX_VMFUNC: the last MSR KVM routes to its restore code.
-pub const MSR_IA32_VMX_VMFUNC: u32 = 0x491;
-/// IA32_VMX_PROCBASED_CTLS3 (tertiary controls; not restorable).
-pub const MSR_IA32_VMX_PROCBASED_CTLS3: u32 = 0x492;
-/// IA32_VMX_EXIT_CTLS2 (secondary exit controls; not restorable).
-pub const MSR_IA32_VMX_EXIT_CTLS2: u32 = 0x493;
+use crate::caps::Msr;
+use crate::controls::PinBasedVmExecControl;
+
+/// KVM routes 0x480..=0x491 (`KVM_FIRST_EMULATED_VMX_MSR`..=`KVM_LAST_EMULATED_VMX_MSR`) to its
+/// restore code; the other capability MSRs are not restorable.
+const KVM_RESTORABLE: core::ops::RangeInclusive<u32> = Msr::Basic.index()..=Msr::Vmfunc.index();
 
 /// IA32_VMX_BASIC bits KVM treats as features (49 dual-monitor, 54 INS/OUTS info, 55 TRUE
 /// controls, 56 no hardware error code consistency check) or reserved (63:57, 47:45, 31):
@@ -85,8 +51,8 @@ pub const BASIC_32BIT_PHYS_ADDR_ONLY: u64 = 1 << 48;
 /// IA32_VMX_MISC bits KVM treats as features (5, 8:6, 14, 15, 28, 29, 30) or reserved (31, 13:9):
 /// `0x7000c1e0 | 0x80003e00`. The same union as the 2016 mask.
 pub const MISC_FEATURE_AND_RESERVED: u64 = 0xf000_ffe0;
-/// Pin-based control bit 6: activate the VMX-preemption timer.
-pub const PIN_BASED_VMX_PREEMPTION_TIMER: u32 = 1 << 6;
+/// Pin-based control "activate VMX-preemption timer" (the schema's bit).
+pub const PIN_BASED_VMX_PREEMPTION_TIMER: u32 = PinBasedVmExecControl::ACTIVATE_PREEMPTION_TIMER.bits();
 
 /// VMCS revision identifier: IA32_VMX_BASIC bits 30:0.
 pub const fn basic_revision_id(basic: u64) -> u32 {
@@ -133,51 +99,51 @@ const fn join(low: u32, high: u32) -> u64 {
 /// (`*_high`, MSR bits 63:32); the control MSRs hold the TRUE values (0x48d..0x490).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NestedVmxMsrs {
-    /// IA32_VMX_BASIC (0x480).
+    /// IA32_VMX_BASIC ([`Msr::Basic`]).
     pub basic: u64,
-    /// IA32_VMX_TRUE_PINBASED_CTLS (0x48d) bits 31:0.
+    /// IA32_VMX_TRUE_PINBASED_CTLS ([`Msr::TruePin`]) bits 31:0.
     pub pinbased_ctls_low: u32,
-    /// IA32_VMX_TRUE_PINBASED_CTLS (0x48d) bits 63:32.
+    /// IA32_VMX_TRUE_PINBASED_CTLS ([`Msr::TruePin`]) bits 63:32.
     pub pinbased_ctls_high: u32,
-    /// IA32_VMX_TRUE_PROCBASED_CTLS (0x48e) bits 31:0.
+    /// IA32_VMX_TRUE_PROCBASED_CTLS ([`Msr::TrueProc`]) bits 31:0.
     pub procbased_ctls_low: u32,
-    /// IA32_VMX_TRUE_PROCBASED_CTLS (0x48e) bits 63:32.
+    /// IA32_VMX_TRUE_PROCBASED_CTLS ([`Msr::TrueProc`]) bits 63:32.
     pub procbased_ctls_high: u32,
-    /// IA32_VMX_PROCBASED_CTLS2 (0x48b) bits 31:0.
+    /// IA32_VMX_PROCBASED_CTLS2 ([`Msr::Proc2`]) bits 31:0.
     pub secondary_ctls_low: u32,
-    /// IA32_VMX_PROCBASED_CTLS2 (0x48b) bits 63:32.
+    /// IA32_VMX_PROCBASED_CTLS2 ([`Msr::Proc2`]) bits 63:32.
     pub secondary_ctls_high: u32,
-    /// IA32_VMX_PROCBASED_CTLS3 (0x492): allowed-1 bits of the tertiary controls.
+    /// IA32_VMX_PROCBASED_CTLS3 ([`Msr::Proc3`]): allowed-1 bits of the tertiary controls.
     pub tertiary_ctls: u64,
-    /// IA32_VMX_TRUE_EXIT_CTLS (0x48f) bits 31:0.
+    /// IA32_VMX_TRUE_EXIT_CTLS ([`Msr::TrueExit`]) bits 31:0.
     pub exit_ctls_low: u32,
-    /// IA32_VMX_TRUE_EXIT_CTLS (0x48f) bits 63:32.
+    /// IA32_VMX_TRUE_EXIT_CTLS ([`Msr::TrueExit`]) bits 63:32.
     pub exit_ctls_high: u32,
-    /// IA32_VMX_EXIT_CTLS2 (0x493): allowed-1 bits of the secondary exit controls.
+    /// IA32_VMX_EXIT_CTLS2 ([`Msr::Exit2`]): allowed-1 bits of the secondary exit controls.
     pub secondary_exit_ctls: u64,
-    /// IA32_VMX_TRUE_ENTRY_CTLS (0x490) bits 31:0.
+    /// IA32_VMX_TRUE_ENTRY_CTLS ([`Msr::TrueEntry`]) bits 31:0.
     pub entry_ctls_low: u32,
-    /// IA32_VMX_TRUE_ENTRY_CTLS (0x490) bits 63:32.
+    /// IA32_VMX_TRUE_ENTRY_CTLS ([`Msr::TrueEntry`]) bits 63:32.
     pub entry_ctls_high: u32,
-    /// IA32_VMX_MISC (0x485) bits 31:0.
+    /// IA32_VMX_MISC ([`Msr::Misc`]) bits 31:0.
     pub misc_low: u32,
-    /// IA32_VMX_MISC (0x485) bits 63:32.
+    /// IA32_VMX_MISC ([`Msr::Misc`]) bits 63:32.
     pub misc_high: u32,
-    /// IA32_VMX_CR0_FIXED0 (0x486).
+    /// IA32_VMX_CR0_FIXED0 ([`Msr::Cr0Fixed0`]).
     pub cr0_fixed0: u64,
-    /// IA32_VMX_CR0_FIXED1 (0x487).
+    /// IA32_VMX_CR0_FIXED1 ([`Msr::Cr0Fixed1`]).
     pub cr0_fixed1: u64,
-    /// IA32_VMX_CR4_FIXED0 (0x488).
+    /// IA32_VMX_CR4_FIXED0 ([`Msr::Cr4Fixed0`]).
     pub cr4_fixed0: u64,
-    /// IA32_VMX_CR4_FIXED1 (0x489).
+    /// IA32_VMX_CR4_FIXED1 ([`Msr::Cr4Fixed1`]).
     pub cr4_fixed1: u64,
-    /// IA32_VMX_EPT_VPID_CAP (0x48c) bits 31:0.
+    /// IA32_VMX_EPT_VPID_CAP ([`Msr::EptVpid`]) bits 31:0.
     pub ept_caps: u32,
-    /// IA32_VMX_EPT_VPID_CAP (0x48c) bits 63:32.
+    /// IA32_VMX_EPT_VPID_CAP ([`Msr::EptVpid`]) bits 63:32.
     pub vpid_caps: u32,
-    /// IA32_VMX_VMCS_ENUM (0x48a).
+    /// IA32_VMX_VMCS_ENUM ([`Msr::VmcsEnum`]).
     pub vmcs_enum: u64,
-    /// IA32_VMX_VMFUNC (0x491).
+    /// IA32_VMX_VMFUNC ([`Msr::Vmfunc`]).
     pub vmfunc_controls: u64,
 }
 
@@ -334,23 +300,24 @@ impl NestedVmxMsrs {
     /// The stored value of a capability MSR, or `None` for the non-TRUE controls 0x481..=0x484
     /// (KVM derives them from the TRUE values on read) and indices outside 0x480..=0x493.
     pub const fn get(&self, msr_index: u32) -> Option<u64> {
-        Some(match msr_index {
-            MSR_IA32_VMX_BASIC => self.basic,
-            MSR_IA32_VMX_MISC => self.misc(),
-            MSR_IA32_VMX_CR0_FIXED0 => self.cr0_fixed0,
-            MSR_IA32_VMX_CR0_FIXED1 => self.cr0_fixed1,
-            MSR_IA32_VMX_CR4_FIXED0 => self.cr4_fixed0,
-            MSR_IA32_VMX_CR4_FIXED1 => self.cr4_fixed1,
-            MSR_IA32_VMX_VMCS_ENUM => self.vmcs_enum,
-            MSR_IA32_VMX_PROCBASED_CTLS2 => self.secondary_ctls(),
-            MSR_IA32_VMX_EPT_VPID_CAP => self.ept_vpid_cap(),
-            MSR_IA32_VMX_TRUE_PINBASED_CTLS => self.true_pinbased_ctls(),
-            MSR_IA32_VMX_TRUE_PROCBASED_CTLS => self.true_procbased_ctls(),
-            MSR_IA32_VMX_TRUE_EXIT_CTLS => self.true_exit_ctls(),
-            MSR_IA32_VMX_TRUE_ENTRY_CTLS => self.true_entry_ctls(),
-            MSR_IA32_VMX_VMFUNC => self.vmfunc_controls,
-            MSR_IA32_VMX_PROCBASED_CTLS3 => self.tertiary_ctls,
-            MSR_IA32_VMX_EXIT_CTLS2 => self.secondary_exit_ctls,
+        let Some(msr) = Msr::from_index(msr_index) else { return None };
+        Some(match msr {
+            Msr::Basic => self.basic,
+            Msr::Misc => self.misc(),
+            Msr::Cr0Fixed0 => self.cr0_fixed0,
+            Msr::Cr0Fixed1 => self.cr0_fixed1,
+            Msr::Cr4Fixed0 => self.cr4_fixed0,
+            Msr::Cr4Fixed1 => self.cr4_fixed1,
+            Msr::VmcsEnum => self.vmcs_enum,
+            Msr::Proc2 => self.secondary_ctls(),
+            Msr::EptVpid => self.ept_vpid_cap(),
+            Msr::TruePin => self.true_pinbased_ctls(),
+            Msr::TrueProc => self.true_procbased_ctls(),
+            Msr::TrueExit => self.true_exit_ctls(),
+            Msr::TrueEntry => self.true_entry_ctls(),
+            Msr::Vmfunc => self.vmfunc_controls,
+            Msr::Proc3 => self.tertiary_ctls,
+            Msr::Exit2 => self.secondary_exit_ctls,
             _ => return None,
         })
     }
@@ -371,31 +338,31 @@ impl NestedVmxMsrs {
         msr_index: u32,
         data: u64,
     ) -> Result<(), RestoreError> {
-        match msr_index {
-            MSR_IA32_VMX_BASIC..=MSR_IA32_VMX_VMFUNC => {}
-            MSR_IA32_VMX_PROCBASED_CTLS3 | MSR_IA32_VMX_EXIT_CTLS2 => return Err(RestoreError::NotRestorable),
-            _ => return Err(RestoreError::UnknownMsr),
+        let Some(msr) = Msr::from_index(msr_index) else { return Err(RestoreError::UnknownMsr) };
+        if !KVM_RESTORABLE.contains(&msr_index) {
+            return Err(RestoreError::NotRestorable);
         }
         if vcpu_in_vmx_operation {
             return Err(RestoreError::Busy);
         }
-        match msr_index {
-            MSR_IA32_VMX_BASIC => self.restore_basic(reference, data),
-            MSR_IA32_VMX_TRUE_PINBASED_CTLS => self.restore_control(reference, Control::Pin, data),
-            MSR_IA32_VMX_TRUE_PROCBASED_CTLS => self.restore_control(reference, Control::Proc, data),
-            MSR_IA32_VMX_TRUE_EXIT_CTLS => self.restore_control(reference, Control::Exit, data),
-            MSR_IA32_VMX_TRUE_ENTRY_CTLS => self.restore_control(reference, Control::Entry, data),
-            MSR_IA32_VMX_PROCBASED_CTLS2 => self.restore_control(reference, Control::Secondary, data),
-            MSR_IA32_VMX_MISC => self.restore_misc(reference, data),
-            MSR_IA32_VMX_CR0_FIXED0 => Self::restore_fixed0(&mut self.cr0_fixed0, reference.cr0_fixed0, data),
-            MSR_IA32_VMX_CR4_FIXED0 => Self::restore_fixed0(&mut self.cr4_fixed0, reference.cr4_fixed0, data),
-            MSR_IA32_VMX_EPT_VPID_CAP => self.restore_ept_vpid_cap(reference, data),
-            MSR_IA32_VMX_VMCS_ENUM => {
+        match msr {
+            Msr::Basic => self.restore_basic(reference, data),
+            Msr::TruePin => self.restore_control(reference, Control::Pin, data),
+            Msr::TrueProc => self.restore_control(reference, Control::Proc, data),
+            Msr::TrueExit => self.restore_control(reference, Control::Exit, data),
+            Msr::TrueEntry => self.restore_control(reference, Control::Entry, data),
+            Msr::Proc2 => self.restore_control(reference, Control::Secondary, data),
+            Msr::Misc => self.restore_misc(reference, data),
+            Msr::Cr0Fixed0 => Self::restore_fixed0(&mut self.cr0_fixed0, reference.cr0_fixed0, data),
+            Msr::Cr4Fixed0 => Self::restore_fixed0(&mut self.cr4_fixed0, reference.cr4_fixed0, data),
+            Msr::EptVpid => self.restore_ept_vpid_cap(reference, data),
+            Msr::VmcsEnum => {
                 self.vmcs_enum = data;
                 Ok(())
             }
-            MSR_IA32_VMX_VMFUNC => self.restore_vmfunc(reference, data),
-            // 0x481..=0x484 (derived from the TRUE MSRs) and 0x487/0x489 (from guest CPUID).
+            Msr::Vmfunc => self.restore_vmfunc(reference, data),
+            // The non-TRUE controls (derived from the TRUE MSRs) and CR0/CR4 FIXED1 (from guest
+            // CPUID).
             _ => Err(RestoreError::NotRestorable),
         }
     }

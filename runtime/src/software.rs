@@ -52,14 +52,7 @@ pub unsafe trait SoftwareVmcs: Sized + Copy {
     /// VMCS_ENUM for this layout: the highest index among its mapped fields that exist for `caps`
     /// (what KVM's nested_vmx_calc_vmcs_enum_msr() computes for vmcs12).
     fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
-        let mut max = 0;
-        for &e in Self::MAPPED {
-            let index = (e >> 1) & 0x1ff;
-            if index > max && crate::fields::exists(e as u64, caps) {
-                max = index;
-            }
-        }
-        (max as u64) << 1
+        crate::field::vmcs_enum(Self::MAPPED.iter().copied(), caps)
     }
 }
 

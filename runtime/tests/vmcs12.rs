@@ -118,7 +118,7 @@ fn vmcs_enum_is_what_kvm_computes() {
         u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
     };
     assert_eq!(Vmcs12::vmcs_enum(&AllCaps), want("all_fields_supported"));
-    let tsc = *Cap::ALL.iter().find(|c| c.msr() == 0x48b && c.bit() == 25).unwrap();
+    let tsc = *Cap::ALL.iter().find(|c| c.msr().index() == 0x48b && c.bit() == 25).unwrap();
     assert_eq!(Vmcs12::vmcs_enum(&AllExcept(&[tsc])), want("without_tsc_scaling"));
 }
 

@@ -4,10 +4,6 @@ use std::collections::BTreeMap;
 
 use crate::model::{CapId, FieldId, Layout, MsrId, MsrKind, Schema};
 
-/// IA32_VMX_BASIC and its bit 55: the TRUE_* control MSRs report the controls.
-pub const IA32_VMX_BASIC: u32 = 0x480;
-pub const BASIC_TRUE_CTLS_BIT: u32 = 55;
-
 /// A capability set: what a vCPU (or CPU model) reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caps {
@@ -78,23 +74,32 @@ impl Schema {
         }
     }
 
-    /// The value a capability MSR reports: 0 when it does not exist for these capabilities, the TRUE_*
-    /// variant when IA32_VMX_BASIC bit 55 is set.
+    /// The value a capability MSR reports: 0 when it does not exist for these capabilities (its
+    /// `requires`), the value of its TRUE MSR when that exists.
     pub fn msr_value(&self, caps: &Caps, msr: MsrId) -> u64 {
         self.msr_value_at(caps, msr, 0)
     }
 
     fn msr_value_at(&self, caps: &Caps, msr: MsrId, depth: u32) -> u64 {
         let m = &self.msrs[msr];
-        if let Some(req) = &m.requires
-            && (depth >= MAX_REQUIRES_DEPTH || !req.eval(&mut |c| self.has_cap_at(caps, *c, depth + 1)))
-        {
+        if !self.msr_exists_at(caps, msr, depth) {
             return 0;
         }
-        let true_ctls = caps.raw(IA32_VMX_BASIC) >> BASIC_TRUE_CTLS_BIT & 1 == 1;
-        match m.true_index {
-            Some(t) if true_ctls => caps.raw(t),
+        match m.true_msr {
+            Some(t) if self.msr_exists_at(caps, t, depth) => caps.raw(self.msrs[t].index),
             _ => caps.raw(m.index),
+        }
+    }
+
+    /// Does MSR `msr` exist for these capabilities (its `requires` gate)?
+    pub fn msr_exists(&self, caps: &Caps, msr: MsrId) -> bool {
+        self.msr_exists_at(caps, msr, 0)
+    }
+
+    fn msr_exists_at(&self, caps: &Caps, msr: MsrId, depth: u32) -> bool {
+        match &self.msrs[msr].requires {
+            None => true,
+            Some(req) => depth < MAX_REQUIRES_DEPTH && req.eval(&mut |c| self.has_cap_at(caps, *c, depth + 1)),
         }
     }
 
@@ -109,24 +114,19 @@ impl Schema {
     /// IA32_VMX_VMCS_ENUM a CPU with these capabilities should report: the highest index (bits 9:1)
     /// among the architectural fields that exist, shifted left by 1.
     pub fn arch_vmcs_enum(&self, caps: &Caps) -> u64 {
-        let max = (0..self.fields.len())
-            .filter(|&f| self.field_exists(caps, f))
-            .map(|f| self.fields[f].encoding.index())
-            .max()
-            .unwrap_or(0);
-        (max as u64) << 1
+        self.vmcs_enum_of(0..self.fields.len(), caps)
     }
 
     /// VMCS_ENUM over a software layout: the highest index among its mapped fields that exist.
     /// For vmcs12 this is what KVM's nested_vmx_calc_vmcs_enum_msr() computes.
     pub fn layout_vmcs_enum(&self, layout: &Layout, caps: &Caps) -> u64 {
-        let max = layout
-            .mapped()
-            .filter(|(_, f)| self.field_exists(caps, *f))
-            .map(|(_, f)| self.fields[f].encoding.index())
-            .max()
-            .unwrap_or(0);
-        (max as u64) << 1
+        self.vmcs_enum_of(layout.mapped().map(|(_, f)| f), caps)
+    }
+
+    /// The one VMCS_ENUM routine: the highest index among `fields` that exist, shifted left by 1.
+    fn vmcs_enum_of(&self, fields: impl Iterator<Item = FieldId>, caps: &Caps) -> u64 {
+        let max = fields.filter(|&f| self.field_exists(caps, f)).map(|f| self.fields[f].encoding.index()).max();
+        (max.unwrap_or(0) as u64) << 1
     }
 
     /// Fields that exist for `caps`, in schema order.

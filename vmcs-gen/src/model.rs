@@ -71,8 +71,8 @@ pub enum MsrKind {
 pub struct Msr {
     pub name: String,
     pub index: u32,
-    /// The IA32_VMX_TRUE_* MSR read instead when IA32_VMX_BASIC bit 55 is set.
-    pub true_index: Option<u32>,
+    /// The IA32_VMX_TRUE_* MSR that reports the controls instead, when it exists (its `requires`).
+    pub true_msr: Option<MsrId>,
     pub kind: MsrKind,
     /// The MSR exists only if this gate holds; otherwise it reads as 0.
     pub requires: Option<Gate<CapId>>,

@@ -3,7 +3,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use super::{bit_test, camel_case, hex, ident, nested_gate_expr};
+use super::{bit_test, camel_case, gate_expr, hex, ident};
 use crate::model::{MsrKind, Schema};
 
 /// `proc2.enable_vpid` -> `Proc2EnableVpid`.
@@ -12,44 +12,34 @@ pub fn cap_variant(name: &str) -> proc_macro2::Ident {
 }
 
 pub(super) fn emit(schema: &Schema) -> TokenStream {
+    let msrs = msrs(schema);
     let variants: Vec<_> = schema.caps.iter().map(|c| cap_variant(&c.name)).collect();
     let docs = schema.caps.iter().map(|c| {
         let m = &schema.msrs[c.msr];
         format!(" {} ({} bit {}, MSR {:#x})", c.doc, m.name, c.bit, m.index)
     });
     let names = schema.caps.iter().map(|c| &c.name);
-    let msr_index = schema.caps.iter().map(|c| hex(schema.msrs[c.msr].index as u64));
+    let msr_of = schema.caps.iter().map(|c| msr_variant(&schema.msrs[c.msr].name));
     let bits = schema.caps.iter().map(|c| Literal::u32_unsuffixed(c.bit));
     let count = Literal::usize_unsuffixed(schema.caps.len());
-    let caps_var = quote!(self);
     let tests = schema.caps.iter().zip(&variants).map(|(c, v)| {
         let m = &schema.msrs[c.msr];
-        let index = hex(m.index as u64);
-        let value = match m.true_index {
-            Some(t) => {
-                let t = hex(t as u64);
-                quote!(self.control_msr(#index, Some(#t)))
-            }
-            None => quote!(self.raw(#index)),
-        };
+        let msr = msr_variant(&m.name);
         let bit = match m.kind {
             MsrKind::Control => 32 + c.bit,
             MsrKind::Flags => c.bit,
         };
-        let test = bit_test(value, bit);
-        match &m.requires {
-            Some(g) => {
-                let present = nested_gate_expr(schema, g, &caps_var);
-                quote!(Cap::#v => #present && #test)
-            }
-            None => quote!(Cap::#v => #test),
-        }
+        let test = bit_test(quote!(self.value(Msr::#msr)), bit);
+        quote!(Cap::#v => #test)
     });
     quote! {
-        use crate::caps::{Capabilities, VmxCaps};
+        use crate::caps::{Capabilities, MsrKind, VmxCaps};
+
+        #msrs
 
         /// A named VMX capability bit that field gates refer to.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
         pub enum Cap {
             #( #[doc = #docs] #variants, )*
         }
@@ -64,8 +54,8 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
             }
 
             /// The capability MSR that reports it.
-            pub const fn msr(self) -> u32 {
-                match self { #(Cap::#variants => #msr_index,)* }
+            pub const fn msr(self) -> Msr {
+                match self { #(Cap::#variants => Msr::#msr_of,)* }
             }
 
             /// The control bit (control MSRs) or MSR bit (flag MSRs).
@@ -75,10 +65,97 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         }
 
         impl VmxCaps {
-            /// Evaluate one capability: the MSR must exist (its `requires` gate), the TRUE_* MSR is
-            /// used when IA32_VMX_BASIC bit 55 is set, and control MSRs report allowed-1 in bits 63:32.
+            /// Evaluate one capability in the value its MSR reports ([`VmxCaps::value`]: 0 unless the
+            /// MSR exists, the TRUE MSR when that exists); control MSRs report allowed-1 in bits 63:32.
             pub fn has_cap(&self, cap: Cap) -> bool {
                 match cap { #(#tests,)* }
+            }
+        }
+    }
+}
+
+/// `true_pin` -> `TruePin`.
+pub(crate) fn msr_variant(name: &str) -> proc_macro2::Ident {
+    ident(&camel_case(name))
+}
+
+/// The `Msr` enum: every capability MSR with its index, TRUE MSR and `requires`.
+fn msrs(schema: &Schema) -> TokenStream {
+    let variants: Vec<_> = schema.msrs.iter().map(|m| msr_variant(&m.name)).collect();
+    let docs = schema.msrs.iter().map(|m| format!(" {} (MSR {:#x}).", m.doc.trim_end_matches('.'), m.index));
+    let names = schema.msrs.iter().map(|m| &m.name);
+    let indices: Vec<_> = schema.msrs.iter().map(|m| hex(m.index as u64)).collect();
+    let kinds = schema.msrs.iter().map(|m| match m.kind {
+        MsrKind::Control => quote!(MsrKind::Control),
+        MsrKind::Flags => quote!(MsrKind::Flags),
+    });
+    let true_msrs = schema.msrs.iter().map(|m| match m.true_msr {
+        Some(t) => {
+            let t = msr_variant(&schema.msrs[t].name);
+            quote!(Some(Msr::#t))
+        }
+        None => quote!(None),
+    });
+    let caps = quote!(caps);
+    let requires: Vec<_> = schema
+        .msrs
+        .iter()
+        .filter_map(|m| {
+            let gate = m.requires.as_ref()?;
+            let v = msr_variant(&m.name);
+            let cond = gate_expr(schema, gate, &caps);
+            Some(quote!(Msr::#v => #cond))
+        })
+        .collect();
+    let count = Literal::usize_unsuffixed(schema.msrs.len());
+    quote! {
+        /// A VMX capability MSR (IA32_VMX_*) the schema declares.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Msr {
+            #( #[doc = #docs] #variants, )*
+        }
+
+        impl Msr {
+            /// Every MSR in schema order: a `requires` reads only MSRs before it, so reading them in
+            /// this order never reads one whose existence is unknown.
+            pub const ALL: [Msr; #count] = [#(Msr::#variants),*];
+
+            /// The MSR index.
+            pub const fn index(self) -> u32 {
+                match self { #(Msr::#variants => #indices,)* }
+            }
+
+            /// The MSR declared at `index`, if any.
+            pub const fn from_index(index: u32) -> Option<Msr> {
+                match index {
+                    #(#indices => Some(Msr::#variants),)*
+                    _ => None,
+                }
+            }
+
+            /// The schema name, e.g. "proc2".
+            pub const fn name(self) -> &'static str {
+                match self { #(Msr::#variants => #names,)* }
+            }
+
+            /// How it reports capabilities: allowed-0/allowed-1 halves, or one bit per capability.
+            pub const fn kind(self) -> MsrKind {
+                match self { #(Msr::#variants => #kinds,)* }
+            }
+
+            /// The IA32_VMX_TRUE_* MSR that reports this MSR's controls instead, when it exists.
+            pub const fn true_msr(self) -> Option<Msr> {
+                match self { #(Msr::#variants => #true_msrs,)* }
+            }
+
+            /// Does the MSR exist (its `requires`), judged by the MSRs before it? An MSR that does not
+            /// exist faults on RDMSR and reports 0.
+            pub fn exists<C: Capabilities + ?Sized>(self, caps: &C) -> bool {
+                match self {
+                    #(#requires,)*
+                    _ => true,
+                }
             }
         }
     }

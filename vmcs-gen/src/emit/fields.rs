@@ -92,14 +92,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
 
         /// IA32_VMX_VMCS_ENUM for `caps`: the highest index (bits 9:1) of any existing field, shifted left by 1.
         pub fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
-            let mut max = 0;
-            for f in ALL.iter() {
-                let index = (f.encoding >> 1) & 0x1ff;
-                if index > max && exists(f.encoding as u64, caps) {
-                    max = index;
-                }
-            }
-            (max as u64) << 1
+            crate::field::vmcs_enum(ALL.iter().map(|f| f.encoding), caps)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Emitters: one per generated artifact, each from the validated model to formatted Rust.
 
 mod caps;
+mod controls;
 mod copy;
 mod exits;
 mod fields;
@@ -45,6 +46,10 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
                 "typed handles, metadata and existence of every VMCS field",
                 fields::emit(schema),
             )
+        }),
+        Box::new(|| {
+            let what = "a bit-set type per control field, a constant per capability bit";
+            artifact(schema, "controls.rs", what, controls::emit(schema))
         }),
         Box::new(|| {
             let what = "basic exit reasons, exit-information bitfields and qualifications by reason";

@@ -17,6 +17,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
 
     let mut names = HashMap::new();
     let mut indices: HashMap<u64, String> = HashMap::new();
+    let mut true_indices = Vec::new();
     for m in &msrs {
         duplicate(file, &mut names, &m.name, "MSR", diags);
         let index = uint(file, &m.index, u32::MAX as u64, "MSR index", diags);
@@ -25,7 +26,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         {
             diags.push(file.error(m.index.span(), format!("MSR index {i:#x} already belongs to `{other}`")));
         }
-        let true_index = m.true_index.as_ref().and_then(|t| uint(file, t, u32::MAX as u64, "MSR index", diags));
+        true_indices.push(m.true_index.as_ref().and_then(|t| uint(file, t, u32::MAX as u64, "MSR index", diags)));
         let kind = match m.kind.get_ref().as_str() {
             "control" => Some(MsrKind::Control),
             "flags" => Some(MsrKind::Flags),
@@ -39,7 +40,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         schema.msrs.push(Msr {
             name: m.name.get_ref().clone(),
             index: index.unwrap_or(0) as u32,
-            true_index: true_index.map(|t| t as u32),
+            true_msr: None,
             kind: kind.unwrap_or(MsrKind::Flags),
             requires: None,
             control_field: None,
@@ -80,6 +81,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             schema.msrs[i].requires = resolve_gate(file, req, schema, diags);
         }
     }
+    resolve_true_msrs(file, &msrs, &true_indices, schema, diags);
     for (i, m) in msrs.iter().enumerate() {
         if let (Some(req), true) = (&m.requires, requires_itself(schema, i)) {
             diags.push(
@@ -88,9 +90,63 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
                     format!("MSR `{}` requires itself through its `requires` chain", m.name.get_ref()),
                 ),
             );
+        } else if let Some(req) = &m.requires {
+            check_read_order(file, i, req, schema, diags);
         }
     }
     fields
+}
+
+/// `true_index` names a declared "control" MSR with a `requires` gate (when it exists).
+fn resolve_true_msrs(
+    file: &SourceFile,
+    msrs: &[RawMsr],
+    true_indices: &[Option<u64>],
+    schema: &mut Schema,
+    diags: &mut Diagnostics,
+) {
+    for (i, (m, index)) in msrs.iter().zip(true_indices).enumerate() {
+        let (Some(raw), Some(index)) = (&m.true_index, index) else { continue };
+        let Some(t) = schema.msrs.iter().position(|x| u64::from(x.index) == *index) else {
+            diags
+                .push(file.error(raw.span(), format!("true_index {index:#x} is not a declared MSR")).with_note(
+                    "declare the IA32_VMX_TRUE_* MSR as an [[msr]] of kind \"control\" with its `requires`",
+                ));
+            continue;
+        };
+        let tm = &schema.msrs[t];
+        let has_caps = schema.caps.iter().any(|c| c.msr == t);
+        if t == i || tm.kind != MsrKind::Control || tm.requires.is_none() || true_indices[t].is_some() || has_caps {
+            diags.push(
+                file.error(raw.span(), format!("`{}` cannot be the TRUE MSR of `{}`", tm.name, m.name.get_ref()))
+                    .with_note("a TRUE MSR is another \"control\" MSR with a `requires` gate, and no [[cap]] or TRUE MSR of its own"),
+            );
+            continue;
+        }
+        schema.msrs[i].true_msr = Some(t);
+    }
+}
+
+/// MSR `i`'s `requires` reads only MSRs declared before it (and their TRUE MSRs), so reading the
+/// MSRs in schema order never reads one whose existence is still unknown.
+fn check_read_order(file: &SourceFile, i: usize, req: &S<String>, schema: &Schema, diags: &mut Diagnostics) {
+    let Some(gate) = &schema.msrs[i].requires else { return };
+    for &cap in gate.caps() {
+        let msr = schema.caps[cap].msr;
+        let Some(late) = [Some(msr), schema.msrs[msr].true_msr].into_iter().flatten().find(|&r| r >= i) else {
+            continue;
+        };
+        let what = if late == i {
+            "itself".to_string()
+        } else {
+            format!("MSR `{}`, declared after it", schema.msrs[late].name)
+        };
+        diags.push(
+            file.error(req.span(), format!("`requires` of `{}` reads {what}", schema.msrs[i].name))
+                .with_note("declare an MSR after the MSRs its `requires` reads: they are read in schema order"),
+        );
+        return;
+    }
 }
 
 /// Does MSR `start` depend on itself through the MSRs its `requires` gate names?
