@@ -40,7 +40,10 @@ impl Offer<'_> {
 
     /// The bits of MSR `index` (its plain index) this offer sets, at the positions [`Cap::bit`] names.
     fn bits(&self, host: &VmxCaps, index: u32) -> u64 {
-        Cap::ALL.iter().filter(|c| c.msr() == index && self.gives(host, **c)).fold(0, |acc, c| acc | 1 << c.bit())
+        Cap::ALL
+            .iter()
+            .filter(|c| c.msr().index() == index && self.gives(host, **c))
+            .fold(0, |acc, c| acc | 1 << c.bit())
     }
 }
 

@@ -34,7 +34,7 @@ fn offered_controls_are_a_subset_of_the_host_and_keep_its_must_be_1_bits() {
         }
         // Every offered capability the host has, and nothing else among the controls.
         for cap in Cap::ALL {
-            let control = matches!(cap.msr(), 0x481..=0x484 | 0x48b);
+            let control = matches!(cap.msr().index(), 0x481..=0x484 | 0x48b);
             if control && cap != Cap::ProcActivateTertiaryControls {
                 let want = FROM_HOST.contains(&cap) && host.has(cap) || host_forces(&host, cap);
                 assert_eq!(l1.caps().has(cap), want, "{model}: {}", cap.name());
@@ -45,7 +45,7 @@ fn offered_controls_are_a_subset_of_the_host_and_keep_its_must_be_1_bits() {
 
 /// A control the host requires (must-be-1 in its TRUE MSR) stays allowed for L1.
 fn host_forces(host: &vmcs::caps::VmxCaps, cap: Cap) -> bool {
-    let index = match cap.msr() {
+    let index = match cap.msr().index() {
         0x481 => 0x48d,
         0x482 => 0x48e,
         0x483 => 0x48f,
