@@ -9,6 +9,7 @@
 //!   qualifications as typed views; [`VmInstructionError`] with the SDM's text.
 //! - [`copy`]: generated copy routines between vmcs12, vmcs02 and the shadow VMCS, dirty groups
 //!   ([`copy::Tracked`]) and the shadow VMREAD/VMWRITE bitmaps.
+//! - [`entry`]: the VM-entry consistency checks of schema/checks.toml, generated.
 //! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access
 //!   ([`software::SoftwareVmcs`]).
 #![no_std]
@@ -17,6 +18,7 @@ pub mod access;
 pub mod caps;
 pub mod controls;
 pub mod copy;
+pub mod entry;
 pub mod exit;
 pub mod field;
 #[cfg(target_arch = "x86_64")]
@@ -46,6 +48,9 @@ pub mod generated {
     }
     pub mod instruction_errors {
         include!(concat!(env!("OUT_DIR"), "/instruction_errors.rs"));
+    }
+    pub mod entry {
+        include!(concat!(env!("OUT_DIR"), "/entry.rs"));
     }
 }
 

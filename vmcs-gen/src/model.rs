@@ -29,6 +29,8 @@ pub struct Schema {
     pub bitfields: Vec<Bitfield>,
     /// VM-instruction errors, by number.
     pub instruction_errors: Vec<InstructionError>,
+    /// The VM-entry consistency checks (checks.toml).
+    pub checks: crate::checks::Checks,
     /// Display paths of the files the schema was read from, for generated headers.
     pub sources: Vec<String>,
 }

@@ -276,3 +276,40 @@ pub fn entries<T: DeserializeOwned>(
     let items = std::mem::take(&mut raw.tables[pos].1);
     items.into_iter().filter_map(|item| deserialize(file, item, diags)).collect()
 }
+
+/// `[[fact]]` in checks.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFact {
+    pub name: S<String>,
+    #[serde(rename = "type")]
+    pub ty: S<String>,
+    pub doc: S<String>,
+}
+
+/// `[[define]]` in checks.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefine {
+    pub name: S<String>,
+    pub params: Vec<S<String>>,
+    pub doc: S<String>,
+    pub expr: S<String>,
+}
+
+/// `[[rule]]` in checks.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: S<String>,
+    #[serde(rename = "ref")]
+    pub reference: S<String>,
+    pub section: S<String>,
+    pub outcome: S<String>,
+    pub gate: Option<S<String>>,
+    pub segments: Option<Vec<S<String>>>,
+    pub check: S<String>,
+    pub doc: S<String>,
+    pub kvm: Option<S<String>>,
+    pub kvm_restore: Option<S<bool>>,
+}

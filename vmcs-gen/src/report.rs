@@ -141,6 +141,22 @@ pub fn summary(schema: &Schema) -> String {
             schema.groups.len()
         );
     }
+    let c = &schema.checks;
+    if !c.rules.is_empty() {
+        let tiers: Vec<String> = crate::checks::Tier::ALL
+            .iter()
+            .map(|t| format!("{} {}", c.rules.iter().filter(|r| r.tier == *t).count(), t.name()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "VM-entry checks: {} rules ({} instances: {}); {} facts, {} defines",
+            c.declarations(),
+            c.rules.len(),
+            tiers.join(", "),
+            c.facts.len(),
+            c.defines.len()
+        );
+    }
     let _ = writeln!(s, "VMCS_ENUM with every capability: {:#x}", schema.arch_vmcs_enum(&Caps::All));
     s
 }

@@ -38,3 +38,5 @@ pub fn bochs_caps() -> Vec<(String, std::collections::BTreeMap<u32, u64>)> {
         })
         .collect()
 }
+
+pub mod entry;

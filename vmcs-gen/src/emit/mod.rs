@@ -1,6 +1,8 @@
 //! Emitters: one per generated artifact, each from the validated model to formatted Rust.
 
 mod caps;
+mod checks;
+mod checks_expr;
 mod controls;
 mod copy;
 mod exits;
@@ -60,6 +62,10 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
             artifact(schema, "instruction_errors.rs", what, instruction_errors::emit(schema))
         }),
     ];
+    jobs.push(Box::new(|| {
+        let what = "the VM-entry checker: rules, facts, one function per tier";
+        artifact(schema, "entry.rs", what, checks::emit_all(schema))
+    }));
     if !schema.sets.is_empty() {
         jobs.push(Box::new(|| {
             let what = "copy routines, predicate trait, dirty groups and shadow lists";

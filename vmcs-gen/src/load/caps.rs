@@ -214,4 +214,18 @@ pub(super) fn resolve_control_fields(
         }
         schema.msrs[*id].control_field = Some(f);
     }
+    // A control field is in effect while its MSR's `requires` holds on the controls: every
+    // capability there must be a control bit itself.
+    for (id, name) in refs {
+        let (Some(req), Some(_)) = (&schema.msrs[*id].requires, schema.msrs[*id].control_field) else { continue };
+        for &c in req.caps() {
+            if schema.msrs[schema.caps[c].msr].control_field.is_none() {
+                let msg = format!(
+                    "the controls of MSR `{}` are in effect while its `requires` holds, but `{}` is not a control",
+                    schema.msrs[*id].name, schema.caps[c].name
+                );
+                diags.push(file.error(name.span(), msg));
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Schema sources -> validated [`Schema`], reporting every error of the run at once.
 
 mod caps;
+mod checks;
 mod copysets;
 mod exits;
 mod fields;
@@ -43,12 +44,17 @@ impl Schema {
         for f in &sources.files {
             let known = matches!(
                 f.name.as_str(),
-                "fields.toml" | "capabilities.toml" | "copysets.toml" | "exits.toml" | "instruction_errors.toml"
+                "fields.toml"
+                    | "capabilities.toml"
+                    | "copysets.toml"
+                    | "checks.toml"
+                    | "exits.toml"
+                    | "instruction_errors.toml"
             ) || (f.name.starts_with("layouts/") && !f.name[8..].contains('/'))
                 || (f.name.starts_with("locks/") && f.name.ends_with(".lock.toml"));
             if !known {
                 diags.push(f.error(0..0, format!("unknown schema file `{}`", f.name)).with_note(
-                    "a schema holds fields.toml, capabilities.toml, exits.toml, instruction_errors.toml, copysets.toml, layouts/*.toml and locks/*.lock.toml",
+                    "a schema holds fields.toml, capabilities.toml, exits.toml, instruction_errors.toml, copysets.toml, checks.toml, layouts/*.toml and locks/*.lock.toml",
                 ));
             }
         }
@@ -86,6 +92,9 @@ impl Schema {
         lock::check_orphans(&locks, &schema, &mut diags);
         if let Some(f) = sources.file("copysets.toml") {
             copysets::load(f, &mut schema, &mut diags);
+        }
+        if let Some(f) = sources.file("checks.toml") {
+            checks::load(f, &mut schema, &mut diags);
         }
         if diags.is_empty() { Ok(schema) } else { Err(diags) }
     }

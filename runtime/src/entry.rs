@@ -1,0 +1,367 @@
+//! VM-entry consistency checks, generated from schema/checks.toml: what VMLAUNCH/VMRESUME checks
+//! before it loads anything (SDM "VM Entries": controls, host state, guest state), over any
+//! [`VmcsRead`] backend, the capability MSRs ([`VmxCaps`]) and [`Facts`] about the CPU and the VMM.
+//!
+//! A nested hypervisor runs them on L1's vmcs12 (with the capabilities it gives L1) before building
+//! vmcs02; a VMM restoring nested state runs KVM's subset ([`Selection::KVM_RESTORE`]).
+//!
+//! - [`check`]: the first failing rule in the SDM's tiers, as a typed [`Failure`] naming the rule,
+//!   its SDM section and the [`Outcome`] (VMfailValid 7/8, or exit 33 with its qualification).
+//! - [`for_each_failure`] / [`failures`]: every failing rule (an audit).
+//!
+//! Fields that do not exist for the capabilities are never read; memory (the virtual-APIC page's
+//! VTPR, the VMCS the link pointer references, PAE PDPTEs) is read through [`GuestMemory`].
+//! No allocation, no panics.
+
+use core::fmt;
+
+use crate::access::{VmcsError, VmcsRead};
+use crate::caps::VmxCaps;
+pub use crate::generated::entry::{Facts, Rule};
+
+/// What a processor does when a check fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// VMfailInvalid (CF = 1).
+    VmFailInvalid,
+    /// VMfailValid with this VM-instruction error (ZF = 1): 4, 5, 26, 7 (controls) or 8 (host state).
+    VmFailValid(u32),
+    /// A VM-entry failure: exit reason `reason` (33 guest state, 34 MSR loading) with bit 31 set, and
+    /// the exit qualification.
+    EntryFailure { reason: u32, qualification: u32 },
+}
+
+impl Outcome {
+    /// The exit-reason field for an entry failure (bit 31 set).
+    pub const fn exit_reason(self) -> Option<u32> {
+        match self {
+            Outcome::EntryFailure { reason, .. } => Some(reason | 0x8000_0000),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::VmFailInvalid => f.write_str("VMfailInvalid"),
+            Outcome::VmFailValid(n) => write!(f, "VMfailValid({n})"),
+            Outcome::EntryFailure { reason, qualification } => {
+                write!(f, "VM-entry failure: exit {reason}, qualification {qualification}")
+            }
+        }
+    }
+}
+
+/// The SDM's groups of checks, in the order a processor applies them (the SDM lets controls and
+/// host state be checked in either order; these rules check controls first, as KVM and Bochs do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    /// 26.1: VMfailInvalid, errors 26, 4, 5.
+    Basic,
+    /// 26.2.1: control fields (VMfailValid 7).
+    Controls,
+    /// 26.2.2-26.2.4: host-state area (VMfailValid 8).
+    Host,
+    /// 26.3: guest-state area (exit 33).
+    Guest,
+    /// 26.4: MSR loading (exit 34).
+    MsrLoad,
+}
+
+impl Tier {
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A rule's entry in schema/checks.toml.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// The schema name (`_<segment>` appended for a per-segment rule).
+    pub name: &'static str,
+    /// The SDM section (2016-2022 numbering, "VM Entries" as chapter 26).
+    pub section: &'static str,
+    /// The row of the shared reference (vmentry-checks.md) the rule comes from.
+    pub reference: &'static str,
+    /// The check as written in the schema; it holds on a valid VMCS.
+    pub text: &'static str,
+    /// What the check requires, in words.
+    pub doc: &'static str,
+    /// What a processor does when the check fails.
+    pub outcome: Outcome,
+    pub tier: Tier,
+    /// The Linux 7.2.8 function that checks it for vmcs12, if any.
+    pub kvm: Option<&'static str>,
+    /// KVM applies it to a vmcs12 restored by KVM_SET_NESTED_STATE.
+    pub kvm_restore: bool,
+}
+
+impl Rule {
+    pub const fn name(self) -> &'static str {
+        self.info().name
+    }
+    pub const fn section(self) -> &'static str {
+        self.info().section
+    }
+    pub const fn reference(self) -> &'static str {
+        self.info().reference
+    }
+    pub const fn doc(self) -> &'static str {
+        self.info().doc
+    }
+    pub const fn outcome(self) -> Outcome {
+        self.info().outcome
+    }
+    pub const fn tier(self) -> Tier {
+        self.info().tier
+    }
+    pub const fn kvm_restore(self) -> bool {
+        self.info().kvm_restore
+    }
+    /// The rule named `name`.
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.iter().copied().find(|r| r.name() == name)
+    }
+}
+
+/// A failed check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Failure {
+    pub rule: Rule,
+}
+
+impl Failure {
+    pub const fn new(rule: Rule) -> Self {
+        Failure { rule }
+    }
+    /// What the processor does.
+    pub const fn outcome(self) -> Outcome {
+        self.rule.outcome()
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.rule;
+        write!(f, "{} (SDM {}, {}): {}: {}", r.name(), r.section(), r.reference(), r.outcome(), r.doc())
+    }
+}
+
+/// A field the checks needed could not be read from the VMCS backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    pub encoding: u32,
+    pub error: VmcsError,
+}
+
+/// Why [`check`] refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryError {
+    /// The first failing rule.
+    Failed(Failure),
+    /// The VMCS backend could not provide a field.
+    Read(ReadError),
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryError::Failed(x) => x.fmt(f),
+            EntryError::Read(e) => write!(f, "cannot read field {:#06x}: {:?}", e.encoding, e.error),
+        }
+    }
+}
+
+/// Physical memory the checks read (the guest-physical memory of L1, for a nested hypervisor).
+pub trait GuestMemory {
+    /// `bytes` (4 or 8) little-endian bytes at `address`, or None where nothing can be read (the
+    /// checks then see all ones, as a read of non-existent memory returns on x86).
+    fn read(&self, address: u64, bytes: u32) -> Option<u64>;
+}
+
+/// No memory: every read sees all ones (for checks that must not touch memory, e.g. a restore).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMemory;
+
+impl GuestMemory for NoMemory {
+    fn read(&self, _: u64, _: u32) -> Option<u64> {
+        None
+    }
+}
+
+/// Which rules run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selection {
+    tiers: u8,
+    kvm_restore_only: bool,
+}
+
+impl Selection {
+    /// Every rule.
+    pub const ALL: Selection = Selection { tiers: 0x1f, kvm_restore_only: false };
+    /// The control-field checks only (26.2.1).
+    pub const CONTROLS: Selection = Selection::tiers(&[Tier::Controls]);
+    /// What KVM 7.2.8 applies to a vmcs12 restored by KVM_SET_NESTED_STATE
+    /// (`nested_vmx_check_restored_vmcs12`: controls, host state, guest state as KVM checks it).
+    pub const KVM_RESTORE: Selection = Selection { tiers: 0x1f, kvm_restore_only: true };
+
+    /// The rules of these tiers.
+    pub const fn tiers(tiers: &[Tier]) -> Selection {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < tiers.len() {
+            bits |= tiers[i].bit();
+            i += 1;
+        }
+        Selection { tiers: bits, kvm_restore_only: false }
+    }
+
+    /// Does the selection include any rule of `tier`?
+    #[inline(always)]
+    pub const fn has_tier(self, tier: Tier) -> bool {
+        self.tiers & tier.bit() != 0
+    }
+
+    /// Does the selection include `rule`?
+    #[inline(always)]
+    pub const fn has(self, rule: Rule) -> bool {
+        !self.kvm_restore_only || rule.kvm_restore()
+    }
+}
+
+/// Receives failing rules in check order.
+pub trait FailureSink {
+    /// Record a failure; return true to stop checking.
+    fn fail(&mut self, failure: Failure) -> bool;
+}
+
+struct First(Option<Failure>);
+
+impl FailureSink for First {
+    #[inline(always)]
+    fn fail(&mut self, failure: Failure) -> bool {
+        self.0 = Some(failure);
+        true
+    }
+}
+
+struct Each<F>(F);
+
+impl<F: FnMut(Failure)> FailureSink for Each<F> {
+    fn fail(&mut self, failure: Failure) -> bool {
+        (self.0)(failure);
+        false
+    }
+}
+
+/// The first failing rule of `selection` in check order, as VMLAUNCH/VMRESUME would report it.
+pub fn check_only<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+    vmcs: &V,
+    caps: &VmxCaps,
+    facts: &Facts,
+    memory: &M,
+    selection: Selection,
+) -> Result<(), EntryError> {
+    let mut first = First(None);
+    crate::generated::entry::run(vmcs, caps, facts, memory, selection, &mut first).map_err(EntryError::Read)?;
+    match first.0 {
+        Some(f) => Err(EntryError::Failed(f)),
+        None => Ok(()),
+    }
+}
+
+/// The first failing rule in check order (every rule).
+pub fn check<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+    vmcs: &V,
+    caps: &VmxCaps,
+    facts: &Facts,
+    memory: &M,
+) -> Result<(), EntryError> {
+    check_only(vmcs, caps, facts, memory, Selection::ALL)
+}
+
+/// Calls `f` for every failing rule of `selection`, in check order.
+pub fn for_each_failure<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+    vmcs: &V,
+    caps: &VmxCaps,
+    facts: &Facts,
+    memory: &M,
+    selection: Selection,
+    f: impl FnMut(Failure),
+) -> Result<(), ReadError> {
+    crate::generated::entry::run(vmcs, caps, facts, memory, selection, &mut Each(f))
+}
+
+/// Every failing rule of `selection`, as a set.
+pub fn failures<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+    vmcs: &V,
+    caps: &VmxCaps,
+    facts: &Facts,
+    memory: &M,
+    selection: Selection,
+) -> Result<RuleSet, ReadError> {
+    let mut set = RuleSet::EMPTY;
+    for_each_failure(vmcs, caps, facts, memory, selection, |f| set.insert(f.rule))?;
+    Ok(set)
+}
+
+const WORDS: usize = Rule::ALL.len().div_ceil(64);
+
+/// A set of rules (a bit per rule), iterated in check order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RuleSet([u64; WORDS]);
+
+impl RuleSet {
+    pub const EMPTY: RuleSet = RuleSet([0; WORDS]);
+
+    pub fn insert(&mut self, rule: Rule) {
+        let i = rule as usize;
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    pub fn remove(&mut self, rule: Rule) {
+        let i = rule as usize;
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+    pub fn contains(&self, rule: Rule) -> bool {
+        let i = rule as usize;
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    /// The rules, in check order.
+    pub fn iter(&self) -> impl Iterator<Item = Rule> + '_ {
+        Rule::ALL.iter().copied().filter(|r| self.contains(*r))
+    }
+    /// The first rule in check order.
+    pub fn first(&self) -> Option<Rule> {
+        self.iter().next()
+    }
+}
+
+// Helpers of the generated code.
+
+/// `bytes` of memory at `address`, all ones where unreadable.
+#[inline(always)]
+pub(crate) fn read_memory<M: GuestMemory + ?Sized>(memory: &M, address: u64, bytes: u32) -> u64 {
+    let mask = if bytes >= 8 { u64::MAX } else { (1u64 << (8 * bytes)) - 1 };
+    memory.read(address, bytes).unwrap_or(u64::MAX) & mask
+}
+
+/// `value << amount` within `width` bits; 0 for an amount of `width` or more.
+#[inline(always)]
+#[allow(dead_code)] // for rules that shift left by a variable amount
+pub(crate) fn shl(value: u64, amount: u64, width: u32) -> u64 {
+    let mask = if width >= 64 { u64::MAX } else { (1u64 << width) - 1 };
+    if amount >= width as u64 { 0 } else { (value << amount) & mask }
+}
+
+/// `value >> amount`; 0 for an amount of `width` or more.
+#[inline(always)]
+pub(crate) fn shr(value: u64, amount: u64, width: u32) -> u64 {
+    if amount >= width as u64 { 0 } else { value >> amount }
+}

@@ -1,0 +1,191 @@
+//! A valid VM-entry state (a 64-bit guest on a 64-bit host, the shape the Bochs suite enters),
+//! the Bochs models' capability MSRs, and a small physical memory, for the entry-check tests.
+
+use std::collections::HashMap;
+
+use vmcs::caps::VmxCaps;
+use vmcs::controls::{Controls, CpuBasedVmExecControl as Proc, PinBasedVmExecControl as Pin};
+use vmcs::controls::{VmEntryControls as Entry, VmExitControls as Exit};
+use vmcs::entry::{Facts, GuestMemory};
+use vmcs::fields as F;
+use vmcs::soft::SoftVmcs;
+use vmcs::{VmcsRead, VmcsWrite};
+
+/// The IA32_VMX_* MSRs of each Bochs 2.7 model, as `VmxCaps`.
+pub fn bochs_models() -> Vec<(String, VmxCaps)> {
+    super::bochs_caps()
+        .into_iter()
+        .map(|(model, msrs)| {
+            let mut caps = VmxCaps::new();
+            for (index, value) in msrs {
+                caps.set(index, value);
+            }
+            (model, caps)
+        })
+        .collect()
+}
+
+/// Facts of a Bochs-like 64-bit VMM: MAXPHYADDR 40, 4-level paging, in IA-32e mode, outside SMM,
+/// executing VMLAUNCH on a clear VMCS at 0x5000.
+pub fn facts() -> Facts {
+    Facts {
+        maxphyaddr: 40,
+        linear_width: 48,
+        efer_lma: true,
+        in_smm: false,
+        current_vmcs: 0x5000,
+        // SCE, LME, LMA and NXE exist.
+        efer_reserved: !(1 | 1 << 8 | 1 << 10 | 1 << 11),
+        debugctl_reserved: !0x3,
+        perf_global_ctrl_reserved: !0xf,
+        rtit_ctl_reserved: u64::MAX,
+        rtm: false,
+        sgx: false,
+        sti_blocks_nmi_injection: true,
+        vmlaunch: true,
+        launched: false,
+        current_is_shadow: false,
+        mov_ss_blocked: false,
+    }
+}
+
+pub const CR0: u64 = 0x8000_0031; // PG, NE, ET, PE
+pub const CR4: u64 = 0x2620; // VMXE, OSXMMEXCPT, OSFXSR, PAE
+pub const PAGE: u64 = 0x10_0000; // every address field points at a page from here up
+
+/// The control words the suite uses: HLT exiting, IA-32e guest, 64-bit host, adjusted to the
+/// allowed settings (the TRUE MSRs where they exist).
+pub fn controls(caps: &VmxCaps) -> (u64, u64, u64, u64) {
+    (
+        Pin::adjust(caps, Pin::empty(), Pin::empty()).unwrap().to_bits(),
+        Proc::adjust(caps, Proc::HLT_EXITING, Proc::empty()).unwrap().to_bits(),
+        Exit::adjust(caps, Exit::HOST_ADDRESS_SPACE_SIZE, Exit::empty()).unwrap().to_bits(),
+        Entry::adjust(caps, Entry::IA32E_MODE_GUEST, Entry::empty()).unwrap().to_bits(),
+    )
+}
+
+/// Every (field, value) of the valid state; fields the capabilities lack are left out.
+pub fn baseline(caps: &VmxCaps) -> Vec<(u64, u64)> {
+    let (pin, proc, exit, entry) = controls(caps);
+    let mut v = vec![
+        (F::PIN_BASED_VM_EXEC_CONTROL.raw(), pin),
+        (F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc),
+        (F::VM_EXIT_CONTROLS.raw(), exit),
+        (F::VM_ENTRY_CONTROLS.raw(), entry),
+        (F::VMCS_LINK_POINTER.raw(), u64::MAX),
+        (F::HOST_CR0.raw(), CR0),
+        (F::HOST_CR3.raw(), 0x1000),
+        (F::HOST_CR4.raw(), CR4),
+        (F::HOST_CS_SELECTOR.raw(), 0x08),
+        (F::HOST_TR_SELECTOR.raw(), 0x18),
+        (F::HOST_TR_BASE.raw(), 0x3000),
+        (F::HOST_GDTR_BASE.raw(), 0x2000),
+        (F::HOST_IDTR_BASE.raw(), 0x2800),
+        (F::HOST_RIP.raw(), 0x40_0000),
+        (F::HOST_RSP.raw(), 0x50_0000),
+        (F::GUEST_CR0.raw(), CR0),
+        (F::GUEST_CR3.raw(), 0x1000),
+        (F::GUEST_CR4.raw(), CR4),
+        (F::GUEST_DR7.raw(), 0x400),
+        (F::GUEST_RIP.raw(), 0x40_1000),
+        (F::GUEST_RSP.raw(), 0x60_0000),
+        (F::GUEST_RFLAGS.raw(), 0x2),
+        (F::GUEST_CS_SELECTOR.raw(), 0x08),
+        (F::GUEST_CS_LIMIT.raw(), 0xffff_ffff),
+        (F::GUEST_CS_AR_BYTES.raw(), 0xa09b),
+        (F::GUEST_LDTR_AR_BYTES.raw(), 0x1_0000),
+        (F::GUEST_TR_SELECTOR.raw(), 0x18),
+        (F::GUEST_TR_BASE.raw(), 0x3000),
+        (F::GUEST_TR_LIMIT.raw(), 0x67),
+        (F::GUEST_TR_AR_BYTES.raw(), 0x8b),
+        (F::GUEST_GDTR_BASE.raw(), 0x2000),
+        (F::GUEST_GDTR_LIMIT.raw(), 0x27),
+        (F::GUEST_IDTR_BASE.raw(), 0x2800),
+        (F::GUEST_IDTR_LIMIT.raw(), 0x1ff),
+    ];
+    for sel in [F::HOST_ES_SELECTOR, F::HOST_SS_SELECTOR, F::HOST_DS_SELECTOR, F::HOST_FS_SELECTOR, F::HOST_GS_SELECTOR]
+    {
+        v.push((sel.raw(), 0x10));
+    }
+    let data = [
+        (F::GUEST_ES_SELECTOR, F::GUEST_ES_LIMIT, F::GUEST_ES_AR_BYTES),
+        (F::GUEST_SS_SELECTOR, F::GUEST_SS_LIMIT, F::GUEST_SS_AR_BYTES),
+        (F::GUEST_DS_SELECTOR, F::GUEST_DS_LIMIT, F::GUEST_DS_AR_BYTES),
+        (F::GUEST_FS_SELECTOR, F::GUEST_FS_LIMIT, F::GUEST_FS_AR_BYTES),
+        (F::GUEST_GS_SELECTOR, F::GUEST_GS_LIMIT, F::GUEST_GS_AR_BYTES),
+    ];
+    for (sel, limit, ar) in data {
+        v.extend([(sel.raw(), 0x10), (limit.raw(), 0xffff_ffff), (ar.raw(), 0xc093)]);
+    }
+    // Address fields point at distinct aligned pages, so that turning a control on is valid.
+    let pages = [
+        F::IO_BITMAP_A.raw(),
+        F::IO_BITMAP_B.raw(),
+        F::MSR_BITMAP.raw(),
+        F::VIRTUAL_APIC_PAGE_ADDR.raw(),
+        F::APIC_ACCESS_ADDR.raw(),
+        F::POSTED_INTR_DESC_ADDR.raw(),
+        F::PML_ADDRESS.raw(),
+        F::EPTP_LIST_ADDRESS.raw(),
+        F::VMREAD_BITMAP.raw(),
+        F::VMWRITE_BITMAP.raw(),
+        F::VE_INFORMATION_ADDRESS.raw(),
+        F::SPPT_POINTER.raw(),
+        F::VM_EXIT_MSR_STORE_ADDR.raw(),
+        F::VM_EXIT_MSR_LOAD_ADDR.raw(),
+        F::VM_ENTRY_MSR_LOAD_ADDR.raw(),
+    ];
+    for (i, enc) in pages.into_iter().enumerate() {
+        v.push((enc, PAGE + 0x1000 * i as u64));
+    }
+    // WB, 4-level EPT at the next page.
+    v.push((F::EPT_POINTER.raw(), (PAGE + 0x1_0000) | 6 | 3 << 3));
+    v.extend([(F::VIRTUAL_PROCESSOR_ID.raw(), 1), (F::TSC_MULTIPLIER.raw(), 1 << 48), (F::POSTED_INTR_NV.raw(), 0xf2)]);
+    v.extend([(F::HOST_IA32_PAT.raw(), 0x0007_0406_0007_0406), (F::GUEST_IA32_PAT.raw(), 0x0007_0406_0007_0406)]);
+    v.extend([(F::HOST_IA32_EFER.raw(), 0x500), (F::GUEST_IA32_EFER.raw(), 0x500)]);
+    let vmcs = SoftVmcs::new(caps);
+    v.retain(|(enc, _)| vmcs.exists(*enc));
+    v
+}
+
+/// A software VMCS holding the baseline.
+pub fn vmcs(caps: &VmxCaps) -> SoftVmcs {
+    let mut v = SoftVmcs::new(caps);
+    for (enc, value) in baseline(caps) {
+        v.write_raw(enc, value).unwrap();
+    }
+    v
+}
+
+/// 4 GiB of physical memory as 8-byte words; unset words read as 0, above 4 GiB nothing reads.
+#[derive(Clone, Debug, Default)]
+pub struct Memory(pub HashMap<u64, u64>);
+
+impl Memory {
+    pub fn write(&mut self, address: u64, bytes: u32, value: u64) {
+        for i in 0..bytes as u64 {
+            let (word, shift) = ((address + i) & !7, ((address + i) & 7) * 8);
+            let w = self.0.entry(word).or_insert(0);
+            *w = (*w & !(0xff << shift)) | ((value >> (8 * i) & 0xff) << shift);
+        }
+    }
+}
+
+impl GuestMemory for Memory {
+    fn read(&self, address: u64, bytes: u32) -> Option<u64> {
+        if address >> 32 != 0 {
+            return None;
+        }
+        let mut v = 0;
+        for i in 0..bytes as u64 {
+            let (word, shift) = ((address + i) & !7, ((address + i) & 7) * 8);
+            v |= (self.0.get(&word).copied().unwrap_or(0) >> shift & 0xff) << (8 * i);
+        }
+        Some(v)
+    }
+}
+
+/// A VMREAD that must succeed (the field exists for these capabilities).
+pub fn get(v: &SoftVmcs, enc: u64) -> u64 {
+    v.read_raw(enc).unwrap()
+}

@@ -1,0 +1,515 @@
+//! The check-expression syntax: tokens and a precedence-climbing parser producing a tree whose
+//! every node keeps its byte range in the expression text (for located errors).
+//!
+//! Precedence, loosest first: `=>` (right-associative), `||`, `&&`, comparisons and `in`, `|`,
+//! `^`, `&`, `<<` `>>`, `+` `-`, `*`, unary `!` `~`, postfix `[bit]` `[hi:lo]`.
+
+use std::ops::Range;
+
+pub type Span = Range<usize>;
+
+/// A parsed expression node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Int(u64),
+    Bool(bool),
+    /// A name, possibly dotted: `GUEST_CR0`, `maxphyaddr`, `proc2.enable_ept`, `CS.dpl`.
+    Name(Vec<Ident>),
+    Call {
+        name: Ident,
+        args: Vec<Node>,
+    },
+    Unary {
+        op: UnOp,
+        operand: Box<Node>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Node>,
+        rhs: Box<Node>,
+    },
+    Bit {
+        value: Box<Node>,
+        bit: (u64, Span),
+    },
+    Bits {
+        value: Box<Node>,
+        hi: (u64, Span),
+        lo: (u64, Span),
+    },
+    /// `x in {1, 3..=5}`: inclusive ranges.
+    In {
+        value: Box<Node>,
+        set: Vec<(u64, u64, Span)>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub text: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// `!`: logical not.
+    Not,
+    /// `~`: bitwise not within the operand's width.
+    BitNot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Implies,
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    BitOr,
+    BitXor,
+    BitAnd,
+    Shl,
+    Shr,
+    Add,
+    Sub,
+    Mul,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        use BinOp::*;
+        match self {
+            Implies => "=>",
+            Or => "||",
+            And => "&&",
+            Eq => "==",
+            Ne => "!=",
+            Lt => "<",
+            Le => "<=",
+            Gt => ">",
+            Ge => ">=",
+            BitOr => "|",
+            BitXor => "^",
+            BitAnd => "&",
+            Shl => "<<",
+            Shr => ">>",
+            Add => "+",
+            Sub => "-",
+            Mul => "*",
+        }
+    }
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+    }
+    pub fn is_logic(self) -> bool {
+        matches!(self, BinOp::Implies | BinOp::Or | BinOp::And)
+    }
+}
+
+/// A syntax error at a byte range of the expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub span: Span,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tok {
+    Int(u64),
+    Ident(String),
+    Punct(&'static str),
+}
+
+const PUNCT: [&str; 28] = [
+    "..=", "=>", "||", "&&", "==", "!=", "<=", ">=", "<<", ">>", "<", ">", "!", "~", "|", "^", "&", "+", "-", "*", "(",
+    ")", "[", "]", "{", "}", ",", ":",
+];
+
+fn tokenize(text: &str) -> Result<Vec<(Tok, Span)>, SyntaxError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c.is_ascii_digit() {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let raw: String = text[start..i].chars().filter(|&c| c != '_').collect();
+            let value = match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => raw.parse(),
+            };
+            let Ok(value) = value else {
+                return Err(SyntaxError { span: start..i, message: "not a 64-bit integer".into() });
+            };
+            out.push((Tok::Int(value), start..i));
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            out.push((Tok::Ident(text[start..i].to_string()), start..i));
+            continue;
+        }
+        if c == b'.' && !text[i..].starts_with("..=") {
+            out.push((Tok::Punct("."), i..i + 1));
+            i += 1;
+            continue;
+        }
+        let Some(p) = PUNCT.iter().find(|p| text[i..].starts_with(**p)) else {
+            let end = i + text[i..].chars().next().map_or(1, char::len_utf8);
+            return Err(SyntaxError { span: i..end, message: format!("unexpected `{}`", &text[i..end]) });
+        };
+        out.push((Tok::Punct(p), i..i + p.len()));
+        i += p.len();
+    }
+    Ok(out)
+}
+
+/// Parse a check expression.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let toks = tokenize(text)?;
+    let mut p = Parser { toks, pos: 0, end: text.len(), depth: 0 };
+    let n = p.expr()?;
+    if let Some((_, span)) = p.toks.get(p.pos) {
+        return Err(SyntaxError { span: span.start..p.end, message: "unexpected text after the expression".into() });
+    }
+    Ok(n)
+}
+
+struct Parser {
+    toks: Vec<(Tok, Span)>,
+    pos: usize,
+    end: usize,
+    /// Nesting of `expr` calls: bounded, so that no input overflows the stack.
+    depth: usize,
+}
+
+const MAX_DEPTH: usize = 64;
+
+/// Binary operators by precedence level, loosest first (`=>` is handled on its own).
+const LEVELS: [&[(&str, BinOp)]; 8] = [
+    &[("||", BinOp::Or)],
+    &[("&&", BinOp::And)],
+    &[("==", BinOp::Eq), ("!=", BinOp::Ne), ("<=", BinOp::Le), (">=", BinOp::Ge), ("<", BinOp::Lt), (">", BinOp::Gt)],
+    &[("|", BinOp::BitOr)],
+    &[("^", BinOp::BitXor)],
+    &[("&", BinOp::BitAnd)],
+    &[("<<", BinOp::Shl), (">>", BinOp::Shr)],
+    &[("+", BinOp::Add), ("-", BinOp::Sub)],
+];
+const COMPARISON_LEVEL: usize = 2;
+
+impl Parser {
+    fn peek_punct(&self, p: &str) -> bool {
+        matches!(self.toks.get(self.pos), Some((Tok::Punct(q), _)) if *q == p)
+    }
+    fn eat(&mut self, p: &str) -> bool {
+        if self.peek_punct(p) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn here(&self) -> Span {
+        self.toks.get(self.pos).map_or(self.end..self.end + 1, |(_, s)| s.clone())
+    }
+    fn err<T>(&self, message: impl Into<String>) -> Result<T, SyntaxError> {
+        Err(SyntaxError { span: self.here(), message: message.into() })
+    }
+    fn expect(&mut self, p: &str) -> Result<Span, SyntaxError> {
+        let span = self.here();
+        if self.eat(p) { Ok(span) } else { self.err(format!("expected `{p}`")) }
+    }
+
+    fn expr(&mut self) -> Result<Node, SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.err("the expression nests too deeply");
+        }
+        let r = self.implication();
+        self.depth -= 1;
+        r
+    }
+
+    fn implication(&mut self) -> Result<Node, SyntaxError> {
+        let lhs = self.level(0)?;
+        if self.eat("=>") {
+            let rhs = self.expr()?;
+            let span = lhs.span.start..rhs.span.end;
+            return Ok(Node {
+                kind: NodeKind::Binary { op: BinOp::Implies, lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                span,
+            });
+        }
+        Ok(lhs)
+    }
+
+    fn level(&mut self, level: usize) -> Result<Node, SyntaxError> {
+        if level == LEVELS.len() {
+            return self.product();
+        }
+        let mut lhs = self.level(level + 1)?;
+        if level == COMPARISON_LEVEL && matches!(self.toks.get(self.pos), Some((Tok::Ident(w), _)) if w == "in") {
+            self.pos += 1;
+            let set = self.set()?;
+            let span = lhs.span.start..self.toks[self.pos - 1].1.end;
+            return Ok(Node { kind: NodeKind::In { value: Box::new(lhs), set }, span });
+        }
+        while let Some(&(_, op)) = LEVELS[level].iter().find(|(p, _)| self.peek_punct(p)) {
+            self.pos += 1;
+            let rhs = self.level(level + 1)?;
+            let span = lhs.span.start..rhs.span.end;
+            lhs = Node { kind: NodeKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span };
+            if level == COMPARISON_LEVEL {
+                // `a == b == c` is almost always a mistake: require parentheses.
+                if LEVELS[level].iter().any(|(p, _)| self.peek_punct(p)) {
+                    return self.err("comparisons do not chain: add parentheses");
+                }
+                break;
+            }
+        }
+        Ok(lhs)
+    }
+
+    fn product(&mut self) -> Result<Node, SyntaxError> {
+        let mut lhs = self.unary()?;
+        while self.eat("*") {
+            let rhs = self.unary()?;
+            let span = lhs.span.start..rhs.span.end;
+            lhs = Node { kind: NodeKind::Binary { op: BinOp::Mul, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span };
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> Result<Node, SyntaxError> {
+        let start = self.here().start;
+        if self.depth > MAX_DEPTH {
+            return self.err("the expression nests too deeply");
+        }
+        let op = if self.eat("!") {
+            UnOp::Not
+        } else if self.eat("~") {
+            UnOp::BitNot
+        } else {
+            return self.postfix();
+        };
+        self.depth += 1;
+        let operand = self.unary();
+        self.depth -= 1;
+        let operand = operand?;
+        let span = start..operand.span.end;
+        Ok(Node { kind: NodeKind::Unary { op, operand: Box::new(operand) }, span })
+    }
+
+    fn postfix(&mut self) -> Result<Node, SyntaxError> {
+        let mut n = self.primary()?;
+        while self.eat("[") {
+            let hi = self.int("a bit number")?;
+            let kind = if self.eat(":") {
+                let lo = self.int("a bit number")?;
+                NodeKind::Bits { value: Box::new(n), hi, lo }
+            } else {
+                NodeKind::Bit { value: Box::new(n), bit: hi }
+            };
+            let close = self.expect("]")?;
+            let start = match &kind {
+                NodeKind::Bit { value, .. } | NodeKind::Bits { value, .. } => value.span.start,
+                _ => unreachable!(),
+            };
+            n = Node { kind, span: start..close.end };
+        }
+        Ok(n)
+    }
+
+    fn int(&mut self, what: &str) -> Result<(u64, Span), SyntaxError> {
+        match self.toks.get(self.pos).cloned() {
+            Some((Tok::Int(v), span)) => {
+                self.pos += 1;
+                Ok((v, span))
+            }
+            _ => self.err(format!("expected {what}")),
+        }
+    }
+
+    fn set(&mut self) -> Result<Vec<(u64, u64, Span)>, SyntaxError> {
+        self.expect("{")?;
+        let mut set = Vec::new();
+        loop {
+            let (lo, span) = self.int("an integer")?;
+            if self.eat("..=") {
+                let (hi, end) = self.int("the range's last integer")?;
+                if hi < lo {
+                    return Err(SyntaxError { span: span.start..end.end, message: "empty range".into() });
+                }
+                set.push((lo, hi, span.start..end.end));
+            } else {
+                set.push((lo, lo, span));
+            }
+            if self.eat("}") {
+                return Ok(set);
+            }
+            self.expect(",")?;
+        }
+    }
+
+    fn primary(&mut self) -> Result<Node, SyntaxError> {
+        let Some((tok, span)) = self.toks.get(self.pos).cloned() else {
+            return self.err("expected an expression");
+        };
+        match tok {
+            Tok::Int(v) => {
+                self.pos += 1;
+                Ok(Node { kind: NodeKind::Int(v), span })
+            }
+            Tok::Punct("(") => {
+                self.pos += 1;
+                let inner = self.expr()?;
+                let close = self.expect(")")?;
+                Ok(Node { kind: inner.kind, span: span.start..close.end })
+            }
+            Tok::Ident(word) => {
+                self.pos += 1;
+                if word == "true" || word == "false" {
+                    return Ok(Node { kind: NodeKind::Bool(word == "true"), span });
+                }
+                let first = Ident { text: word, span: span.clone() };
+                if self.eat("(") {
+                    let mut args = Vec::new();
+                    if !self.eat(")") {
+                        loop {
+                            args.push(self.expr()?);
+                            if self.eat(")") {
+                                break;
+                            }
+                            self.expect(",")?;
+                        }
+                    }
+                    let end = self.toks[self.pos - 1].1.end;
+                    return Ok(Node { kind: NodeKind::Call { name: first, args }, span: span.start..end });
+                }
+                let mut parts = vec![first];
+                while self.eat(".") {
+                    match self.toks.get(self.pos).cloned() {
+                        Some((Tok::Ident(w), s)) => {
+                            self.pos += 1;
+                            parts.push(Ident { text: w, span: s });
+                        }
+                        _ => return self.err("expected a name after `.`"),
+                    }
+                }
+                let end = parts.last().unwrap().span.end;
+                Ok(Node { kind: NodeKind::Name(parts), span: span.start..end })
+            }
+            Tok::Punct(p) => self.err(format!("expected an expression, found `{p}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(n: &Node) -> String {
+        match &n.kind {
+            NodeKind::Int(v) => v.to_string(),
+            NodeKind::Bool(b) => b.to_string(),
+            NodeKind::Name(p) => p.iter().map(|i| i.text.as_str()).collect::<Vec<_>>().join("."),
+            NodeKind::Call { name, args } => {
+                format!("{}({})", name.text, args.iter().map(shape).collect::<Vec<_>>().join(", "))
+            }
+            NodeKind::Unary { op, operand } => {
+                format!("{}{}", if *op == UnOp::Not { "!" } else { "~" }, shape(operand))
+            }
+            NodeKind::Binary { op, lhs, rhs } => format!("({} {} {})", shape(lhs), op.symbol(), shape(rhs)),
+            NodeKind::Bit { value, bit } => format!("{}[{}]", shape(value), bit.0),
+            NodeKind::Bits { value, hi, lo } => format!("{}[{}:{}]", shape(value), hi.0, lo.0),
+            NodeKind::In { value, set } => {
+                format!("{} in {:?}", shape(value), set.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>())
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_is_rusts_with_implication_loosest() {
+        let n = parse("a.b && X & 0xfff == 0 => Y >> m == 0 || !c").unwrap();
+        assert_eq!(shape(&n), "((a.b && ((X & 4095) == 0)) => (((Y >> m) == 0) || !c))");
+        let n = parse("a => b => c").unwrap();
+        assert_eq!(shape(&n), "(a => (b => c))");
+        let n = parse("X + 16 * u64(N) - 1").unwrap();
+        assert_eq!(shape(&n), "((X + (16 * u64(N))) - 1)");
+        let n = parse("CS.type in {9, 11..=13} || ~X[7:4] != 1_000").unwrap();
+        assert_eq!(shape(&n), "(CS.type in [(9, 9), (11, 13)] || (~X[7:4] != 1000))");
+    }
+
+    #[test]
+    fn spans_cover_the_text() {
+        let t = "GUEST_CR0[31] => x";
+        let n = parse(t).unwrap();
+        assert_eq!(n.span, 0..t.len());
+        let NodeKind::Binary { lhs, .. } = &n.kind else { panic!() };
+        assert_eq!(&t[lhs.span.clone()], "GUEST_CR0[31]");
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let e = parse("a && ").unwrap_err();
+        assert_eq!(e.span.start, 5);
+        let e = parse("a == b == c").unwrap_err();
+        assert!(e.message.contains("do not chain"), "{e:?}");
+        assert_eq!(e.span, 7..9);
+        let e = parse("x[3").unwrap_err();
+        assert_eq!(e.message, "expected `]`");
+        let e = parse("x $ y").unwrap_err();
+        assert_eq!((e.span.clone(), e.message.as_str()), (2..3, "unexpected `$`"));
+        let e = parse("x in {3..=1}").unwrap_err();
+        assert_eq!(e.message, "empty range");
+        let e = parse("0x1_0000_0000_0000_0000").unwrap_err();
+        assert_eq!(e.message, "not a 64-bit integer");
+        let e = parse(&"(".repeat(100_000)).unwrap_err();
+        assert_eq!(e.message, "the expression nests too deeply");
+        let e = parse(&"!".repeat(100_000)).unwrap_err();
+        assert_eq!(e.message, "the expression nests too deeply");
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics() {
+        let seeds = ["GUEST_CR0[31] => x.y && CS.dpl in {0, 3..=5}", "u64(A) + 16 * B - 1 >> m == ~0xff", "é ∀ 0x"];
+        let alphabet = b"()[]{}:,.=>!~|&^<>+-*0123456789abcxyzABC_ \"\n";
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut t: Vec<u8> = seeds[(x % 3) as usize].as_bytes().to_vec();
+            for k in 0..(x >> 8) % 4 + 1 {
+                let at = ((x >> (12 + 8 * k)) as usize) % (t.len() + 1);
+                let c = alphabet[((x >> (16 + 8 * k)) as usize) % alphabet.len()];
+                if (x >> (20 + k)) & 1 == 0 && at < t.len() {
+                    t.remove(at);
+                } else {
+                    t.insert(at, c);
+                }
+            }
+            let _ = parse(&String::from_utf8_lossy(&t));
+        }
+    }
+}
