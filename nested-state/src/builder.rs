@@ -219,3 +219,5 @@ impl<A: AsRef<[u8]>> NestedStateBuilder<A> {
         Ok(len)
     }
 }
+
+impl core::error::Error for EmitError {}

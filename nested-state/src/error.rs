@@ -188,3 +188,5 @@ impl fmt::Display for NestedStateError {
         }
     }
 }
+
+impl core::error::Error for NestedStateError {}

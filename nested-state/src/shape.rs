@@ -91,3 +91,5 @@ impl core::fmt::Display for ShapeError {
         })
     }
 }
+
+impl core::error::Error for ShapeError {}

@@ -39,6 +39,15 @@ impl Location {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnsupportedField(pub u64);
 
+/// E.g. `encoding 0x2032 names no field of this layout`.
+impl core::fmt::Display for UnsupportedField {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "encoding {:#x} names no field of this layout", self.0)
+    }
+}
+
+impl core::error::Error for UnsupportedField {}
+
 /// A dense table over (width, type, index). A slot holds the member offset (bits 11:0) and the
 /// access size (bits 13:12: 1 = 16-bit, 2 = 32-bit, 3 = 64-bit); 0 means no field.
 /// `INDEX_BITS` is the number of index bits the layout needs (its largest mapped index fits).

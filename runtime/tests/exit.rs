@@ -219,3 +219,35 @@ fn every_bitfield_against_the_model() {
         }
     }
 }
+
+#[test]
+fn errors_print_encodings_in_hex() {
+    use vmcs::VmcsError;
+    assert_eq!(
+        VmcsError::UnsupportedField(0x2032).to_string(),
+        "VM-instruction error 12: VMREAD/VMWRITE from/to unsupported VMCS component (encoding 0x2032)"
+    );
+    assert_eq!(
+        VmcsError::ReadOnlyField(0x4402).to_string(),
+        "VM-instruction error 13: VMWRITE to read-only VMCS component (encoding 0x4402)"
+    );
+    assert_eq!(
+        VmcsError::InstructionError(7).to_string(),
+        "VM-instruction error 7: VM entry with invalid control field(s)"
+    );
+    assert_eq!(vmcs::layout::UnsupportedField(0x6c1e).to_string(), "encoding 0x6c1e names no field of this layout");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use vmcs::hw::{EnterError, VmxError};
+        let e = EnterError::Vmxon(VmxError::FailValid(VmInstructionError::VmxonInVmxRoot));
+        assert_eq!(
+            e.to_string(),
+            "VMXON failed: VMfailValid: VM-instruction error 15: VMXON executed in VMX root operation"
+        );
+        let source = core::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(
+            source.as_deref(),
+            Some("VMfailValid: VM-instruction error 15: VMXON executed in VMX root operation")
+        );
+    }
+}
