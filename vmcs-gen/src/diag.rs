@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// One schema error.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,37 +56,82 @@ pub struct SourceFile {
     /// The path relative to the schema directory, e.g. "layouts/vmcs12.toml".
     pub name: String,
     pub text: String,
+    /// Byte offset of each line's start, built on the first diagnostic (once per file).
+    lines: OnceLock<Vec<usize>>,
 }
+
+/// The most of a source line a diagnostic echoes; longer lines are cut around the error.
+const MAX_EXCERPT: usize = 160;
 
 impl SourceFile {
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
         let path = path.into();
-        SourceFile { name: path.strip_prefix("schema/").unwrap_or(&path).to_string(), path, text: text.into() }
+        let name = path.strip_prefix("schema/").unwrap_or(&path).to_string();
+        SourceFile { name, path, text: text.into(), lines: OnceLock::new() }
     }
 
     /// A file of a schema directory: `name` relative to it, `path` as shown to the user.
     pub fn in_schema(name: impl Into<String>, path: impl Into<String>, text: impl Into<String>) -> Self {
-        SourceFile { path: path.into(), name: name.into(), text: text.into() }
+        SourceFile { path: path.into(), name: name.into(), text: text.into(), lines: OnceLock::new() }
     }
 
-    /// Build a diagnostic for a byte span of this file.
+    fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect())
+    }
+
+    /// Build a diagnostic for a byte span of this file (clamped to the text and to characters).
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
-        let start = span.start.min(self.text.len());
-        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
-        let line = self.text[..start].matches('\n').count() + 1;
+        let start = floor_char(&self.text, span.start);
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&s| s <= start);
+        let line_start = starts[line - 1];
+        let line_end = starts.get(line).map_or(self.text.len(), |&next| next - 1);
+        let end = floor_char(&self.text, span.end.clamp(start, line_end.max(start)));
         let column = self.text[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, line_end.max(start));
+        let full = self.text[line_start..line_end].trim_end_matches('\r');
+        let (line_text, offset) = excerpt(full, start - line_start);
+        let from = (start - line_start).saturating_sub(offset).min(line_text.len());
+        let to = (end - line_start).saturating_sub(offset).clamp(from, line_text.len());
         Diagnostic {
             path: self.path.clone(),
             line,
             column,
             message: message.into(),
-            line_text: self.text[line_start..line_end].trim_end_matches('\r').to_string(),
-            underline: (start - line_start)..(end.max(start + 1) - line_start),
+            line_text,
+            underline: from..to.max(from + 1),
             notes: Vec::new(),
         }
     }
+}
+
+/// The largest character boundary of `text` at or below `i`.
+fn floor_char(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// At most [`MAX_EXCERPT`] bytes of `line` around byte `at`, with `...` where it was cut, and the
+/// byte offset in `line` that the excerpt's first byte of `line` text stands for (minus the `...`).
+fn excerpt(line: &str, at: usize) -> (String, usize) {
+    if line.len() <= MAX_EXCERPT {
+        return (line.to_string(), 0);
+    }
+    let from = floor_char(line, at.saturating_sub(MAX_EXCERPT / 4));
+    let to = floor_char(line, from + MAX_EXCERPT);
+    let mut s = String::new();
+    let mut offset = from;
+    if from > 0 {
+        s.push_str("...");
+        offset -= 3;
+    }
+    s.push_str(&line[from..to]);
+    if to < line.len() {
+        s.push_str("...");
+    }
+    (s, offset)
 }
 
 /// All the errors of a run, reported together.
@@ -138,5 +184,26 @@ mod tests {
         let shown = d.to_string();
         assert!(shown.contains("2 | bb = \"oops\""), "{shown}");
         assert!(shown.contains("^^^^^^"), "{shown}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_error() {
+        let value = "x".repeat(100_000);
+        let f = SourceFile::new("x.toml", format!("a = 1\nname = \"{value}\" # é\n"));
+        let at = 8 + 50_000;
+        let d = f.error(at..at + 4, "bad");
+        assert_eq!((d.line, d.column), (2, 50_003));
+        assert!(d.line_text.len() <= MAX_EXCERPT + 6, "{}", d.line_text.len());
+        assert!(d.line_text.starts_with("...") && d.line_text.ends_with("..."));
+        assert_eq!(d.snippet(), "xxxx");
+    }
+
+    #[test]
+    fn spans_inside_a_character_or_past_the_end_do_not_panic() {
+        let f = SourceFile::new("x.toml", "a = \"é\"\nb");
+        let d = f.error(6..7, "inside é");
+        assert_eq!((d.line, d.column), (1, 6));
+        let d = f.error(100..200, "past the end");
+        assert_eq!(d.line, 2);
     }
 }

@@ -1,10 +1,19 @@
 //! `vmcs-gen`: check the schema, show layouts and fields, compute VMCS_ENUM, generate code.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use vmcs_gen::source::{MAX_SCHEMA_FILE, read_bounded, read_text};
 use vmcs_gen::{Caps, Schema, SchemaSources, report};
+
+/// The largest capability file read: a JSON object of a few dozen MSRs is well below it.
+const MAX_CAPS_FILE: u64 = 1 << 16;
+/// The largest nested-state blob read: a VMX blob is at most the 128-byte header and two 4 KiB
+/// areas (vmcs12, shadow vmcs12); one more page of margin gives longer blobs a clear refusal.
+const MAX_STATE_BLOB: u64 = 128 + 3 * 4096;
 
 #[derive(Parser)]
 #[command(name = "vmcs-gen", version, about = "VMCS schema compiler for Rust hypervisors")]
@@ -108,20 +117,45 @@ impl StateTarget {
     }
 }
 
+/// Output is collected, then written at once: a closed pipe (EPIPE) ends the command quietly and a
+/// full device (ENOSPC) with one line on stderr, both with a non-zero status, never a panic.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help, version and usage errors: clap writes them, and its write may fail too.
+        Err(e) => {
+            return match e.print() {
+                Ok(()) => ExitCode::from(e.exit_code() as u8),
+                Err(w) => output_error(&w),
+            };
+        }
+    };
+    let mut out = String::new();
+    let result = run(&cli, &mut out);
+    let written = std::io::stdout().lock().write_all(out.as_bytes()).and_then(|()| std::io::stdout().flush());
+    if let Err(e) = written {
+        return output_error(&e);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             if !msg.is_empty() {
-                eprintln!("{msg}");
+                let _ = writeln!(std::io::stderr(), "{msg}");
             }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
+/// A failed write of the output: quiet for a closed pipe, one line otherwise; never a success.
+fn output_error(e: &std::io::Error) -> ExitCode {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}");
+    }
+    ExitCode::FAILURE
+}
+
+fn run(cli: &Cli, out: &mut String) -> Result<(), String> {
     let mut sources = match &cli.schema {
         Some(dir) => {
             SchemaSources::from_dir(dir).map_err(|e| format!("error: cannot read schema {}: {e}", dir.display()))?
@@ -141,22 +175,22 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let schema = Schema::load_with(&sources, options).map_err(|d| d.to_string())?;
     match &cli.command {
-        Command::Check => print!("{}", report::summary(&schema)),
+        Command::Check => out.push_str(&report::summary(&schema)),
         Command::Layout { name, json } => {
             let layout = find_layout(&schema, name)?;
             if *json {
-                println!("{}", pretty(&report::layout_json(&schema, layout)));
+                let _ = writeln!(out, "{}", pretty(&report::layout_json(&schema, layout)));
             } else {
-                print!("{}", report::layout_table(&schema, layout));
+                out.push_str(&report::layout_table(&schema, layout));
             }
         }
         Command::Fields { caps, json } => {
             let caps = read_caps(caps.as_deref())?;
             let fields = schema.existing_fields(&caps);
             if *json {
-                println!("{}", pretty(&report::fields_json(&schema, &fields)));
+                let _ = writeln!(out, "{}", pretty(&report::fields_json(&schema, &fields)));
             } else {
-                print!("{}", report::field_table(&schema, &fields));
+                out.push_str(&report::field_table(&schema, &fields));
             }
         }
         Command::Enum { caps, layout } => {
@@ -165,21 +199,21 @@ fn run(cli: &Cli) -> Result<(), String> {
                 Some(name) => schema.layout_vmcs_enum(find_layout(&schema, name)?, &caps),
                 None => schema.arch_vmcs_enum(&caps),
             };
-            println!("{value:#x}");
+            let _ = writeln!(out, "{value:#x}");
         }
-        Command::Generate { out } => {
-            std::fs::create_dir_all(out).map_err(|e| format!("error: cannot create {}: {e}", out.display()))?;
+        Command::Generate { out: dir } => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
             for a in vmcs_gen::emit::all(&schema) {
-                let path = out.join(&a.file);
+                let path = dir.join(&a.file);
                 std::fs::write(&path, a.contents)
                     .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
-                println!("wrote {}", path.display());
+                let _ = writeln!(out, "wrote {}", path.display());
             }
         }
         Command::Diff { .. } => {
             let (text, compatible) =
                 report::diff(find_layout(&schema, &diff_names[0])?, find_layout(&schema, &diff_names[1])?);
-            print!("{text}");
+            out.push_str(&text);
             if !compatible {
                 return Err(String::new());
             }
@@ -193,18 +227,19 @@ fn run(cli: &Cli) -> Result<(), String> {
             let path = dir.join("locks").join(format!("{name}.lock.toml"));
             std::fs::write(&path, vmcs_gen::lock_text(layout))
                 .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
-            println!("pinned {} members of `{name}` in {}", layout.members.len(), path.display());
+            let _ = writeln!(out, "pinned {} members of `{name}` in {}", layout.members.len(), path.display());
         }
-        Command::State(cmd) => run_state(&schema, cmd)?,
+        Command::State(cmd) => run_state(&schema, cmd, out)?,
     }
     Ok(())
 }
 
-fn run_state(schema: &Schema, cmd: &StateCommand) -> Result<(), String> {
+fn run_state(schema: &Schema, cmd: &StateCommand, out: &mut String) -> Result<(), String> {
     let (StateCommand::Decode { file, target, .. } | StateCommand::Check { file, target }) = cmd;
     let layout = find_layout(schema, &target.layout)?;
     let shape = vmcs_gen::state::shape(schema, layout).map_err(|e| format!("error: {e}"))?;
-    let blob = std::fs::read(file).map_err(|e| format!("error: cannot read {}: {e}", file.display()))?;
+    let shown = file.display().to_string();
+    let blob = read_bounded(file, MAX_STATE_BLOB).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
     let result = vmcs_nested_state::check(&blob, shape, &target.vcpu()).map(|_| ());
     let verdict = vmcs_gen::state::verdict(&result);
     match cmd {
@@ -212,15 +247,15 @@ fn run_state(schema: &Schema, cmd: &StateCommand) -> Result<(), String> {
             if result.is_err() {
                 return Err(format!("{}: {verdict}", file.display()));
             }
-            println!("{}: {verdict}", file.display());
+            let _ = writeln!(out, "{}: {verdict}", file.display());
         }
         StateCommand::Decode { json, .. } => {
             let state = vmcs_nested_state::read(&blob, shape)
                 .map_err(|e| format!("error: {}: cannot decode: {e}", file.display()))?;
             if *json {
-                println!("{}", pretty(&vmcs_gen::state::decode_json(schema, layout, &state, &result)));
+                let _ = writeln!(out, "{}", pretty(&vmcs_gen::state::decode_json(schema, layout, &state, &result)));
             } else {
-                print!("{}", vmcs_gen::state::decode_text(schema, layout, &state, &result));
+                out.push_str(&vmcs_gen::state::decode_text(schema, layout, &state, &result));
             }
         }
     }
@@ -233,7 +268,7 @@ fn layout_arg(sources: &mut SchemaSources, arg: &str) -> Result<String, String> 
     if !arg.ends_with(".toml") {
         return Ok(arg.to_string());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {arg}: {e}"))?;
+    let text = read_text(path, MAX_SCHEMA_FILE, arg).map_err(|e| format!("error: {e}"))?;
     let name = text
         .lines()
         .find_map(|l| l.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
@@ -256,7 +291,8 @@ fn find_layout<'a>(schema: &'a Schema, name: &str) -> Result<&'a vmcs_gen::model
 
 fn read_caps(path: Option<&Path>) -> Result<Caps, String> {
     let Some(path) = path else { return Ok(Caps::All) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    let text = read_text(path, MAX_CAPS_FILE, &shown).map_err(|e| format!("error: {e}"))?;
     Caps::from_json(&text).map_err(|e| format!("error: {}: {e}", path.display()))
 }
 

@@ -226,8 +226,12 @@ pub fn parse_file<'a, H: DeserializeOwned>(
     diags: &mut Diagnostics,
 ) -> RawFile<'a, H> {
     let (doc, errors) = DeTable::parse_recoverable(&file.text);
-    for e in errors {
-        diags.push(file.error(e.span().unwrap_or(0..0), e.message().trim()));
+    if !errors.is_empty() {
+        // What the parser recovered of a broken file would only yield follow-on errors.
+        for e in errors {
+            diags.push(file.error(e.span().unwrap_or(0..0), e.message().trim()));
+        }
+        return RawFile { head: None, tables: Vec::new() };
     }
     let mut head_table = DeTable::default();
     let mut tables = Vec::new();

@@ -151,24 +151,29 @@ fn unknown_field_mapped() {
 
 #[test]
 fn every_error_of_a_run_is_reported_at_once() {
+    // Every error of the fields at once; the layouts, which name the fields, wait for them.
     let s = edited(&[
         (F, RIP, "0x681E", "0x681F"),
         (F, RSP, "\"natural\"", "\"16\""),
         (F, "name = \"GUEST_CR0\"", "\"guest-state\"", "\"control\""),
         (L, "name = \"io_bitmap_b\"", "\"IO_BITMAP_B\"", "\"IO_BITMAP_Z\""),
-        (L, "name = \"guest_pml_index\"", "offset = 996", "offset = 4095"),
     ]);
     let d = errors(&s);
-    for msg in [
-        "high-access encoding",
-        "width 16 disagrees",
-        "kind control disagrees",
-        "unknown field `IO_BITMAP_Z`",
-        "leaves the 0x1000-byte region",
-    ] {
+    assert_eq!(d.len(), 3, "{d}");
+    for msg in ["high-access encoding", "width 16 disagrees", "kind control disagrees"] {
         assert!(d.iter().any(|e| e.message.contains(msg)), "missing {msg:?} in:\n{d}");
     }
-    assert!(d.to_string().ends_with("errors in the schema"));
+    assert!(d.to_string().ends_with("3 errors in the schema"));
+    // With the fields right, every layout error at once.
+    let s = edited(&[
+        (L, "name = \"io_bitmap_b\"", "\"IO_BITMAP_B\"", "\"IO_BITMAP_Z\""),
+        (L, "name = \"guest_pml_index\"", "offset = 996", "offset = 4095"),
+        ("layouts/evmcs.toml", "name = \"io_bitmap_a\"", "\"IO_BITMAP_A\"", "\"IO_BITMAP_Y\""),
+    ]);
+    let d = errors(&s);
+    for msg in ["unknown field `IO_BITMAP_Z`", "leaves the 0x1000-byte region", "unknown field `IO_BITMAP_Y`"] {
+        assert!(d.iter().any(|e| e.message.contains(msg)), "missing {msg:?} in:\n{d}");
+    }
 }
 
 #[test]

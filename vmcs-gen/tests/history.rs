@@ -70,8 +70,8 @@ fn oldest_layout_enumerates_like_old_kvm() {
 
 #[test]
 fn a_step_that_moves_a_pinned_member_is_rejected() {
-    // Move tsc_multiplier in vmcs12_tsc_scaling: its own lock refuses it, and so does the step to
-    // vmcs12_dead_space, which still has it at 0x148.
+    // Move tsc_multiplier in vmcs12_tsc_scaling: its own lock refuses it. The step to
+    // vmcs12_dead_space (which still has it at 0x148) would only echo that, so it is not checked.
     let l = "layouts/vmcs12_tsc_scaling.toml";
     let m = "name = \"tsc_multiplier\"";
     let s =
@@ -79,9 +79,18 @@ fn a_step_that_moves_a_pinned_member_is_rejected() {
     let d = errors(&s);
     let lock = "pinned member `tsc_multiplier` of layout `vmcs12_tsc_scaling` (released revision 0x11e57ed0) moved from offset 0x148 to 0x150";
     expect_at(&d, &s, l, m, "336", lock);
+    assert!(!d.iter().any(|e| e.message.contains("previous layout")), "the step echoes the lock:\n{d}");
+    // The same move in a layout without a lock of its own is the step's to refuse.
+    let l = "layouts/vmcs12_dead_space.toml";
+    let sources =
+        edited(&[(l, m, "offset = 328", "offset = 336"), (l, "name = \"padding64\"", "offset = 336", "offset = 328")]);
+    let mut sources = sources;
+    sources.files.retain(|f| f.name != "locks/vmcs12_dead_space.lock.toml");
+    sources.set(l, common::text_of(&sources, l).replace("released = true", "released = false"));
+    let d = errors(&sources);
     let step =
-        "pinned member `tsc_multiplier` of previous layout `vmcs12_tsc_scaling` moved from offset 0x150 to 0x148";
-    expect_at(&d, &s, "layouts/vmcs12_dead_space.toml", m, "328", step);
+        "pinned member `tsc_multiplier` of previous layout `vmcs12_tsc_scaling` moved from offset 0x148 to 0x150";
+    expect_at(&d, &sources, l, m, "336", step);
 }
 
 #[test]

@@ -51,15 +51,11 @@ fn moving_one_member_is_rejected() {
     let s =
         edited(&[(L, m, "offset = 328", "offset = 336"), (L, "name = \"padding64\"", "offset = 336", "offset = 328")]);
     let d = errors(&s);
-    // The pinned member moved and the padding now sits in pinned space, both against the lock and
-    // against the step from the previous released layout.
-    assert_eq!(d.len(), 4, "{d}");
-    for against in ["layout `vmcs12` (released revision 0x11e57ed0)", "previous layout `vmcs12_dead_space`"] {
-        let claim = format!("member `padding64` at 0x148..0x150 claims space that {against} did not reserve");
-        assert!(d.iter().any(|e| e.message == claim), "{d}");
-    }
-    let step = "pinned member `tsc_multiplier` of previous layout `vmcs12_dead_space` moved from offset 0x148 to 0x150";
-    assert!(d.iter().any(|e| e.message == step), "{d}");
+    // The pinned member moved and the padding now sits in pinned space, against the lock; the step
+    // from the previous released layout would say the same again, so it is not checked.
+    assert_eq!(d.len(), 2, "{d}");
+    let claim = "member `padding64` at 0x148..0x150 claims space that layout `vmcs12` (released revision 0x11e57ed0) did not reserve";
+    assert!(d.iter().any(|e| e.message == claim), "{d}");
     let e = expect_at(
         &d,
         &s,

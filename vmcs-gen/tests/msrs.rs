@@ -52,8 +52,8 @@ fn requires_reads_only_msrs_declared_before() {
     let sources = edited(&[(
         "capabilities.toml",
         "name = \"vmcs_enum\"",
-        "index = 0x48A",
-        "index = 0x48A\n\n[[msr]]\nname = \"early\"\nindex = 0x4A1\nkind = \"flags\"\nrequires = \"proc2.enable_ept\"\ndoc = \"x\"",
+        "[[msr]]\nname = \"true_pin\"",
+        "[[msr]]\nname = \"early\"\nindex = 0x4A1\nkind = \"flags\"\nrequires = \"proc2.enable_ept\"\ndoc = \"x\"\n\n[[msr]]\nname = \"true_pin\"",
     )]);
     let diags = errors(&sources);
     expect_at(

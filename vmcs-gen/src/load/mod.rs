@@ -58,19 +58,29 @@ impl Schema {
                 ));
             }
         }
+        // Each phase reads what the ones before it produced; a phase with errors ends the load, as
+        // later checks would only echo them (a field that failed to load is "unknown" everywhere).
         let control_fields = match sources.file("capabilities.toml") {
             Some(f) => caps::load(f, &mut schema, &mut diags),
             None => {
-                diags.push(SourceFile::new("schema/capabilities.toml", "").error(0..0, "capabilities.toml is missing"));
+                diags.push(missing("capabilities.toml"));
                 Vec::new()
             }
         };
+        if let (Some(f), true, true) = (sources.file("capabilities.toml"), schema.msrs.is_empty(), diags.is_empty()) {
+            diags.push(f.error(0..0, "capabilities.toml declares no [[msr]]"));
+        }
+        stop_on_errors(&diags)?;
         // Names of fields that were declared but rejected: layouts mapping them get no second error.
         let mut rejected = None;
         match sources.file("fields.toml") {
             Some(f) => rejected = Some(fields::load(f, &mut schema, &mut diags)),
-            None => diags.push(SourceFile::new("schema/fields.toml", "").error(0..0, "fields.toml is missing")),
+            None => diags.push(missing("fields.toml")),
         }
+        if let (Some(f), true, true) = (sources.file("fields.toml"), schema.fields.is_empty(), diags.is_empty()) {
+            diags.push(f.error(0..0, "fields.toml declares no [[field]]"));
+        }
+        stop_on_errors(&diags)?;
         if let Some(f) = sources.file("capabilities.toml") {
             let rejected = rejected.clone().unwrap_or_default();
             caps::resolve_control_fields(f, &control_fields, &rejected, &mut schema, &mut diags);
@@ -86,10 +96,13 @@ impl Schema {
         for f in sources.in_dir("layouts") {
             loaded.extend(layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags));
         }
+        // Steps and orphaned locks relate layout files to each other.
+        stop_on_errors(&diags)?;
         if !options.skip_compat {
             layouts::check_steps(&schema, &loaded, &mut diags);
         }
         lock::check_orphans(&locks, &schema, &mut diags);
+        stop_on_errors(&diags)?;
         if let Some(f) = sources.file("copysets.toml") {
             copysets::load(f, &mut schema, &mut diags);
         }
@@ -106,6 +119,11 @@ impl Schema {
 }
 
 type Loader = fn(&SourceFile, &mut Schema, &mut Diagnostics);
+
+/// End the load at a phase that found errors, returning them all.
+fn stop_on_errors(diags: &Diagnostics) -> Result<(), Diagnostics> {
+    if diags.is_empty() { Ok(()) } else { Err(diags.clone()) }
+}
 
 fn missing(name: &str) -> crate::diag::Diagnostic {
     SourceFile::new(format!("schema/{name}"), "").error(0..0, format!("{name} is missing"))

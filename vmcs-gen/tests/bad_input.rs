@@ -1,0 +1,248 @@
+//! Bad input for every subcommand: devices, FIFOs, huge and sparse files, bytes that are not
+//! UTF-8, closed or full standard output. Each run must end with a clear error and a non-zero
+//! status, never a panic, within 2 s and 64 MiB (peak RSS, from wait4).
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MAX_SECONDS: f64 = 2.0;
+const MAX_RSS_KIB: i64 = 64 * 1024;
+
+struct Outcome {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Where the child's standard output goes.
+enum Out {
+    Pipe,
+    /// A pipe whose read end is already closed: every write fails with EPIPE.
+    Closed,
+    /// /dev/full: every write fails with ENOSPC.
+    Full,
+}
+
+fn closed_pipe() -> Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two fresh descriptors into `fds`, which are owned from here on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just created and are not owned elsewhere.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    Stdio::from(write)
+}
+
+/// Run vmcs-gen with `args`, bounding its time and peak memory.
+#[allow(clippy::zombie_processes, reason = "reaped by wait4, which also reports its peak memory")]
+fn run(args: &[&str], out: Out) -> Outcome {
+    let stdout = match out {
+        Out::Pipe => Stdio::piped(),
+        Out::Closed => closed_pipe(),
+        Out::Full => Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap()),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let pid = child.id() as libc::pid_t;
+    let (status, rss) = loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our child, not yet reaped (std never waits for it here).
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage.ru_maxrss);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("vmcs-gen {args:?} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    assert!(libc::WIFEXITED(status), "vmcs-gen {args:?} was killed by a signal\n{stderr}");
+    let code = libc::WEXITSTATUS(status);
+    assert!(!stderr.contains("panicked") && code != 101, "vmcs-gen {args:?} panicked:\n{stderr}");
+    assert!(secs < MAX_SECONDS, "vmcs-gen {args:?} took {secs:.2} s");
+    assert!(rss < MAX_RSS_KIB, "vmcs-gen {args:?} peaked at {rss} KiB");
+    Outcome { status: code, stdout, stderr }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vmcs-gen-bad-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of the shipped schema in a temporary directory.
+fn schema_copy(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    for f in vmcs_gen::SchemaSources::embedded().files {
+        let path = dir.join(&f.name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, f.text).unwrap();
+    }
+    dir
+}
+
+fn fails_with(o: &Outcome, message: &str) {
+    assert_ne!(o.status, 0, "accepted:\n{}", o.stdout);
+    assert!(o.stderr.contains(message), "want {message:?} in:\n{}", o.stderr);
+}
+
+/// A FIFO fed with endless bytes by a writer thread (which ends when the reader closes it).
+fn endless_fifo(dir: &Path, name: &str) -> (String, std::thread::JoinHandle<()>) {
+    let path = dir.join(name);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid C string naming a path in our temporary directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let p = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::File::options().write(true).open(p).unwrap();
+        let chunk = vec![b'x'; 1 << 16];
+        while f.write_all(&chunk).is_ok() {}
+    });
+    (path.to_str().unwrap().to_string(), writer)
+}
+
+fn sparse(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap().set_len(1 << 30).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn capability_files_are_read_with_a_bound() {
+    let dir = tmp("caps");
+    let big = sparse(&dir, "big.json");
+    for cmd in ["fields", "enum"] {
+        fails_with(
+            &run(&[cmd, "--caps", "/dev/zero"], Out::Pipe),
+            "cannot read /dev/zero: more than the 65536 bytes read",
+        );
+        fails_with(&run(&[cmd, "--caps", &big], Out::Pipe), "1073741824 bytes, more than the 65536 read");
+        let (fifo, writer) = endless_fifo(&dir, &format!("{cmd}.fifo"));
+        fails_with(&run(&[cmd, "--caps", &fifo], Out::Pipe), "more than the 65536 bytes read");
+        writer.join().unwrap();
+    }
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, b"{\"0x480\":\n  \"\xff\"}").unwrap();
+    fails_with(&run(&["fields", "--caps", bad.to_str().unwrap()], Out::Pipe), "bad.json:2:4: not UTF-8 (byte 0xff)");
+}
+
+#[test]
+fn nested_state_blobs_are_read_with_a_bound() {
+    let dir = tmp("state");
+    let big = sparse(&dir, "big.bin");
+    for cmd in ["check", "decode"] {
+        fails_with(&run(&["state", cmd, "/dev/zero"], Out::Pipe), "more than the 12416 bytes read");
+        fails_with(&run(&["state", cmd, &big], Out::Pipe), "1073741824 bytes, more than the 12416 read");
+        let (fifo, writer) = endless_fifo(&dir, &format!("{cmd}.fifo"));
+        fails_with(&run(&["state", cmd, &fifo], Out::Pipe), "more than the 12416 bytes read");
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn schema_files_are_read_with_a_bound() {
+    let dir = schema_copy("schema-big");
+    std::fs::remove_file(dir.join("fields.toml")).unwrap();
+    sparse(&dir, "fields.toml");
+    let d = dir.to_str().unwrap();
+    fails_with(&run(&["--schema", d, "check"], Out::Pipe), "fields.toml: 1073741824 bytes, more than the 2097152 read");
+    // A layout file for `diff` that never ends.
+    let (fifo, writer) = endless_fifo(&dir, "endless.toml");
+    fails_with(&run(&["diff", "vmcs12", &fifo], Out::Pipe), "more than the 2097152 bytes read");
+    writer.join().unwrap();
+}
+
+#[test]
+fn schema_bytes_that_are_not_utf8_are_located() {
+    let dir = schema_copy("schema-utf8");
+    let path = dir.join("layouts/vmcs12.toml");
+    let mut text = std::fs::read(&path).unwrap();
+    let at = text.windows(4).position(|w| w == b"doc ").unwrap();
+    text.splice(at..at, *b"# caf\xe9\n");
+    std::fs::write(&path, &text).unwrap();
+    let line = text[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    let o = run(&["--schema", dir.to_str().unwrap(), "check"], Out::Pipe);
+    fails_with(&o, &format!("layouts/vmcs12.toml:{line}:6: not UTF-8 (byte 0xe9)"));
+}
+
+#[test]
+fn a_closed_or_full_stdout_ends_quietly() {
+    let dir = schema_copy("stdout");
+    let d = dir.to_str().unwrap();
+    let gen_dir = dir.join("gen");
+    let state = dir.join("state.bin");
+    std::fs::write(&state, [0u8; 128]).unwrap();
+    let runs: &[&[&str]] = &[
+        &["check"],
+        &["layout", "vmcs12"],
+        &["layout", "vmcs12", "--json"],
+        &["fields", "--json"],
+        &["enum"],
+        &["generate", "--out", gen_dir.to_str().unwrap()],
+        &["diff", "vmcs12_base", "vmcs12"],
+        &["--schema", d, "lock", "vmcs12"],
+        &["state", "decode", state.to_str().unwrap()],
+        &["--help"],
+    ];
+    for args in runs {
+        let o = run(args, Out::Closed);
+        assert_ne!(o.status, 0, "{args:?} ignored EPIPE");
+        assert_eq!(o.stderr, "", "{args:?} is not quiet on EPIPE");
+        let o = run(args, Out::Full);
+        assert_ne!(o.status, 0, "{args:?} ignored ENOSPC");
+        assert!(o.stderr.contains("No space left on device"), "{args:?}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn thousands_of_errors_in_a_big_file_are_fast() {
+    let dir = schema_copy("many-errors");
+    let mut text = String::new();
+    for i in 0..8000 {
+        text.push_str(&format!(
+            "[[field]]\nname = \"bad-{i}\"\nencoding = 0x0\nwidth = \"16\"\nkind = \"control\"\ndoc = \"x\"\n\n"
+        ));
+    }
+    assert!(text.len() > 400_000);
+    std::fs::write(dir.join("fields.toml"), &text).unwrap();
+    let o = run(&["--schema", dir.to_str().unwrap(), "check"], Out::Pipe);
+    fails_with(&o, "15999 errors in the schema");
+}
+
+#[test]
+fn a_huge_value_is_echoed_in_part() {
+    let dir = schema_copy("huge-value");
+    let path = dir.join("fields.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let huge = "x".repeat(1_500_000);
+    std::fs::write(&path, text.replacen("doc = \"", &format!("doc = \"{huge}\"\nbad = \""), 1)).unwrap();
+    let o = run(&["--schema", dir.to_str().unwrap(), "check"], Out::Pipe);
+    fails_with(&o, "unknown field `bad`");
+    assert!(o.stderr.len() < 4096, "{} bytes of diagnostics", o.stderr.len());
+}
