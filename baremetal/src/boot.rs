@@ -1,6 +1,10 @@
 //! Boot: a 512-byte boot sector that loads the rest of the image (INT 13h AH=42h), enables A20,
 //! and jumps from real mode straight to long mode with static identity page tables (1 GiB in
 //! 2 MiB pages); then the 64-bit entry zeroes BSS, sets the stack and calls `kmain`.
+//!
+//! The same image is a Multiboot (v1) kernel: the ELF's entry point is a 32-bit entry that a
+//! Multiboot loader (GRUB, or our L0 loading it as L1) calls in protected mode with paging off;
+//! it takes the same path to long mode as the boot sector.
 
 core::arch::global_asm!(
     r#"
@@ -98,6 +102,32 @@ gdt64_ptr:
     .org 510
     .byte 0x55, 0xaa
 
+    .section .multiboot, "a"
+    .balign 4
+    .long 0x1badb002, 0, -0x1badb002
+
+    .section .text.multiboot_entry, "ax"
+    .code32
+    .global multiboot_entry
+multiboot_entry:
+    cli
+    mov eax, 0x620
+    mov cr4, eax
+    mov eax, offset boot_pml4
+    mov cr3, eax
+    mov ecx, 0xc0000080
+    rdmsr
+    or eax, 0x100
+    wrmsr
+    lgdt [gdt64_ptr]
+    mov eax, cr0
+    and eax, 0xfffffffb
+    or eax, 0x80000023
+    mov cr0, eax
+    .byte 0xea
+    .long long_entry
+    .word 0x08
+
     .section .text.long_entry, "ax"
     .code64
 long_entry:
@@ -146,24 +176,5 @@ guest_entry:
     hlt
     jmp guest_entry
 
-    .section .text.isr, "ax"
-    .balign 16
-    .global isr_stubs
-isr_stubs:
-    .set v, 0
-    .rept 32
-    .balign 16
-    push v
-    jmp isr_common
-    .set v, v + 1
-    .endr
-isr_common:
-    pop rdi
-    mov rsi, rsp
-    and rsp, -16
-    call exception_handler
-6:
-    hlt
-    jmp 6b
 "#
 );

@@ -4,7 +4,9 @@
 #![no_main]
 
 mod boot;
+mod cpu;
 mod exits;
+mod mem;
 #[macro_use]
 mod rt;
 mod suite;

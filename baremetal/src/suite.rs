@@ -11,7 +11,7 @@ use vmcs::fields;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
-use crate::rt;
+use crate::rt::{self, unique};
 
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
@@ -49,15 +49,6 @@ static mut VMCS12: Vmcs12 = unsafe { core::mem::zeroed() };
 #[repr(C, align(16))]
 struct Stack([u8; 8192]);
 static mut GUEST_STACK: Stack = Stack([0; 8192]);
-
-/// The one mutable borrow of a static.
-///
-/// # Safety
-/// `p` points to a static that nothing else borrows for the rest of the run.
-unsafe fn unique<T>(p: *mut T) -> &'static mut T {
-    // SAFETY: the caller's promise.
-    unsafe { &mut *p }
-}
 
 /// The identity-mapped physical address of a static region.
 fn phys<T>(p: *const T) -> u64 {

@@ -454,6 +454,19 @@ impl<'r> VmxOperation<'r> {
         Ok(CurrentVmcs { phys, _op: PhantomData, _region: PhantomData })
     }
 
+    /// Make a VMCS current again with VMPTRLD alone, keeping its contents and launch state: one
+    /// that [`Self::load`] initialized and [`CurrentVmcs::set_aside`] put aside.
+    ///
+    /// # Safety
+    /// `phys` is the physical address of `region`, which was loaded before on this processor and
+    /// not cleared since (else its contents are undefined).
+    pub unsafe fn reload<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> Result<CurrentVmcs<'v>, VmxError> {
+        let _ = region;
+        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
+        unsafe { vmptrld(phys)? };
+        Ok(CurrentVmcs { phys, _op: PhantomData, _region: PhantomData })
+    }
+
     /// VMPTRST: the current-VMCS pointer, `u64::MAX` when there is none.
     pub fn current_vmcs_pointer(&self) -> Result<u64, VmxError> {
         vmptrst()
@@ -515,6 +528,24 @@ pub struct GuestRegisters {
     pub r15: u64,
 }
 
+/// The x87/SSE state FXSAVE stores: 512 bytes, 16-byte aligned ([`CurrentVmcs::run`]).
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FpuState(pub [u8; 512]);
+
+impl FpuState {
+    /// The state after FNINIT with MXCSR at its reset value 0x1f80 (every SIMD exception masked)
+    /// and the x87 control word 0x37f: what a processor holds at power-up, for a guest's first entry.
+    pub const fn initial() -> Self {
+        let mut b = [0u8; 512];
+        b[0] = 0x7f; // FCW 0x037f
+        b[1] = 0x03;
+        b[24] = 0x80; // MXCSR 0x1f80
+        b[25] = 0x1f;
+        FpuState(b)
+    }
+}
+
 /// The current VMCS, loaded through a [`VmxOperation`]. Dropping it does VMCLEAR.
 pub struct CurrentVmcs<'v> {
     phys: u64,
@@ -565,7 +596,7 @@ impl CurrentVmcs<'_> {
     /// host's memory, stack or page tables behind the compiler's back.
     pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        unsafe { self.enter_guest(regs, false) }
+        unsafe { self.enter_guest(regs, core::ptr::null_mut(), false) }
     }
 
     /// VMRESUME: as [`CurrentVmcs::launch`] for a launched VMCS.
@@ -574,20 +605,55 @@ impl CurrentVmcs<'_> {
     /// As [`CurrentVmcs::launch`].
     pub unsafe fn resume(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        unsafe { self.enter_guest(regs, true) }
+        unsafe { self.enter_guest(regs, core::ptr::null_mut(), true) }
     }
 
-    unsafe fn enter_guest(&mut self, regs: &mut GuestRegisters, resume: bool) -> Result<VmExitReason, VmxError> {
+    /// VMLAUNCH (`resume` false) or VMRESUME with the guest's x87/SSE state as well: `fpu` is
+    /// loaded (FXRSTOR) just before the entry and saved (FXSAVE) right at the exit, before any
+    /// compiled code can touch a vector register. For a hypervisor whose own code uses SSE between
+    /// exits (Rust does); CR4.OSFXSR must be set.
+    ///
+    /// # Safety
+    /// As [`CurrentVmcs::launch`]; `fpu` holds a valid FXSAVE image (e.g. one FXSAVE made).
+    pub unsafe fn run(
+        &mut self,
+        regs: &mut GuestRegisters,
+        fpu: &mut FpuState,
+        resume: bool,
+    ) -> Result<VmExitReason, VmxError> {
+        // SAFETY: the caller's promise.
+        unsafe { self.enter_guest(regs, fpu, resume) }
+    }
+
+    /// Stop using this handle without VMCLEAR: the VMCS stays active (not current once another
+    /// is loaded) and keeps its launch state, for [`VmxOperation::reload`]. How an L0 switches
+    /// between the VMCS running L1 and the one running L2.
+    pub fn set_aside(self) {
+        core::mem::forget(self);
+    }
+
+    unsafe fn enter_guest(
+        &mut self,
+        regs: &mut GuestRegisters,
+        fpu: *mut FpuState,
+        resume: bool,
+    ) -> Result<VmExitReason, VmxError> {
         let cf: u64;
         let zf: u64;
-        // SAFETY: the caller's promise. The block saves RBX and RBP (which Rust reserves) and the
-        // register pointer on the stack; HOST_RSP points at them, HOST_RIP at the exit landing
-        // (label 2). Every other general register is declared clobbered.
+        // SAFETY: the caller's promise. The block saves RBX and RBP (which Rust reserves), the
+        // FPU-state pointer (R8, may be null) and the register pointer on the stack; HOST_RSP
+        // points at them, HOST_RIP at the exit landing (label 2). Every other general register
+        // and the vector registers (clobber_abi) are declared clobbered.
         unsafe {
             asm!(
                 "push rbp",
                 "push rbx",
+                "push r8",
                 "push rdi",
+                "test r8, r8",
+                "jz 6f",
+                "fxrstor64 [r8]",
+                "6:",
                 "mov rax, {host_rsp}",
                 "vmwrite rax, rsp",
                 "lea rcx, [rip + 2f]",
@@ -621,10 +687,11 @@ impl CurrentVmcs<'_> {
                 "movzx ecx, cl",
                 "movzx edx, dl",
                 "pop rdi",
+                "pop r8",
                 "pop rbx",
                 "pop rbp",
                 "jmp 5f",
-                // VM exit: RSP = HOST_RSP, the stack holds [regs, rbx, rbp].
+                // VM exit: RSP = HOST_RSP, the stack holds [regs, fpu, rbx, rbp].
                 "2:",
                 "xchg rdi, [rsp]",
                 "mov [rdi + 0], rax",
@@ -643,6 +710,11 @@ impl CurrentVmcs<'_> {
                 "mov [rdi + 112], r15",
                 "pop rax",
                 "mov [rdi + 40], rax",
+                "pop r8",
+                "test r8, r8",
+                "jz 7f",
+                "fxsave64 [r8]",
+                "7:",
                 "pop rbx",
                 "pop rbp",
                 "xor ecx, ecx",
@@ -655,7 +727,7 @@ impl CurrentVmcs<'_> {
                 lateout("rcx") cf,
                 lateout("rdx") zf,
                 lateout("rax") _,
-                lateout("r8") _,
+                inout("r8") fpu => _,
                 lateout("r9") _,
                 lateout("r10") _,
                 lateout("r11") _,
