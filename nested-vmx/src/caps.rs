@@ -13,11 +13,8 @@
 //!   [`crate::current`]).
 //! - An MSR whose `requires` gate fails does not exist: RDMSR of it is #GP ([`L1Caps::rdmsr`]).
 
-use vmcs::caps::{Cap, Capabilities, VmxCaps};
+use vmcs::caps::{Cap, Capabilities, Msr, MsrKind, VmxCaps};
 use vmcs::{SoftwareVmcs, Vmcs12};
-
-use crate::seam::CONTROL_MSRS;
-pub use crate::seam::msr_exists;
 
 /// IA32_VMX_BASIC memory type for VMCS regions: write-back (bits 53:50, SDM Appendix A.1).
 const BASIC_MEMTYPE_WB: u64 = 6 << 50;
@@ -61,19 +58,15 @@ impl L1Caps {
             0x480,
             Vmcs12::REVISION as u64 | (Vmcs12::REGION_SIZE as u64) << 32 | BASIC_MEMTYPE_WB | offer.bits(host, 0x480),
         );
-        let host_true = host.raw(0x480) >> 55 & 1 == 1;
-        for (plain, true_index) in CONTROL_MSRS {
-            let host_ctl = match true_index {
-                Some(t) if host_true => host.raw(t),
-                _ => host.raw(plain),
-            };
-            let must1 = host_ctl as u32;
-            let allowed1 = must1 | offer.bits(host, plain) as u32;
+        for msr in control_msrs() {
+            // The host's TRUE value when it has one: its must-be-1 settings are the minimum.
+            let must1 = host.value(msr) as u32;
+            let allowed1 = must1 | offer.bits(host, msr.index()) as u32;
             // Default-1 settings: the plain MSR reports them as must-be-1.
-            let default1 = host.raw(plain) as u32 | must1;
-            m.set(plain, join(default1, allowed1 | default1));
-            if let Some(t) = true_index {
-                m.set(t, join(must1, allowed1));
+            let default1 = host.raw(msr.index()) as u32 | must1;
+            m.set(msr.index(), join(default1, allowed1 | default1));
+            if let Some(t) = msr.true_msr() {
+                m.set(t.index(), join(must1, allowed1));
             }
         }
         let timer = m.has(Cap::PinActivatePreemptionTimer) as u64 * (host.raw(0x485) & MISC_TIMER_RATE);
@@ -84,9 +77,9 @@ impl L1Caps {
         m.set(0x48c, offer.bits(host, 0x48c));
         m.set(0x491, offer.bits(host, 0x491));
         // Drop what does not exist for the controls just chosen: such an MSR reads as 0.
-        for index in [0x48b, 0x48c, 0x491, 0x492, 0x493] {
-            if !msr_exists(&m, index) {
-                m.set(index, 0);
+        for msr in Msr::ALL {
+            if !msr.exists(&m) {
+                m.set(msr.index(), 0);
             }
         }
         m.set(0x48a, crate::current::vmcs_enum(&m));
@@ -101,7 +94,7 @@ impl L1Caps {
     /// L1's RDMSR of a capability MSR: None (#GP) when the MSR does not exist for these
     /// capabilities or is not a VMX capability MSR.
     pub fn rdmsr(&self, index: u32) -> Option<u64> {
-        msr_exists(&self.msrs, index).then(|| self.msrs.raw(index))
+        Msr::from_index(index).filter(|m| m.exists(&self.msrs)).map(|_| self.msrs.raw(index))
     }
 
     /// The raw values, in the shape [`vmcs::restore`] audits.
@@ -139,5 +132,8 @@ const fn join(low: u32, high: u32) -> u64 {
     low as u64 | (high as u64) << 32
 }
 
-/// Every capability MSR index this module computes (for iteration in tests and by L0s).
-pub const MSR_INDICES: core::ops::RangeInclusive<u32> = 0x480..=0x493;
+/// The control MSRs L1's controls are chosen in: every "control" MSR that is not itself the TRUE
+/// variant of another (pin, primary and secondary processor-based, exit, entry).
+pub fn control_msrs() -> impl Iterator<Item = Msr> {
+    Msr::ALL.into_iter().filter(|m| m.kind() == MsrKind::Control && !Msr::ALL.iter().any(|o| o.true_msr() == Some(*m)))
+}

@@ -15,6 +15,9 @@
 //!   is not offered VMCS shadowing for L2).
 
 use vmcs::caps::{Cap, Capabilities, VmxCaps};
+use vmcs::controls::{
+    Controls, CpuBasedVmExecControl, PinBasedVmExecControl, SecondaryVmExecControl, VmEntryControls, VmExitControls,
+};
 use vmcs::fields as F;
 use vmcs::{Vmcs12, VmcsRead};
 
@@ -53,14 +56,10 @@ fn ensure(ok: bool, what: &'static str) -> Result<(), &'static str> {
     if ok { Ok(()) } else { Err(what) }
 }
 
-/// (value & allowed-1) | must-be-1 == value, for the control MSR L1 reads (TRUE when offered).
-fn allowed(caps: &VmxCaps, plain: u32, true_index: Option<u32>, value: u64) -> bool {
-    let msr = match true_index {
-        Some(t) if caps.has(Cap::BasicTrueCtls) => caps.raw(t),
-        _ => caps.raw(plain),
-    };
-    let v = value as u32;
-    (v & (msr >> 32) as u32) | msr as u32 == v && value >> 32 == 0
+/// Every control L1's MSRs require is set and none they forbid (the TRUE MSR when offered); a
+/// 32-bit field stored in 64 bits of vmcs12 reads its low half, as VMWRITE truncated it.
+fn allowed<T: Controls>(caps: &VmxCaps, value: u64) -> bool {
+    T::allowed(caps).permits(T::from_bits_truncate(value))
 }
 
 fn page_valid(a: u64, maxphyaddr: u8) -> bool {
@@ -97,11 +96,11 @@ fn controls(v12: &Vmcs12, caps: &VmxCaps, maxphyaddr: u8) -> Result<(), &'static
     };
     let exit = get(v12, F::VM_EXIT_CONTROLS.raw());
     let entry = get(v12, F::VM_ENTRY_CONTROLS.raw());
-    ensure(allowed(caps, 0x481, Some(0x48d), pin), "pin-based controls")?;
-    ensure(allowed(caps, 0x482, Some(0x48e), proc), "primary processor-based controls")?;
-    ensure(allowed(caps, 0x48b, None, proc2), "secondary processor-based controls")?;
-    ensure(allowed(caps, 0x483, Some(0x48f), exit), "VM-exit controls")?;
-    ensure(allowed(caps, 0x484, Some(0x490), entry), "VM-entry controls")?;
+    ensure(allowed::<PinBasedVmExecControl>(caps, pin), "pin-based controls")?;
+    ensure(allowed::<CpuBasedVmExecControl>(caps, proc), "primary processor-based controls")?;
+    ensure(allowed::<SecondaryVmExecControl>(caps, proc2), "secondary processor-based controls")?;
+    ensure(allowed::<VmExitControls>(caps, exit), "VM-exit controls")?;
+    ensure(allowed::<VmEntryControls>(caps, entry), "VM-entry controls")?;
     let misc = caps.raw(0x485);
     ensure(get(v12, F::CR3_TARGET_COUNT.raw()) <= misc >> 16 & 0x1ff, "CR3-target count")?;
     if proc & ctl(Cap::ProcUseIoBitmaps) != 0 {

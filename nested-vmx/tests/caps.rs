@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
+use vmcs::caps::Msr;
 use vmcs::caps::{Cap, Capabilities};
 use vmcs::restore::NestedVmxMsrs;
-use vmcs_nested_vmx::caps::{L1Caps, MSR_INDICES, Offer};
+use vmcs_nested_vmx::caps::{L1Caps, Offer, control_msrs};
 use vmcs_nested_vmx::current::{EXTENSION_SLOTS, unmapped_fields};
 
 #[test]
@@ -19,8 +20,9 @@ fn offered_controls_are_a_subset_of_the_host_and_keep_its_must_be_1_bits() {
     for model in bochs_models() {
         let host = bochs_caps(&model);
         let l1 = l1_caps(&model, EMULATED);
-        for (plain, true_index) in vmcs_nested_vmx::seam::CONTROL_MSRS {
-            let index = true_index.unwrap_or(plain);
+        for msr in control_msrs() {
+            let plain = msr.index();
+            let index = msr.true_msr().map_or(plain, Msr::index);
             let (h, v) = (host.raw(index), l1.caps().raw(index));
             if v == 0 {
                 continue;
@@ -100,7 +102,7 @@ fn vmcs_enum_matches_kvms_values_for_kvms_capabilities() {
 
 fn restore_all(vcpu: &mut NestedVmxMsrs, reference: &NestedVmxMsrs, from: &L1Caps) -> Vec<(u32, String)> {
     let mut refused = Vec::new();
-    for index in MSR_INDICES {
+    for index in Msr::ALL.map(Msr::index) {
         let restorable = matches!(index, 0x480 | 0x485 | 0x486 | 0x488 | 0x48a..=0x48e | 0x48f..=0x491);
         if !restorable || from.rdmsr(index).is_none() {
             continue;
