@@ -1,6 +1,8 @@
-//! Links the kernel with its own linker script.
+//! Links each kernel with its own linker script.
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-    println!("cargo:rerun-if-changed={dir}/link.ld");
-    println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/link.ld");
+    for (bin, script) in [("vmcs-baremetal", "link.ld"), ("vmcs-l0", "l0.ld")] {
+        println!("cargo:rerun-if-changed={dir}/{script}");
+        println!("cargo:rustc-link-arg-bin={bin}=-Wl,-T,{dir}/{script}");
+    }
 }

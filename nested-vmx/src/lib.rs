@@ -11,6 +11,9 @@
 //!   information, through L1's segmentation and paging, faults injected as the SDM says.
 //! - [`entry_checks`]: the VM-entry checks on vmcs12 (a documented subset, for now).
 //! - [`routing`]: which exits of L2 go to L1, from L1's controls.
+//! - [`vmcs02`], [`reflect`]: the nested VM entry (vmcs12 -> vmcs02) and exit (vmcs02 -> vmcs12,
+//!   exit information, L1's host state into vmcs01), on the generated copy routines.
+//! - [`count`]: VMREAD/VMWRITE counting on any backend.
 //!
 //! Generic over L1 memory ([`vcpu::GuestMemory`]), over the VMCS backend holding vmcs01 (the
 //! hardware VMCS or [`vmcs::soft::SoftVmcs`]) and over what only L0 knows ([`vcpu::L1Cpu`]). No
@@ -18,12 +21,14 @@
 #![no_std]
 
 pub mod caps;
+pub mod count;
 pub mod current;
 pub mod entry_checks;
 mod insn;
 pub mod operand;
 pub mod paging;
+pub mod reflect;
 pub mod routing;
-pub mod seam;
 pub mod vcpu;
+pub mod vmcs02;
 pub mod vmx;

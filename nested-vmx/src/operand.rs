@@ -8,7 +8,7 @@ use vmcs::fields as F;
 use vmcs::{VmcsRead, VmcsWrite};
 
 use crate::paging::Paging;
-use crate::vcpu::{Fault, GuestMemory, L1Cpu, L1State, RFLAGS_AC, SEG_FS, SEG_GS, SEG_SS, Segment, Stop};
+use crate::vcpu::{Fault, Guest, GuestMemory, L1Cpu, RFLAGS_AC, SEG_FS, SEG_GS, SEG_SS, Segment, Stop};
 
 /// The VM-exit instruction-information field of a VMX instruction exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl InsnInfo {
 
 /// The state needed to access L1's operands: its registers, vmcs01 and memory.
 pub struct Operands<'a, V: VmcsRead + VmcsWrite, C: L1Cpu, M: GuestMemory> {
-    pub l1: L1State<'a, V>,
+    pub l1: Guest<'a, V>,
     pub cpu: &'a mut C,
     pub mem: &'a mut M,
 }
@@ -73,7 +73,7 @@ impl<V: VmcsRead + VmcsWrite, C: L1Cpu, M: GuestMemory> Operands<'_, V, C, M> {
     pub fn write_reg(&mut self, n: u8, value: u64) -> Result<(), Stop> {
         let value = if self.l1.mode64()? { value } else { value & 0xffff_ffff };
         if n == 4 {
-            self.l1.vmcs01.write_raw(F::GUEST_RSP.raw(), value)?;
+            self.l1.vmcs.write_raw(F::GUEST_RSP.raw(), value)?;
         } else {
             self.cpu.set_gpr(n, value);
         }

@@ -4,6 +4,8 @@
 //! L0 passes vmcs01 as any [`VmcsRead`] + [`VmcsWrite`] backend: the hardware VMCS, or a
 //! [`vmcs::soft::SoftVmcs`] in tests.
 
+use core::cell::Cell;
+
 use vmcs::fields as F;
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 
@@ -152,14 +154,31 @@ pub const RFLAGS_AC: u64 = 1 << 18;
 /// The VM-entry control "IA-32e mode guest": the processor stores L1's EFER.LMA there on VM exit.
 const ENTRY_IA32E: u64 = 1 << vmcs::caps::Cap::EntryIa32eModeGuest.bit();
 
-/// L1's state in vmcs01, read on demand (every read is a VMREAD on hardware).
-pub struct L1State<'a, V: VmcsRead + VmcsWrite> {
-    pub vmcs01: &'a mut V,
+/// A guest's state in its VMCS (L1's in vmcs01, L2's in vmcs02), read on demand: every read is a
+/// VMREAD on hardware, so the mode, read several times per instruction, is read once.
+pub struct Guest<'a, V: VmcsRead + VmcsWrite + ?Sized> {
+    pub vmcs: &'a mut V,
+    /// (EFER.LMA, 64-bit mode), once read.
+    mode: Cell<Option<(bool, bool)>>,
 }
 
-impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
+impl<'a, V: VmcsRead + VmcsWrite + ?Sized> Guest<'a, V> {
+    pub fn new(vmcs: &'a mut V) -> Self {
+        Guest { vmcs, mode: Cell::new(None) }
+    }
+
     pub fn read(&self, encoding: u64) -> Result<u64, VmcsError> {
-        self.vmcs01.read_raw(encoding)
+        self.vmcs.read_raw(encoding)
+    }
+
+    fn mode(&self) -> Result<(bool, bool), VmcsError> {
+        if let Some(m) = self.mode.get() {
+            return Ok(m);
+        }
+        let lma = self.read(F::VM_ENTRY_CONTROLS.raw())? & ENTRY_IA32E != 0;
+        let m = (lma, lma && self.read(F::GUEST_CS_AR_BYTES.raw())? >> 13 & 1 == 1);
+        self.mode.set(Some(m));
+        Ok(m)
     }
 
     /// CPL: the DPL of SS (SDM: "CPL is ... SS.DPL" for VM-entry purposes).
@@ -169,12 +188,12 @@ impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
 
     /// EFER.LMA, which the processor saves in the "IA-32e mode guest" entry control on exit.
     pub fn long_mode(&self) -> Result<bool, VmcsError> {
-        Ok(self.read(F::VM_ENTRY_CONTROLS.raw())? & ENTRY_IA32E != 0)
+        Ok(self.mode()?.0)
     }
 
     /// 64-bit mode: EFER.LMA and CS.L.
     pub fn mode64(&self) -> Result<bool, VmcsError> {
-        Ok(self.long_mode()? && self.read(F::GUEST_CS_AR_BYTES.raw())? >> 13 & 1 == 1)
+        Ok(self.mode()?.1)
     }
 
     /// CR0 as L1 sees it: the read shadow supplies the bits L0 owns (the guest/host mask).
@@ -204,9 +223,9 @@ impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
         let mut info = 1u64 << 31 | 3 << 8 | fault.vector as u64;
         if let Some(ec) = fault.error_code {
             info |= 1 << 11;
-            self.vmcs01.write_raw(F::VM_ENTRY_EXCEPTION_ERROR_CODE.raw(), ec as u64)?;
+            self.vmcs.write_raw(F::VM_ENTRY_EXCEPTION_ERROR_CODE.raw(), ec as u64)?;
         }
-        self.vmcs01.write_raw(F::VM_ENTRY_INTR_INFO_FIELD.raw(), info)
+        self.vmcs.write_raw(F::VM_ENTRY_INTR_INFO_FIELD.raw(), info)
     }
 
     /// Retire the instruction: RIP past it (wrapping at 32 bits outside 64-bit mode), and no
@@ -217,10 +236,10 @@ impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
         if !self.mode64()? {
             rip &= 0xffff_ffff;
         }
-        self.vmcs01.write_raw(F::GUEST_RIP.raw(), rip)?;
+        self.vmcs.write_raw(F::GUEST_RIP.raw(), rip)?;
         let blocking = self.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())?;
         if blocking & 3 != 0 {
-            self.vmcs01.write_raw(F::GUEST_INTERRUPTIBILITY_INFO.raw(), blocking & !3)?;
+            self.vmcs.write_raw(F::GUEST_INTERRUPTIBILITY_INFO.raw(), blocking & !3)?;
         }
         Ok(())
     }
@@ -230,6 +249,6 @@ impl<V: VmcsRead + VmcsWrite> L1State<'_, V> {
     pub fn set_result_flags(&mut self, cf: bool, zf: bool) -> Result<(), VmcsError> {
         const ARITH: u64 = 1 | 1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 11;
         let rflags = self.read(F::GUEST_RFLAGS.raw())? & !ARITH | cf as u64 | (zf as u64) << 6;
-        self.vmcs01.write_raw(F::GUEST_RFLAGS.raw(), rflags)
+        self.vmcs.write_raw(F::GUEST_RFLAGS.raw(), rflags)
     }
 }

@@ -9,7 +9,7 @@ use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite, fields};
 use crate::caps::L1Caps;
 use crate::current::Current;
 use crate::operand::Operands;
-use crate::vcpu::{Fault, GuestMemory, L1Cpu, L1State, MemoryError, Stop};
+use crate::vcpu::{Fault, Guest, GuestMemory, L1Cpu, MemoryError, Stop};
 
 /// The pointer value meaning "no current VMCS" (VMPTRST stores it).
 pub const INVALID_POINTER: u64 = u64::MAX;
@@ -118,7 +118,7 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        let mut ops = Operands { l1: L1State { vmcs01 }, cpu, mem };
+        let mut ops = Operands { l1: Guest::new(vmcs01), cpu, mem };
         let done = match reason {
             ExitReason::Vmxon => self.vmxon_insn(&mut ops),
             ExitReason::Vmxoff => self.vmxoff_insn(&mut ops),
@@ -141,7 +141,7 @@ impl NestedVmx {
         }
     }
 
-    fn raise<V: VmcsRead + VmcsWrite, C: L1Cpu>(&self, l1: &mut L1State<V>, cpu: &mut C, f: Fault) -> Outcome {
+    fn raise<V: VmcsRead + VmcsWrite, C: L1Cpu>(&self, l1: &mut Guest<V>, cpu: &mut C, f: Fault) -> Outcome {
         if let Some(cr2) = f.cr2 {
             cpu.set_cr2(cr2);
         }
@@ -151,7 +151,7 @@ impl NestedVmx {
         }
     }
 
-    fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut L1State<V>, done: Done) -> Result<Outcome, Stop> {
+    fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut Guest<V>, done: Done) -> Result<Outcome, Stop> {
         let outcome = match done {
             Done::EnterL2 { launch } => return Ok(Outcome::EnterL2 { launch }),
             Done::EntryFailed { reason, qualification } => {
@@ -182,6 +182,19 @@ impl NestedVmx {
         };
         l1.skip_instruction()?;
         Ok(outcome)
+    }
+
+    /// Complete L1's VMLAUNCH/VMRESUME with VMfailValid(`error`) after all (the processor refused
+    /// vmcs02 with a VM-instruction error: KVM's late VMfail, reported as error 7): flags, vmcs12's
+    /// error field, RIP past the instruction. vmcs01 is current and untouched by the attempt.
+    pub fn fail_vmentry<V: VmcsRead + VmcsWrite>(&mut self, vmcs01: &mut V, error: VmInstructionError) -> Outcome {
+        match self.complete(&mut Guest::new(vmcs01), Done::Fail(error)) {
+            Ok(o) => o,
+            Err(Stop::Vmcs01(e)) => Outcome::Vmcs01(e),
+            Err(Stop::Memory(e)) => Outcome::Memory(e),
+            // Completing an instruction never faults.
+            Err(Stop::Fault(_)) => Outcome::Vmcs01(VmcsError::InstructionError(error.number())),
+        }
     }
 
     /// `nested_vmx_check_permission`: #UD outside VMX operation, #GP(0) above CPL 0.

@@ -11,38 +11,6 @@ use vmcs_nested_vmx::vmx::{Invalidation, Outcome};
 
 const UD: InsnResult = InsnResult::Fault { vector: 6, error_code: None };
 
-/// `(wanted | must-be-1) & allowed-1` for L1's control MSR.
-fn adjust(w: &World, msr: u32, wanted: u64) -> u64 {
-    let v = w.nested.caps().caps().raw(msr);
-    (wanted | (v & 0xffff_ffff)) & (v >> 32)
-}
-
-/// A vmcs12 an L1 would launch: a 64-bit guest and host, controls from L1's TRUE MSRs.
-fn valid_vmcs12(w: &mut World) {
-    let ctl = |c: Cap| 1u64 << c.bit();
-    let writes = [
-        (F::PIN_BASED_VM_EXEC_CONTROL.raw(), adjust(w, 0x48d, 0)),
-        (F::CPU_BASED_VM_EXEC_CONTROL.raw(), adjust(w, 0x48e, ctl(Cap::ProcHltExiting))),
-        (F::VM_EXIT_CONTROLS.raw(), adjust(w, 0x48f, ctl(Cap::ExitHostAddressSpaceSize))),
-        (F::VM_ENTRY_CONTROLS.raw(), adjust(w, 0x490, ctl(Cap::EntryIa32eModeGuest))),
-        (F::VMCS_LINK_POINTER.raw(), u64::MAX),
-        (F::HOST_CR0.raw(), 0x8000_0031),
-        (F::HOST_CR3.raw(), CR3_64),
-        (F::HOST_CR4.raw(), 0x2020),
-        (F::HOST_CS_SELECTOR.raw(), 8),
-        (F::HOST_SS_SELECTOR.raw(), 0x10),
-        (F::HOST_DS_SELECTOR.raw(), 0x10),
-        (F::HOST_TR_SELECTOR.raw(), 0x18),
-        (F::HOST_RIP.raw(), 0x10_2000),
-        (F::GUEST_CR0.raw(), 0x8000_0031),
-        (F::GUEST_CR4.raw(), 0x2020),
-        (F::GUEST_RFLAGS.raw(), 2),
-    ];
-    for (f, v) in writes {
-        assert_eq!(vmwrite(w, f, v), InsnResult::Succeed, "{f:#x}");
-    }
-}
-
 fn launch(w: &mut World, launch: bool) -> (Outcome, InsnResult) {
     let o = w.exec(if launch { R::Vmlaunch } else { R::Vmresume }, 0, 0);
     (o, w.result())

@@ -1,0 +1,106 @@
+//! L0: a Multiboot kernel that boots the Multiboot kernel given as its first module as L1, in its
+//! own memory behind EPT, and emulates L1's VMX operation with the nested-VMX core
+//! (`vmcs-nested-vmx`) on Bochs' hardware VMX (`vmcs::hw`). Run by scripts/l1.
+//!
+//! L0's log lines start with `L0: ` on port 0xE9; L1's port I/O (COM1, 0xE9, 0x8900) reaches the
+//! machine. A run ends when L1 writes port 0xF4 (`L0: exit status N`), executes Bochs' magic
+//! breakpoint, shuts Bochs down through port 0x8900, or when L0 fails (`L0: failure: ...`).
+#![no_std]
+#![no_main]
+
+mod boot;
+#[path = "../cpu.rs"]
+mod cpu;
+mod ept;
+mod l1exits;
+mod l1mem;
+mod loader;
+#[macro_use]
+mod log;
+mod l2;
+#[path = "../mem.rs"]
+mod mem;
+mod meter;
+mod run;
+mod vcpu;
+mod vmcs01;
+
+use vmcs::caps::Cap;
+use vmcs::hw::{self, VmxOperation, VmxRegion};
+use vmcs_nested_vmx::caps::{L1Caps, Offer};
+
+/// What L0 offers L1: the controls the nested-VMX core routes and L0 implements (no EPT, VPID,
+/// shadowing or preemption timer for L2 yet), from the host when it has them.
+const FROM_HOST: &[Cap] = &[
+    Cap::PinExternalInterruptExiting,
+    Cap::PinNmiExiting,
+    Cap::PinVirtualNmis,
+    Cap::ProcInterruptWindowExiting,
+    Cap::ProcUseTscOffsetting,
+    Cap::ProcHltExiting,
+    Cap::ProcInvlpgExiting,
+    Cap::ProcMwaitExiting,
+    Cap::ProcRdpmcExiting,
+    Cap::ProcRdtscExiting,
+    Cap::ProcCr3LoadExiting,
+    Cap::ProcCr3StoreExiting,
+    Cap::ProcCr8LoadExiting,
+    Cap::ProcCr8StoreExiting,
+    Cap::ProcNmiWindowExiting,
+    Cap::ProcMovDrExiting,
+    Cap::ProcUnconditionalIoExiting,
+    Cap::ProcUseIoBitmaps,
+    Cap::ProcUseMsrBitmaps,
+    Cap::ProcMonitorExiting,
+    Cap::ProcPauseExiting,
+    Cap::ProcActivateSecondaryControls,
+    Cap::Proc2DescriptorTableExiting,
+    Cap::Proc2WbinvdExiting,
+    Cap::ExitHostAddressSpaceSize,
+    Cap::ExitAckInterruptOnExit,
+    Cap::ExitSaveIa32Efer,
+    Cap::ExitLoadIa32Efer,
+    Cap::EntryIa32eModeGuest,
+    Cap::EntryLoadIa32Efer,
+    Cap::MiscActivityHlt,
+];
+/// Emulated whatever the host has: TRUE controls, and VMWRITE to exit-information fields (KVM
+/// offers it too: vmcs12 is software).
+const EMULATED: &[Cap] = &[Cap::BasicTrueCtls, Cap::MiscVmwriteAnyField];
+
+static mut VMXON_REGION: VmxRegion = VmxRegion::new();
+static mut VMCS01: VmxRegion = VmxRegion::new();
+static mut VMCS02: VmxRegion = VmxRegion::new();
+
+#[unsafe(no_mangle)]
+extern "C" fn l0_main(magic: u32, info: u32) -> ! {
+    cpu::init_cpu_tables();
+    if magic != vmcs_multiboot::BOOTLOADER_MAGIC {
+        log::fail(format_args!("not started by a Multiboot loader (EAX {magic:#x})"));
+    }
+    if !hw::vmx_supported() {
+        log::fail(format_args!("this CPU has no VMX"));
+    }
+    // SAFETY: CPL 0, VMX supported.
+    let host = unsafe { hw::read_vmx_caps() };
+    if let Some(what) = vmcs01::missing_feature(&host) {
+        log::fail(format_args!("this CPU cannot host a Multiboot L1: no {what}"));
+    }
+    let start = match loader::load(info) {
+        Ok(s) => s,
+        Err(why) => log::fail(format_args!("loading L1: {why}")),
+    };
+    l0log!("L1 loaded: entry {:#x}, boot information at {:#x}", start.entry, start.info);
+    let eptp = ept::build();
+    let l1caps = L1Caps::new(&host, &Offer { from_host: FROM_HOST, emulated: EMULATED });
+    // SAFETY: single-threaded; each static region is borrowed once, identity-mapped.
+    let (vmxon, r01, r02) =
+        unsafe { (cpu::unique(&raw mut VMXON_REGION), cpu::unique(&raw mut VMCS01), cpu::unique(&raw mut VMCS02)) };
+    let vmxon_phys = vmxon as *const VmxRegion as u64;
+    // SAFETY: CPL 0, identity mapping, one processor, nothing else uses VMX.
+    let mut op = match unsafe { VmxOperation::enter(vmxon, vmxon_phys) } {
+        Ok(op) => op,
+        Err(e) => log::fail(format_args!("VMXON: {e}")),
+    };
+    run::run(&mut op, r01, r02, &host, l1caps, eptp, &start)
+}

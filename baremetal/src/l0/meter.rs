@@ -1,0 +1,111 @@
+//! VMREADs and VMWRITEs L0 makes per nested event, counted on the hardware VMCS accesses
+//! (`vmcs_nested_vmx::count::Counted`), printed once per kind of event:
+//!
+//! - `first VMLAUNCH`: L1's VMLAUNCH exit handled, vmcs02 prepared, L2 entered;
+//! - `REASON reflected + L1's VMRESUME`: from L2's exit to its next entry: the exit's facts and
+//!   vmcs12's sync from vmcs02, L1's host state into vmcs01, every L1 exit until its VMRESUME
+//!   (L1 reading the exit through emulated VMREADs), vmcs02 prepared again;
+//! - `REASON handled by L0`: an exit of L2 that L0 handles alone, until L2 resumes.
+//!
+//! The VM entry's own VMWRITEs of HOST_RSP/HOST_RIP and the exit's VMREAD of the exit reason
+//! (`vmcs::hw::CurrentVmcs::run`) are included.
+
+use vmcs::exit::VmExitReason;
+use vmcs_nested_vmx::count::Counts;
+
+/// `CurrentVmcs::run`: VMWRITE HOST_RSP and HOST_RIP before the entry, VMREAD the exit reason.
+const PER_ROUND: Counts = Counts { reads: 1, writes: 2 };
+
+#[derive(Default)]
+pub struct Meter {
+    /// Accumulated over L1's exits since the last reflected exit.
+    pub l1: Counts,
+    l1_exits: u32,
+    /// The last exit of L1 alone.
+    last: Counts,
+    /// The last reflected exit: vmcs02 side, then vmcs01 side.
+    pub reflect_l2: Counts,
+    pub reflect_l1: Counts,
+    /// vmcs02 preparation of the current entry.
+    pub entry: Counts,
+    reflected: Option<VmExitReason>,
+    printed_launch: bool,
+    printed_reflect: [u16; 8],
+    printed_l0: [u16; 8],
+}
+
+fn once(seen: &mut [u16; 8], reason: u16) -> bool {
+    let key = reason + 1;
+    if seen.contains(&key) {
+        return false;
+    }
+    if let Some(slot) = seen.iter_mut().find(|s| **s == 0) {
+        *slot = key;
+    }
+    true
+}
+
+fn name(reason: VmExitReason) -> &'static str {
+    reason.basic().map_or("unknown", |r| r.name())
+}
+
+fn print(what: core::fmt::Arguments, total: Counts, parts: core::fmt::Arguments) {
+    l0log!("count {what}: {} VMREAD, {} VMWRITE ({parts})", total.reads, total.writes);
+}
+
+impl Meter {
+    /// An exit of L1 handled with `counts` accesses (part of the next nested entry's round trip).
+    pub fn l1_exit(&mut self, counts: Counts) {
+        self.l1_exits += 1;
+        self.last = counts + PER_ROUND;
+        self.l1 = self.l1 + self.last;
+    }
+
+    /// L2 exited to L1 (its sync counted in `reflect_l2`).
+    pub fn reflected(&mut self, reason: VmExitReason) {
+        self.reflected = Some(reason);
+        self.reflect_l2 = self.reflect_l2 + PER_ROUND;
+        self.l1 = Counts::default();
+        self.l1_exits = 0;
+    }
+
+    /// vmcs02 is prepared and L2 is about to be entered.
+    pub fn nested_entry(&mut self, launch: bool) {
+        let e = self.entry;
+        match self.reflected.take() {
+            Some(r) if !launch && once(&mut self.printed_reflect, r.basic_raw()) => {
+                let total = self.reflect_l2 + self.reflect_l1 + self.l1 + e;
+                let (a, b, c) = (self.reflect_l2, self.reflect_l1, self.l1);
+                print(
+                    format_args!("{} reflected + L1's VMRESUME", name(r)),
+                    total,
+                    format_args!(
+                        "exit and vmcs12 sync {}/{}, L1 host state {}/{}, {} L1 exits {}/{}, vmcs02 {}/{}",
+                        a.reads, a.writes, b.reads, b.writes, self.l1_exits, c.reads, c.writes, e.reads, e.writes
+                    ),
+                );
+            }
+            _ if launch && !self.printed_launch => {
+                self.printed_launch = true;
+                // The L1 exit just handled is the VMLAUNCH.
+                let l = self.last;
+                print(
+                    format_args!("first VMLAUNCH"),
+                    l + e,
+                    format_args!("VMLAUNCH emulated {}/{}, vmcs02 {}/{}", l.reads, l.writes, e.reads, e.writes),
+                );
+            }
+            _ => {}
+        }
+        self.l1 = Counts::default();
+        self.l1_exits = 0;
+    }
+
+    /// An exit of L2 that L0 handled alone.
+    pub fn l0_handled(&mut self, reason: VmExitReason, counts: Counts) {
+        if once(&mut self.printed_l0, reason.basic_raw()) {
+            let total = counts + PER_ROUND;
+            print(format_args!("{} handled by L0", name(reason)), total, format_args!("in vmcs02 only"));
+        }
+    }
+}

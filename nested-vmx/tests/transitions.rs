@@ -1,0 +1,226 @@
+//! Nested VM entry and exit on SoftVmcs backends: vmcs02 from vmcs12 with L0's controls merged,
+//! an L2 exit synced back into vmcs12 with its exit information, L1's host state into vmcs01,
+//! round trips with dirty tracking, entry failures.
+
+mod common;
+
+use common::*;
+use vmcs::controls::{
+    CpuBasedVmExecControl as Proc, SecondaryVmExecControl as Proc2, VmEntryControls as Entry, VmExitControls as Exit,
+};
+use vmcs::exit::ExitReason as R;
+use vmcs::fields as F;
+use vmcs::soft::SoftVmcs;
+use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
+use vmcs_nested_vmx::count::Counted;
+use vmcs_nested_vmx::vmcs02::L0Policy;
+use vmcs_nested_vmx::vmx::Outcome;
+
+const EPTP01: u64 = 0x5_0000 | 3 << 3 | 6;
+const HOST_RIP12: u64 = 0x10_2000;
+
+fn policy() -> L0Policy {
+    L0Policy {
+        pin: 0,
+        proc: Proc::UNCONDITIONAL_IO_EXITING.bits(),
+        proc_clear: (Proc::USE_IO_BITMAPS | Proc::USE_MSR_BITMAPS).bits(),
+        proc2: (Proc2::ENABLE_EPT | Proc2::ENABLE_VPID).bits(),
+        exit: (Exit::HOST_ADDRESS_SPACE_SIZE | Exit::SAVE_IA32_EFER | Exit::LOAD_IA32_EFER).bits(),
+        exit_from_l1: Exit::ACK_INTERRUPT_ON_EXIT.bits(),
+        entry: Entry::LOAD_IA32_EFER.bits(),
+        ept_pointer: Some(EPTP01),
+        vpid02: Some(2),
+    }
+}
+
+fn vmcs02() -> SoftVmcs {
+    SoftVmcs::new(&bochs_caps("corei7_skylake_x"))
+}
+
+/// L1 in VMX operation with a launchable vmcs12 (guest RIP 0x4000, L1 using I/O bitmaps).
+fn ready() -> World {
+    let mut w = World::new();
+    vmxon_and_load(&mut w);
+    valid_vmcs12(&mut w);
+    let proc = adjust(&w, 0x48e, (Proc::HLT_EXITING | Proc::USE_IO_BITMAPS).bits() as u64);
+    for (f, v) in [
+        (F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc),
+        (F::IO_BITMAP_A.raw(), 0x10_0000),
+        (F::IO_BITMAP_B.raw(), 0x10_1000),
+        (F::GUEST_RIP.raw(), 0x4000),
+        (F::GUEST_RSP.raw(), 0x9000),
+        (F::GUEST_CS_SELECTOR.raw(), 0x8),
+        (F::HOST_RSP.raw(), 0x7000),
+    ] {
+        assert_eq!(vmwrite(&mut w, f, v), InsnResult::Succeed, "{f:#x}");
+    }
+    w.set(F::GUEST_IA32_EFER.raw(), 0xd01); // L1: SCE | LME | LMA | NXE
+    w
+}
+
+fn enter(w: &mut World, launch: bool) -> SoftVmcs {
+    let reason = if launch { R::Vmlaunch } else { R::Vmresume };
+    assert_eq!(w.exec(reason, 0, 0), Outcome::EnterL2 { launch });
+    let mut v02 = vmcs02();
+    let efer = w.get(F::GUEST_IA32_EFER.raw());
+    w.nested.prepare_vmcs02(&mut v02, &policy(), efer, &w.mem).unwrap();
+    v02
+}
+
+#[test]
+fn vmcs02_merges_l0_and_l1() {
+    let mut w = ready();
+    let v02 = enter(&mut w, true);
+    let g = |f: u64| v02.read_raw(f).unwrap();
+    let proc = g(F::CPU_BASED_VM_EXEC_CONTROL.raw()) as u32;
+    assert!(proc & Proc::HLT_EXITING.bits() != 0, "L1's control");
+    assert!(proc & Proc::UNCONDITIONAL_IO_EXITING.bits() != 0, "L0's control");
+    assert_eq!(proc & Proc::USE_IO_BITMAPS.bits(), 0, "L1's bitmaps hold guest-physical addresses");
+    assert!(proc & Proc::ACTIVATE_SECONDARY_CONTROLS.bits() != 0);
+    assert_eq!(g(F::SECONDARY_VM_EXEC_CONTROL.raw()) as u32, (Proc2::ENABLE_EPT | Proc2::ENABLE_VPID).bits());
+    assert_eq!(g(F::EPT_POINTER.raw()), EPTP01, "L2 runs on L0's EPT for L1");
+    assert_eq!(g(F::VIRTUAL_PROCESSOR_ID.raw()), 2);
+    assert_eq!(g(F::VM_EXIT_CONTROLS.raw()) as u32, policy().exit, "exits go to L0");
+    let entry = g(F::VM_ENTRY_CONTROLS.raw()) as u32;
+    assert!(entry & Entry::IA32E_MODE_GUEST.bits() != 0 && entry & Entry::LOAD_IA32_EFER.bits() != 0);
+    // L1 has no "load IA32_EFER": L2's EFER is L1's with LMA/LME from "IA-32e mode guest".
+    assert_eq!(g(F::GUEST_IA32_EFER.raw()), 0xd01);
+    assert_eq!((g(F::GUEST_RIP.raw()), g(F::GUEST_RSP.raw())), (0x4000, 0x9000));
+    assert_eq!(g(F::GUEST_CS_SELECTOR.raw()), 8);
+    assert_eq!(g(F::VMCS_LINK_POINTER.raw()), u64::MAX);
+    assert_eq!(g(F::GUEST_CR0.raw()), 0x8000_0031);
+}
+
+#[test]
+fn a_32_bit_l2_gets_efer_without_lma_and_its_pae_pdptes() {
+    let mut w = ready();
+    let entry = adjust(&w, 0x490, 0);
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_CONTROLS.raw(), entry), InsnResult::Succeed);
+    assert_eq!(vmwrite(&mut w, F::GUEST_CR3.raw(), 0x8_0000), InsnResult::Succeed);
+    for i in 0..4 {
+        w.mem.put64(0x8_0000 + 8 * i, 0x9_0001 + 0x1000 * i);
+    }
+    let v02 = enter(&mut w, true);
+    assert_eq!(v02.read_raw(F::GUEST_IA32_EFER.raw()), Ok(0x801), "L1's SCE and NXE, LMA and LME cleared");
+    assert_eq!(v02.read_raw(F::VM_ENTRY_CONTROLS.raw()).unwrap() as u32 & Entry::IA32E_MODE_GUEST.bits(), 0);
+    let pdptrs = [F::GUEST_PDPTR0, F::GUEST_PDPTR1, F::GUEST_PDPTR2, F::GUEST_PDPTR3];
+    for (i, f) in pdptrs.iter().enumerate() {
+        assert_eq!(v02.read_raw(f.raw()), Ok(0x9_0001 + 0x1000 * i as u64), "PDPTE {i}");
+    }
+}
+
+/// L2 exits with `reason` after running to `rip`.
+fn l2_exit(v02: &mut SoftVmcs, reason: u32, rip: u64) {
+    for (f, v) in [
+        (F::VM_EXIT_REASON.raw(), reason as u64),
+        (F::VM_EXIT_INSTRUCTION_LEN.raw(), 3),
+        (F::EXIT_QUALIFICATION.raw(), 0x55),
+        (F::GUEST_RIP.raw(), rip),
+        (F::GUEST_RFLAGS.raw(), 0x46),
+    ] {
+        v02.write_raw(f, v).unwrap();
+    }
+}
+
+#[test]
+fn an_exit_to_l1_syncs_vmcs12_and_loads_l1s_host_state() {
+    let mut w = ready();
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_INTR_INFO_FIELD.raw(), 1 << 31 | 3 << 8 | 6), InsnResult::Succeed);
+    let mut v02 = enter(&mut w, true);
+    l2_exit(&mut v02, R::Vmcall.number() as u32, 0x4010);
+    let l1_entry = w.nested.current().get(F::VM_ENTRY_CONTROLS.raw());
+    w.nested.sync_exit(&v02, true, 0xd01).unwrap();
+    let v12 = |w: &World, f: u64| w.nested.current().get(f);
+    assert_eq!(v12(&w, F::VM_EXIT_REASON.raw()), 18);
+    assert_eq!(v12(&w, F::VM_EXIT_INSTRUCTION_LEN.raw()), 3);
+    assert_eq!(v12(&w, F::EXIT_QUALIFICATION.raw()), 0x55);
+    assert_eq!(v12(&w, F::GUEST_RIP.raw()), 0x4010);
+    assert_eq!(v12(&w, F::GUEST_RFLAGS.raw()), 0x46);
+    assert_eq!(v12(&w, F::VM_ENTRY_CONTROLS.raw()), l1_entry, "L0's merged entry controls do not leak into vmcs12");
+    assert_eq!(v12(&w, F::VM_ENTRY_INTR_INFO_FIELD.raw()), 3 << 8 | 6, "the injected event's valid bit is cleared");
+    assert_eq!({ w.nested.current().vmcs12.inner().launch_state }, 1);
+    // L1 continues at its host RIP.
+    w.nested.load_l1_host_state(&mut w.vmcs01).unwrap();
+    let g = |f: u64| w.get(f);
+    assert_eq!((g(F::GUEST_RIP.raw()), g(F::GUEST_RSP.raw())), (HOST_RIP12, 0x7000));
+    assert_eq!(g(F::GUEST_RFLAGS.raw()), 2);
+    assert_eq!((g(F::GUEST_CS_SELECTOR.raw()), g(F::GUEST_CS_AR_BYTES.raw())), (8, 0xa09b));
+    assert_eq!((g(F::GUEST_SS_SELECTOR.raw()), g(F::GUEST_SS_AR_BYTES.raw())), (0x10, 0xc093));
+    assert_eq!(g(F::GUEST_ES_AR_BYTES.raw()), 0x1_0000, "a null selector is unusable");
+    assert_eq!(
+        (g(F::GUEST_TR_SELECTOR.raw()), g(F::GUEST_TR_LIMIT.raw()), g(F::GUEST_TR_AR_BYTES.raw())),
+        (0x18, 0x67, 0x8b)
+    );
+    assert_eq!(g(F::GUEST_LDTR_AR_BYTES.raw()), 0x1_0000);
+    assert_eq!((g(F::GUEST_GDTR_LIMIT.raw()), g(F::GUEST_IDTR_LIMIT.raw())), (0xffff, 0xffff));
+    assert_eq!(g(F::GUEST_DR7.raw()), 0x400);
+    assert_eq!((g(F::GUEST_CR0.raw()), g(F::CR0_READ_SHADOW.raw())), (0x8000_0031, 0x8000_0031));
+    assert_eq!(g(F::GUEST_CR3.raw()), CR3_64);
+    assert_eq!(g(F::GUEST_IA32_EFER.raw()) & 0x500, 0x500, "64-bit host: LMA and LME");
+    assert!(g(F::VM_ENTRY_CONTROLS.raw()) & Entry::IA32E_MODE_GUEST.bits() as u64 != 0);
+    // L1 reads the exit through VMREAD, and VMRESUME (launched now) enters again.
+    assert_eq!(vmread(&mut w, F::VM_EXIT_REASON.raw()), Ok(18));
+    w.set(F::VM_ENTRY_CONTROLS.raw(), 1 << 9);
+    assert_eq!(w.exec(R::Vmresume, 0, 0), Outcome::EnterL2 { launch: false });
+}
+
+#[test]
+fn dirty_groups_decide_what_the_next_entry_recopies() {
+    let mut w = ready();
+    let mut v02 = enter(&mut w, true);
+    l2_exit(&mut v02, R::Cpuid.number() as u32, 0x4002);
+    w.nested.sync_exit(&v02, true, 0xd01).unwrap();
+    let again = |w: &mut World, v02: &mut SoftVmcs| {
+        assert_eq!(w.exec(R::Vmresume, 0, 0), Outcome::EnterL2 { launch: false });
+        let mut c = Counted::new(v02);
+        w.nested.prepare_vmcs02(&mut c, &policy(), 0xd01, &w.mem).unwrap();
+        c.counts().writes
+    };
+    let clean = again(&mut w, &mut v02);
+    // L1 rewrites one guest segment selector: that group is copied again, and its value arrives.
+    assert_eq!(vmwrite(&mut w, F::GUEST_ES_SELECTOR.raw(), 0x23), InsnResult::Succeed);
+    let dirty = again(&mut w, &mut v02);
+    assert!(dirty > clean, "segments recopied: {dirty} > {clean} VMWRITEs");
+    assert_eq!(v02.read_raw(F::GUEST_ES_SELECTOR.raw()), Ok(0x23));
+}
+
+#[test]
+fn a_failed_entry_changes_only_reason_and_qualification() {
+    let mut w = ready();
+    assert_eq!(vmwrite(&mut w, F::GUEST_RFLAGS.raw(), 0), InsnResult::Succeed);
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_INTR_INFO_FIELD.raw(), 1 << 31 | 3 << 8 | 6), InsnResult::Succeed);
+    let Outcome::EntryFailed { reason, qualification } = w.exec(R::Vmlaunch, 0, 0) else { panic!("entry passed") };
+    w.nested.fail_entry(reason.bits(), qualification).unwrap();
+    w.nested.load_l1_host_state(&mut w.vmcs01).unwrap();
+    assert_eq!(w.nested.current().get(F::VM_EXIT_REASON.raw()), 0x8000_0021);
+    assert_eq!({ w.nested.current().vmcs12.inner().launch_state }, 0, "still clear: VMLAUNCH may be retried");
+    assert_eq!(w.nested.current().get(F::VM_ENTRY_INTR_INFO_FIELD.raw()) >> 31, 1, "the event stays pending");
+    assert_eq!(w.get(F::GUEST_RIP.raw()), HOST_RIP12);
+    // The processor rejecting vmcs02's guest state is the same for L1.
+    let mut w = ready();
+    let mut v02 = enter(&mut w, true);
+    l2_exit(&mut v02, 0x8000_0021, 0x4000);
+    w.nested.sync_exit(&v02, true, 0xd01).unwrap();
+    assert_eq!(w.nested.current().get(F::VM_EXIT_REASON.raw()), 0x8000_0021);
+    assert_eq!(w.nested.current().get(F::VM_EXIT_INSTRUCTION_LEN.raw()), 0, "no other exit information");
+    assert_eq!({ w.nested.current().vmcs12.inner().launch_state }, 0);
+}
+
+#[test]
+fn a_vmcs02_the_processor_refuses_is_l1s_vmfail_7() {
+    let mut w = ready();
+    let _ = enter(&mut w, true);
+    assert_eq!(w.nested.fail_vmentry(&mut w.vmcs01, VmInstructionError::EntryInvalidControlFields), Outcome::ResumeL1);
+    assert_eq!(w.result(), InsnResult::FailValid(7));
+}
+
+#[test]
+fn msr_lists_are_refused_rather_than_ignored() {
+    let mut w = ready();
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_ADDR.raw(), 0x3000), InsnResult::Succeed);
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 1), InsnResult::Succeed);
+    assert_eq!(w.exec(R::Vmlaunch, 0, 0), Outcome::EnterL2 { launch: true });
+    let mut v02 = vmcs02();
+    let r = w.nested.prepare_vmcs02(&mut v02, &policy(), 0xd01, &w.mem);
+    assert_eq!(r, Err(vmcs_nested_vmx::vmcs02::PrepareError::MsrLists));
+}
