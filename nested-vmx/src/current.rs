@@ -87,18 +87,18 @@ impl Current {
         if !fields::exists(encoding, caps.caps()) {
             return None;
         }
+        Self::place(encoding)
+    }
+
+    /// Where an architectural field lives in the region, whatever the capabilities.
+    fn place(encoding: u64) -> Option<Target> {
         if let Some(loc) = Vmcs12::locate(encoding) {
             return Some(Target::Vmcs12(loc));
         }
         let full = (encoding & !1) as u32;
         let info = fields::ALL.iter().find(|f| f.encoding == full)?;
         let offset = extension_offset(full)? - Vmcs12::USED_BYTES;
-        let access = match (info.width, encoding & 1 == 1) {
-            (FieldWidth::W16, _) => Access::U16,
-            (FieldWidth::W32, _) => Access::U32,
-            (_, false) => Access::U64,
-            (_, true) => Access::High,
-        };
+        let access = access(info.width, encoding);
         let offset = offset + if access == Access::High { 4 } else { 0 };
         Some(Target::Tail(Location { offset: offset as u16, access }))
     }
@@ -135,6 +135,28 @@ impl Current {
     /// L0's own write of a vmcs12 field (exit information, launch state): marks nothing dirty.
     pub fn set(&mut self, encoding: u64, value: u64) -> Result<(), VmcsError> {
         self.vmcs12.inner_mut().write_raw(encoding, value)
+    }
+}
+
+/// The region as a VMCS backend for L0's own reads (the VM-entry checks): every architectural field,
+/// whatever L1's capabilities (the checks read only those that exist for them).
+impl VmcsRead for Current {
+    fn read_raw(&self, encoding: u64) -> Result<u64, VmcsError> {
+        match Self::place(encoding) {
+            Some(Target::Vmcs12(loc)) => layout::read(self.vmcs12.inner().as_bytes(), loc),
+            Some(Target::Tail(loc)) => layout::read(&self.tail, loc),
+            None => None,
+        }
+        .ok_or(VmcsError::UnsupportedField(encoding))
+    }
+}
+
+fn access(width: FieldWidth, encoding: u64) -> Access {
+    match (width, encoding & 1 == 1) {
+        (FieldWidth::W16, _) => Access::U16,
+        (FieldWidth::W32, _) => Access::U32,
+        (_, false) => Access::U64,
+        (_, true) => Access::High,
     }
 }
 

@@ -5,11 +5,11 @@
 //!   capabilities L0 offers ([`caps::Offer`]), with VMCS_ENUM for exactly the fields L1 can use.
 //! - [`vmx`]: [`vmx::NestedVmx`], one vCPU's VMX state, and [`vmx::NestedVmx::handle_exit`],
 //!   which emulates VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, VMLAUNCH,
-//!   VMRESUME, INVEPT and INVVPID with the SDM's checks, VM-instruction errors and exceptions.
+//!   VMRESUME, INVEPT and INVVPID with the SDM's checks, VM-instruction errors and exceptions (the
+//!   VM-entry checks on vmcs12 are the generated `vmcs::entry` checker).
 //! - [`current`]: the cached current VMCS region (vmcs12 plus the fields it has no room for).
 //! - [`operand`], [`paging`]: register and memory operands, decoded from the exit's instruction
 //!   information, through L1's segmentation and paging, faults injected as the SDM says.
-//! - [`entry_checks`]: the VM-entry checks on vmcs12 (a documented subset, for now).
 //! - [`routing`]: which exits of L2 go to L1, from L1's controls.
 //! - [`vmcs02`], [`reflect`]: the nested VM entry (vmcs12 -> vmcs02) and exit (vmcs02 -> vmcs12,
 //!   exit information, L1's host state into vmcs01), on the generated copy routines.
@@ -23,7 +23,6 @@
 pub mod caps;
 pub mod count;
 pub mod current;
-pub mod entry_checks;
 mod insn;
 pub mod operand;
 pub mod paging;

@@ -76,6 +76,8 @@ pub struct NestedVmx {
     pub(crate) vmxon_ptr: Option<u64>,
     pub(crate) current_ptr: u64,
     pub(crate) current: Current,
+    /// The VM-entry check the last VMLAUNCH/VMRESUME failed, for L0's diagnostics.
+    pub(crate) entry_failure: Option<vmcs::entry::Failure>,
 }
 
 impl NestedVmx {
@@ -86,6 +88,7 @@ impl NestedVmx {
             vmxon_ptr: None,
             current_ptr: INVALID_POINTER,
             current: Current::from_region(&[0; crate::current::REGION_SIZE]),
+            entry_failure: None,
         }
     }
 
@@ -109,6 +112,11 @@ impl NestedVmx {
     }
     pub fn current_mut(&mut self) -> &mut Current {
         &mut self.current
+    }
+    /// The VM-entry check (its rule, SDM section and outcome) the last failing VMLAUNCH/VMRESUME
+    /// failed on vmcs12.
+    pub fn last_entry_failure(&self) -> Option<vmcs::entry::Failure> {
+        self.entry_failure
     }
 
     /// Emulate the VMX instruction L1 executed (basic exit reason `reason`, vmcs01 current).

@@ -69,7 +69,8 @@ fn invalid_controls_are_error_7() {
         // A must-be-1 pin control cleared.
         (F::PIN_BASED_VM_EXEC_CONTROL.raw(), |_| 0),
         (F::CR3_TARGET_COUNT.raw(), |_| 1),
-        (F::VM_ENTRY_MSR_LOAD_COUNT.raw(), |_| 513),
+        // A VM-entry MSR-load list not 16-byte aligned.
+        (F::VM_ENTRY_MSR_LOAD_ADDR.raw(), |_| 0x3008),
         // Valid, NMI type with vector 3.
         (F::VM_ENTRY_INTR_INFO_FIELD.raw(), |_| 1 << 31 | 2 << 8 | 3),
     ];
@@ -78,8 +79,12 @@ fn invalid_controls_are_error_7() {
         vmxon_and_load(&mut w);
         valid_vmcs12(&mut w);
         let v = value(&w);
+        assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 1), InsnResult::Succeed);
+        assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_ADDR.raw(), 0x3000), InsnResult::Succeed);
         assert_eq!(vmwrite(&mut w, field, v), InsnResult::Succeed);
         assert_eq!(launch(&mut w, true).1, InsnResult::FailValid(7), "{field:#x} = {v:#x}");
+        let rule = w.nested.last_entry_failure().unwrap().rule;
+        assert_eq!(rule.outcome(), vmcs::entry::Outcome::VmFailValid(7), "{}", rule.name());
     }
 }
 

@@ -179,12 +179,20 @@ impl L0<'_> {
                 | R::Invept
                 | R::Invvpid),
             ) => match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
-                Outcome::ResumeL1 | Outcome::Invalidate(_) => Next::Resume,
+                Outcome::ResumeL1 | Outcome::Invalidate(_) => {
+                    if let (R::Vmlaunch | R::Vmresume, Some(f)) = (r, self.nested.last_entry_failure()) {
+                        l0log!("L1's {r:?} fails: {f}");
+                    }
+                    Next::Resume
+                }
                 Outcome::EnterL2 { launch } => {
                     let l1_efer = v.read_raw(F::GUEST_IA32_EFER.raw())?;
                     return Ok(Some(L1Stop::EnterL2 { launch, l1_efer }));
                 }
                 Outcome::EntryFailed { reason, qualification } => {
+                    if let Some(f) = self.nested.last_entry_failure() {
+                        l0log!("L1's VM entry fails: {f}");
+                    }
                     self.nested.fail_entry(reason.bits(), qualification)?;
                     self.nested.load_l1_host_state(v)?;
                     Next::Resume

@@ -1,7 +1,7 @@
 //! INVEPT and INVVPID: the capability #UD, the type, the 128-bit descriptor, error 28.
 
 use vmcs::VmInstructionError;
-use vmcs::caps::{Cap, Capabilities};
+use vmcs::caps::{Cap, Capabilities, VmxCaps};
 use vmcs::{VmcsRead, VmcsWrite};
 
 use super::insn_info;
@@ -41,7 +41,7 @@ impl NestedVmx {
         if kind == 2 {
             return Ok(Done::Invalidate(Invalidation::EptAll));
         }
-        if !crate::entry_checks::eptp_valid(&caps, eptp, ops.cpu.maxphyaddr()) {
+        if !eptp_valid(&caps, eptp, ops.cpu.maxphyaddr()) {
             return Ok(Done::Fail(INVALID));
         }
         Ok(Done::Invalidate(Invalidation::EptSingle { eptp }))
@@ -92,4 +92,20 @@ impl NestedVmx {
 
 fn canonical48(a: u64) -> bool {
     ((a << 16) as i64 >> 16) as u64 == a
+}
+
+/// `nested_vmx_check_eptp`: memory type, walk length, reserved bits, A/D, against L1's caps.
+fn eptp_valid(caps: &VmxCaps, eptp: u64, maxphyaddr: u8) -> bool {
+    let memtype_ok = match eptp & 7 {
+        0 => caps.has(Cap::EptMemtypeUc),
+        6 => caps.has(Cap::EptMemtypeWb),
+        _ => false,
+    };
+    let walk_ok = match eptp >> 3 & 7 {
+        3 => caps.has(Cap::EptPageWalk4),
+        4 => caps.has(Cap::EptPageWalk5),
+        _ => false,
+    };
+    let ad_ok = eptp >> 6 & 1 == 0 || caps.has(Cap::EptAccessedDirty);
+    memtype_ok && walk_ok && ad_ok && eptp >> 7 & 0x1f == 0 && eptp >> maxphyaddr.min(63) == 0
 }

@@ -1,18 +1,37 @@
-//! VMLAUNCH and VMRESUME: the checks before any state is loaded, then the VM-entry checks on
-//! vmcs12 ([`crate::entry_checks`]). Passing them hands L0 a nested entry to perform.
+//! VMLAUNCH and VMRESUME: the VM-entry checks on vmcs12, generated from schema/checks.toml
+//! (`vmcs::entry`, every rule of the SDM's tiers in order: VMfailInvalid, errors 26/4/5, controls
+//! (7), host state (8), guest state and MSR loading (exit 33/34 with the qualification)), for the
+//! capabilities L1 has. Passing them hands L0 a nested entry to perform.
 
-use vmcs::VmInstructionError as E;
-use vmcs::exit::{ExitReason, VmExitReason};
+use vmcs::caps::{Cap, Capabilities};
+use vmcs::entry::{self, EntryError, Facts, Outcome as Check};
+use vmcs::exit::VmExitReason;
 use vmcs::fields as F;
-use vmcs::{VmcsRead, VmcsWrite};
+use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
 
-use crate::entry_checks::{self, EntryCheck};
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
 use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
 
 /// Interruptibility bit 1: blocking by MOV SS.
 const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
+/// IA32_EFER bits L1's processor implements: SCE, LME, LMA, NXE (Intel's, as KVM's
+/// efer_reserved_bits leaves them for an Intel guest with NX).
+const EFER_IMPLEMENTED: u64 = 1 | 1 << 8 | 1 << 10 | 1 << 11;
+/// IA32_DEBUGCTL bits the SDM defines (LBR, BTF, TR, BTS, BTINT, BTS_OFF_OS/USR, the FREEZE bits,
+/// uncore PMI, RTM debug).
+const DEBUGCTL_DEFINED: u64 = 0xffc3;
+
+/// L1's memory as the checks read it (a failed read sees all ones, as on the machine).
+struct Memory<'a, M: GuestMemory>(&'a M);
+
+impl<M: GuestMemory> entry::GuestMemory for Memory<'_, M> {
+    fn read(&self, address: u64, bytes: u32) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.0.read(address, b.get_mut(..bytes.min(8) as usize)?).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+}
 
 impl NestedVmx {
     pub(crate) fn launch_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>, launch: bool) -> Result<Done, Stop>
@@ -25,30 +44,43 @@ impl NestedVmx {
         if self.current_ptr == INVALID_POINTER {
             return Ok(Done::FailInvalid);
         }
-        let v12 = *self.current.vmcs12.inner();
-        // A shadow VMCS cannot be launched: VMfailInvalid, not VMfailValid.
-        if v12.hdr >> 31 == 1 {
-            return Ok(Done::FailInvalid);
-        }
-        if ops.l1.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())? & BLOCKING_BY_MOV_SS != 0 {
-            return Ok(Done::Fail(E::EntryEventsBlockedByMovSs));
-        }
-        let launched = v12.launch_state != 0;
-        if launch && launched {
-            return Ok(Done::Fail(E::VmlaunchNonClearVmcs));
-        }
-        if !launch && !launched {
-            return Ok(Done::Fail(E::VmresumeNonLaunchedVmcs));
-        }
-        let l1_long_mode = ops.l1.long_mode()?;
-        match entry_checks::check(&v12, self.caps.caps(), l1_long_mode, ops.cpu.maxphyaddr()) {
-            EntryCheck::Pass => Ok(Done::EnterL2 { launch }),
-            EntryCheck::InvalidControls(_) => Ok(Done::Fail(E::EntryInvalidControlFields)),
-            EntryCheck::InvalidHostState(_) => Ok(Done::Fail(E::EntryInvalidHostStateFields)),
-            EntryCheck::InvalidGuestState { qualification, .. } => {
-                let reason = VmExitReason::from_bits(0).with_basic(ExitReason::InvalidState).with_entry_failure(true);
-                Ok(Done::EntryFailed { reason, qualification })
-            }
+        let v12 = self.current.vmcs12.inner();
+        let caps = self.caps.caps();
+        let facts = Facts {
+            maxphyaddr: ops.cpu.maxphyaddr(),
+            linear_width: if caps.raw(0x489) >> 12 & 1 == 1 { 57 } else { 48 },
+            efer_lma: ops.l1.long_mode()?,
+            in_smm: false,
+            current_vmcs: self.current_ptr,
+            efer_reserved: !EFER_IMPLEMENTED,
+            debugctl_reserved: !DEBUGCTL_DEFINED,
+            perf_global_ctrl_reserved: if caps.has(Cap::EntryLoadPerfGlobalCtrl) { 0 } else { u64::MAX },
+            rtit_ctl_reserved: u64::MAX,
+            rtm: false,
+            sgx: false,
+            sti_blocks_nmi_injection: false,
+            vmlaunch: launch,
+            launched: v12.launch_state != 0,
+            current_is_shadow: v12.hdr >> 31 == 1,
+            mov_ss_blocked: ops.l1.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())? & BLOCKING_BY_MOV_SS != 0,
+        };
+        let result = entry::check(&self.current, caps, &facts, &Memory(&*ops.mem));
+        self.entry_failure = match result {
+            Err(EntryError::Failed(f)) => Some(f),
+            _ => None,
+        };
+        match result {
+            Ok(()) => Ok(Done::EnterL2 { launch }),
+            Err(EntryError::Failed(f)) => Ok(match f.outcome() {
+                Check::VmFailInvalid => Done::FailInvalid,
+                Check::VmFailValid(n) => Done::Fail(VmInstructionError::from_number(n)),
+                Check::EntryFailure { reason, qualification } => Done::EntryFailed {
+                    reason: VmExitReason::from_bits(reason | 1 << 31),
+                    qualification: qualification as u64,
+                },
+            }),
+            // Every field the checks read is in the region (vmcs12 or its tail).
+            Err(EntryError::Read(e)) => Err(Stop::Vmcs01(e.error)),
         }
     }
 }

@@ -321,10 +321,11 @@ pub fn adjust(w: &World, msr: u32, wanted: u64) -> u64 {
     (wanted | (v & 0xffff_ffff)) & (v >> 32)
 }
 
-/// A vmcs12 an L1 would launch: a 64-bit guest and host, controls from L1's TRUE MSRs.
+/// A vmcs12 an L1 would launch, valid by every SDM check: a 64-bit guest and host sharing flat
+/// segments, a GDT at 0x2000, an IDT at 0x2800 and a TSS at 0x3000; controls from L1's TRUE MSRs.
 pub fn valid_vmcs12(w: &mut World) {
     let ctl = |c: Cap| 1u64 << c.bit();
-    let writes = [
+    let mut writes = vec![
         (F::PIN_BASED_VM_EXEC_CONTROL.raw(), adjust(w, 0x48d, 0)),
         (F::CPU_BASED_VM_EXEC_CONTROL.raw(), adjust(w, 0x48e, ctl(Cap::ProcHltExiting))),
         (F::VM_EXIT_CONTROLS.raw(), adjust(w, 0x48f, ctl(Cap::ExitHostAddressSpaceSize))),
@@ -334,14 +335,42 @@ pub fn valid_vmcs12(w: &mut World) {
         (F::HOST_CR3.raw(), CR3_64),
         (F::HOST_CR4.raw(), 0x2020),
         (F::HOST_CS_SELECTOR.raw(), 8),
-        (F::HOST_SS_SELECTOR.raw(), 0x10),
-        (F::HOST_DS_SELECTOR.raw(), 0x10),
         (F::HOST_TR_SELECTOR.raw(), 0x18),
+        (F::HOST_TR_BASE.raw(), 0x3000),
+        (F::HOST_GDTR_BASE.raw(), 0x2000),
+        (F::HOST_IDTR_BASE.raw(), 0x2800),
         (F::HOST_RIP.raw(), 0x10_2000),
         (F::GUEST_CR0.raw(), 0x8000_0031),
+        (F::GUEST_CR3.raw(), CR3_64),
         (F::GUEST_CR4.raw(), 0x2020),
+        (F::GUEST_DR7.raw(), 0x400),
         (F::GUEST_RFLAGS.raw(), 2),
+        (F::GUEST_CS_SELECTOR.raw(), 8),
+        (F::GUEST_CS_LIMIT.raw(), 0xffff_ffff),
+        (F::GUEST_CS_AR_BYTES.raw(), AR_CODE64),
+        (F::GUEST_LDTR_AR_BYTES.raw(), 0x1_0000),
+        (F::GUEST_TR_SELECTOR.raw(), 0x18),
+        (F::GUEST_TR_BASE.raw(), 0x3000),
+        (F::GUEST_TR_LIMIT.raw(), 0x67),
+        (F::GUEST_TR_AR_BYTES.raw(), 0x8b),
+        (F::GUEST_GDTR_BASE.raw(), 0x2000),
+        (F::GUEST_GDTR_LIMIT.raw(), 0x27),
+        (F::GUEST_IDTR_BASE.raw(), 0x2800),
+        (F::GUEST_IDTR_LIMIT.raw(), 0x1ff),
     ];
+    for sel in [F::HOST_ES_SELECTOR, F::HOST_SS_SELECTOR, F::HOST_DS_SELECTOR, F::HOST_FS_SELECTOR, F::HOST_GS_SELECTOR]
+    {
+        writes.push((sel.raw(), 0x10));
+    }
+    for (sel, limit, ar) in [
+        (F::GUEST_ES_SELECTOR, F::GUEST_ES_LIMIT, F::GUEST_ES_AR_BYTES),
+        (F::GUEST_SS_SELECTOR, F::GUEST_SS_LIMIT, F::GUEST_SS_AR_BYTES),
+        (F::GUEST_DS_SELECTOR, F::GUEST_DS_LIMIT, F::GUEST_DS_AR_BYTES),
+        (F::GUEST_FS_SELECTOR, F::GUEST_FS_LIMIT, F::GUEST_FS_AR_BYTES),
+        (F::GUEST_GS_SELECTOR, F::GUEST_GS_LIMIT, F::GUEST_GS_AR_BYTES),
+    ] {
+        writes.extend([(sel.raw(), 0x10), (limit.raw(), 0xffff_ffff), (ar.raw(), AR_DATA)]);
+    }
     for (f, v) in writes {
         assert_eq!(vmwrite(w, f, v), InsnResult::Succeed, "{f:#x}");
     }
