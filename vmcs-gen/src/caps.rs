@@ -16,22 +16,10 @@ pub enum Caps {
 }
 
 impl Caps {
-    /// Parse a capability file: a JSON object from MSR index to value, both hex strings,
-    /// e.g. `{"0x480": "0x00d810000000002b"}`.
-    pub fn from_json(text: &str) -> Result<Caps, String> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        let obj = v.as_object().ok_or("expected a JSON object from MSR index to value")?;
-        let mut msrs = BTreeMap::new();
-        for (k, val) in obj {
-            let index = parse_hex(k).ok_or_else(|| format!("MSR index {k:?} is not a hex number like \"0x480\""))?;
-            let index = u32::try_from(index).map_err(|_| format!("MSR index {k} does not fit in 32 bits"))?;
-            let s = val.as_str().ok_or_else(|| format!("value of MSR {k} must be a hex string like \"0x00d8...\""))?;
-            let value = parse_hex(s).ok_or_else(|| format!("value {s:?} of MSR {k} is not a 64-bit hex number"))?;
-            if msrs.insert(index, value).is_some() {
-                return Err(format!("MSR {k} is given twice"));
-            }
-        }
-        Ok(Caps::Msrs(msrs))
+    /// Parse a capability file against `schema`: a JSON object from MSR index to value, both hex
+    /// strings (e.g. `{"0x480": "0x00d810000000002b"}`), every index an MSR the schema declares.
+    pub fn from_json(text: &str, schema: &Schema) -> Result<Caps, crate::caps_file::CapsFileError> {
+        crate::caps_file::parse(text, schema)
     }
 
     fn raw(&self, index: u32) -> u64 {
@@ -40,14 +28,6 @@ impl Caps {
             _ => 0,
         }
     }
-}
-
-fn parse_hex(s: &str) -> Option<u64> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(digits, 16).ok()
 }
 
 /// How deep `requires` chains may go (they are acyclic in a valid schema; this bounds a bad one).
@@ -132,26 +112,5 @@ impl Schema {
     /// Fields that exist for `caps`, in schema order.
     pub fn existing_fields(&self, caps: &Caps) -> Vec<FieldId> {
         (0..self.fields.len()).filter(|&f| self.field_exists(caps, f)).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capability_file_parses_rdmsr_output() {
-        let caps = Caps::from_json(r#"{"0x480": "0x00d810000000002b", "0x48B": "0x02977fff00000000"}"#).unwrap();
-        assert_eq!(caps.raw(0x480), 0x00d8_1000_0000_002b);
-        assert_eq!(caps.raw(0x48b), 0x0297_7fff_0000_0000);
-        assert_eq!(caps.raw(0x491), 0);
-    }
-
-    #[test]
-    fn capability_file_errors_are_clear() {
-        assert!(Caps::from_json("[1]").unwrap_err().contains("JSON object"));
-        assert!(Caps::from_json(r#"{"480": "0x1"}"#).unwrap_err().contains("not a hex number"));
-        assert!(Caps::from_json(r#"{"0x480": 5}"#).unwrap_err().contains("hex string"));
-        assert!(Caps::from_json(r#"{"0x480": "0x1ffffffffffffffff"}"#).unwrap_err().contains("64-bit"));
     }
 }

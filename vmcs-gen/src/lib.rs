@@ -5,6 +5,7 @@
 //! The command line, the runtime's build.rs and vmcs-derive are thin front-ends over this library.
 
 pub mod caps;
+pub mod caps_file;
 pub mod checks;
 pub mod compat;
 pub mod diag;

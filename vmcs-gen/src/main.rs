@@ -185,7 +185,7 @@ fn run(cli: &Cli, out: &mut String) -> Result<(), String> {
             }
         }
         Command::Fields { caps, json } => {
-            let caps = read_caps(caps.as_deref())?;
+            let caps = read_caps(caps.as_deref(), &schema)?;
             let fields = schema.existing_fields(&caps);
             if *json {
                 let _ = writeln!(out, "{}", pretty(&report::fields_json(&schema, &fields)));
@@ -194,7 +194,7 @@ fn run(cli: &Cli, out: &mut String) -> Result<(), String> {
             }
         }
         Command::Enum { caps, layout } => {
-            let caps = read_caps(caps.as_deref())?;
+            let caps = read_caps(caps.as_deref(), &schema)?;
             let value = match layout {
                 Some(name) => schema.layout_vmcs_enum(find_layout(&schema, name)?, &caps),
                 None => schema.arch_vmcs_enum(&caps),
@@ -289,11 +289,11 @@ fn find_layout<'a>(schema: &'a Schema, name: &str) -> Result<&'a vmcs_gen::model
     })
 }
 
-fn read_caps(path: Option<&Path>) -> Result<Caps, String> {
+fn read_caps(path: Option<&Path>, schema: &Schema) -> Result<Caps, String> {
     let Some(path) = path else { return Ok(Caps::All) };
     let shown = path.display().to_string();
     let text = read_text(path, MAX_CAPS_FILE, &shown).map_err(|e| format!("error: {e}"))?;
-    Caps::from_json(&text).map_err(|e| format!("error: {}: {e}", path.display()))
+    Caps::from_json(&text, schema).map_err(|e| format!("error: {shown}:{e}"))
 }
 
 fn pretty(v: &serde_json::Value) -> String {

@@ -86,7 +86,10 @@ fn enum_with_caps_files() {
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"0x480": 12}"#).unwrap();
     let (ok, _, err) = vmcs_gen(&["enum", "--caps", bad.to_str().unwrap()]);
-    assert!(!ok && err.contains("must be a hex string"), "{err}");
+    assert!(
+        !ok && err.contains("bad.json:1:11: expected the MSR value (e.g. \"0x00d810000000002b\") as a hex string"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -153,16 +153,17 @@ fn removing_a_pinned_member_is_rejected() {
 
 #[test]
 fn changing_a_pinned_member_type_is_rejected() {
+    // The same four bytes as reserved space: only the pinned type changes, reported at `type`.
     let m = "name = \"launch_state\"";
-    let s = edited(&[(L, m, "type = \"u32\"", "type = \"u16\"")]);
+    let s = edited(&[(L, m, "type = \"u32\"", "type = \"reserved\"\nsize = 4")]);
     let d = errors(&s);
     expect_at(
         &d,
         &s,
         L,
         m,
-        "\"launch_state\"",
-        "pinned member `launch_state` of layout `vmcs12` (released revision 0x11e57ed0) changed from u32 (4 bytes) to u16 (2 bytes) at offset 0x8",
+        "\"reserved\"",
+        "pinned member `launch_state` of layout `vmcs12` (released revision 0x11e57ed0) changed from u32 (4 bytes) to reserved (4 bytes) at offset 0x8",
     );
 }
 

@@ -49,6 +49,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
     }
 
     let mut cap_names = HashMap::new();
+    let mut bits: HashMap<(usize, u64), &S<String>> = HashMap::new();
     for c in &caps {
         duplicate(file, &mut cap_names, &c.name, "capability", diags);
         if !valid_cap_name(c.name.get_ref()) {
@@ -66,6 +67,18 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
             _ => 63,
         };
         let bit = uint(file, &c.bit, limit, "bit", diags);
+        if let (Some(m), Some(b)) = (msr, bit)
+            && let Some(first) = bits.insert((m, b), &c.name)
+        {
+            let line = file.error(first.span(), "").line;
+            diags.push(
+                file.error(
+                    c.bit.span(),
+                    format!("bit {b} of MSR `{}` is already `{}`", c.msr.get_ref(), first.get_ref()),
+                )
+                .with_note(format!("`{}` is declared at line {line}; one bit has one name", first.get_ref())),
+            );
+        }
         schema.caps.push(Capability {
             name: c.name.get_ref().clone(),
             msr: msr.unwrap_or(0),

@@ -12,9 +12,21 @@ use crate::raw::{self, RawLayoutHead, RawMember, S};
 
 /// Where a member's parts sit in its file, for located errors (the lock check uses them too).
 pub(super) struct MemberSpans {
-    pub name: Range<usize>,
     pub offset: Range<usize>,
+    pub ty: Range<usize>,
+    /// Each `retires` entry.
+    pub retires: Vec<Range<usize>>,
 }
+
+/// Where a layout's head values sit, for errors about the layout as a whole.
+pub(super) struct HeadSpans {
+    pub name: Range<usize>,
+    pub revision: Range<usize>,
+    pub size: Range<usize>,
+}
+
+/// The largest VMCS region IA32_VMX_BASIC bits 44:32 may report (SDM Vol. 3D A.1).
+const MAX_REGION: u64 = 4096;
 
 pub(super) fn load(
     file: &SourceFile,
@@ -25,10 +37,23 @@ pub(super) fn load(
     diags: &mut Diagnostics,
 ) -> Option<Loaded> {
     let mut raw = raw::parse_file::<RawLayoutHead>(file, &["member"], diags);
+    let before_entries = diags.len();
     let members: Vec<RawMember> = raw::entries(file, &mut raw, "member", diags);
+    let entries_ok = diags.len() == before_entries;
     let head = raw.head?;
     let revision = uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32;
+    if revision >> 31 != 0 {
+        diags.push(file.error(head.revision.span(), format!("revision {revision:#x} sets bit 31")).with_note(
+            "a VMCS revision identifier is IA32_VMX_BASIC bits 30:0; bit 31 of the region marks a shadow VMCS",
+        ));
+    }
     let size = uint(file, &head.size, u32::MAX as u64, "region size", diags).unwrap_or(0) as u32;
+    if !(1..=MAX_REGION).contains(&(size as u64)) {
+        diags.push(
+            file.error(head.size.span(), format!("region size {size:#x} is outside 1..=0x1000"))
+                .with_note("IA32_VMX_BASIC bits 44:32 report a VMCS region of at most 4096 bytes"),
+        );
+    }
     if schema.layout(head.name.get_ref()).is_some() {
         diags.push(file.error(head.name.span(), format!("duplicate layout `{}`", head.name.get_ref())));
         return None;
@@ -119,7 +144,21 @@ pub(super) fn load(
         if let Some(r) = m.retires.as_ref().and_then(|r| r.first()).filter(|_| ty != MemberType::Reserved) {
             diags.push(file.error(r.span(), "only reserved space can retire members"));
         }
-        spans.push(MemberSpans { name: m.name.span(), offset: m.offset.span() });
+        if offset + size as u64 > size_limit(&layout) {
+            diags.push(file.error(
+                m.offset.span(),
+                format!(
+                    "member `{}` ({offset:#x}..{:#x}) leaves the {:#x}-byte region of layout `{}`",
+                    m.name.get_ref(),
+                    offset + size as u64,
+                    layout.size,
+                    layout.name
+                ),
+            ));
+            continue;
+        }
+        let retires = m.retires.iter().flatten().map(|r| r.span()).collect();
+        spans.push(MemberSpans { offset: m.offset.span(), ty: m.ty.span(), retires });
         layout.members.push(Member {
             name: m.name.get_ref().clone(),
             offset: offset as u32,
@@ -131,19 +170,24 @@ pub(super) fn load(
             clean: m.clean.as_ref().and_then(|c| clean_group(file, &layout, c, diags)),
         });
     }
-    check_placement(file, &layout, &spans, diags);
+    // A member that did not load leaves a gap of its own: only a complete layout is checked for gaps.
+    let complete = entries_ok && layout.members.len() == members.len();
+    check_placement(file, &layout, &spans, complete, diags);
     check_clean_member(file, &layout, &head, diags);
-    if layout.released && !options.skip_compat {
-        lock::check(file, &layout, &spans, head.name.span(), locks, options.allow_missing_lock, diags);
+    let head_spans = HeadSpans { name: head.name.span(), revision: head.revision.span(), size: head.size.span() };
+    // Against the lock only a layout whose every member loaded: a missing one would be "removed".
+    if layout.released && !options.skip_compat && complete {
+        lock::check(file, &layout, &spans, &head_spans, locks, options.allow_missing_lock, diags);
     }
     schema.layouts.push(layout);
-    Some(Loaded { file: file.clone(), spans, previous: head.previous.as_ref().map(|p| p.span()) })
+    Some(Loaded { file: file.clone(), spans, head: head_spans, previous: head.previous.as_ref().map(|p| p.span()) })
 }
 
 /// What the step check needs of a loaded layout file.
 pub(super) struct Loaded {
     file: SourceFile,
     spans: Vec<MemberSpans>,
+    head: HeadSpans,
     previous: Option<Range<usize>>,
 }
 
@@ -157,28 +201,51 @@ pub(super) fn check_steps(schema: &Schema, loaded: &[Loaded], diags: &mut Diagno
             continue;
         };
         let what = format!("previous layout `{}`", prev.name);
-        if prev.revision != layout.revision || prev.size != layout.size {
-            diags.push(l.file.error(
-                at.clone(),
-                format!("{what} has revision {:#x} and size {:#x}; a step keeps both", prev.revision, prev.size),
-            ));
+        let line = |span: &Range<usize>| l.file.error(span.clone(), "").line;
+        let steps = [
+            ("revision", layout.revision, prev.revision, &l.head.revision),
+            ("region size", layout.size, prev.size, &l.head.size),
+        ];
+        let mut kept = true;
+        for (key, ours, theirs, span) in steps.into_iter().filter(|(_, a, b, _)| a != b) {
+            diags.push(
+                l.file
+                    .error(span.clone(), format!("{key} {ours:#x} differs from {what}'s {theirs:#x}; a step keeps it"))
+                    .with_note(format!("`previous = \"{}\"` at line {}", prev.name, line(at))),
+            );
+            kept = false;
+        }
+        if !kept {
             continue;
         }
         let pinned = Pinned::of_layout(prev);
-        for m in &layout.members {
-            for r in &m.retires {
+        for (m, spans) in layout.members.iter().zip(&l.spans) {
+            for (r, at) in m.retires.iter().zip(&spans.retires) {
                 if !pinned.iter().any(|p| &p.name == r) {
-                    let i = layout.members.iter().position(|x| x.name == m.name).unwrap();
-                    diags.push(l.file.error(
-                        l.spans[i].name.clone(),
-                        format!("`{}` retires `{r}`, which {what} does not have", m.name),
-                    ));
+                    diags.push(
+                        l.file
+                            .error(at.clone(), format!("`{}` retires `{r}`, which {what} does not have", m.name))
+                            .with_note(format!("`{}` pins: {}", prev.name, nearest(&pinned, r))),
+                    );
                 }
             }
         }
         let removed_at = |_: &str| (&l.file, at.clone());
         lock::report(&l.file, layout, &l.spans, &compat::compare(&pinned, layout), &what, &removed_at, diags);
     }
+}
+
+/// The pinned names closest to `name` (a typo's likely meaning), e.g. "`cr3_target_value0`".
+fn nearest(pinned: &[Pinned], name: &str) -> String {
+    let common = |a: &str| a.bytes().zip(name.bytes()).take_while(|(x, y)| x == y).count();
+    let best = pinned.iter().map(|p| common(&p.name)).max().unwrap_or(0);
+    let close: Vec<String> = pinned
+        .iter()
+        .filter(|p| best > 0 && common(&p.name) == best)
+        .take(4)
+        .map(|p| format!("`{}`", p.name))
+        .collect();
+    if close.is_empty() { "no member of that name".to_string() } else { close.join(", ") }
 }
 
 /// Resolve a member's `clean = "group"` against the layout's `[clean]` groups.
@@ -212,40 +279,55 @@ fn check_clean_member(file: &SourceFile, layout: &Layout, head: &RawLayoutHead, 
     }
 }
 
-/// Members must stay inside the region and must not overlap.
-fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], diags: &mut Diagnostics) {
+/// The bytes a member may reach: the region, or at most 4096 when the declared size is wrong
+/// (that error is reported at the size).
+fn size_limit(layout: &Layout) -> u64 {
+    if (1..=MAX_REGION).contains(&(layout.size as u64)) { layout.size as u64 } else { MAX_REGION }
+}
+
+/// Members (already inside the region) must not overlap, and must tile the bytes they use: a gap is
+/// declared as reserved space, so the generated struct has exactly the declared offsets.
+fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], complete: bool, diags: &mut Diagnostics) {
     let mut order: Vec<usize> = (0..layout.members.len()).collect();
     order.sort_by_key(|&i| (layout.members[i].offset, i));
-    for (i, m) in layout.members.iter().enumerate() {
-        if m.end() > layout.size {
-            diags.push(file.error(
+    let mut covered = 0;
+    let mut last: Option<&Member> = None;
+    for &i in &order {
+        let m = &layout.members[i];
+        match last {
+            Some(a) if m.offset < a.end() => diags.push(file.error(
                 spans[i].offset.clone(),
                 format!(
-                    "member `{}` ({:#x}..{:#x}) leaves the {:#x}-byte region of layout `{}`",
+                    "member `{}` at {:#x}..{:#x} overlaps member `{}` at {:#x}..{:#x}",
                     m.name,
                     m.offset,
                     m.end(),
-                    layout.size,
-                    layout.name
-                ),
-            ));
-        }
-    }
-    for pair in order.windows(2) {
-        let (a, b) = (&layout.members[pair[0]], &layout.members[pair[1]]);
-        if b.offset < a.end() {
-            diags.push(file.error(
-                spans[pair[1]].offset.clone(),
-                format!(
-                    "member `{}` at {:#x}..{:#x} overlaps member `{}` at {:#x}..{:#x}",
-                    b.name,
-                    b.offset,
-                    b.end(),
                     a.name,
                     a.offset,
                     a.end()
                 ),
-            ));
+            )),
+            _ if complete && m.offset > covered => {
+                let after = last.map_or("the start of the layout".to_string(), |a| format!("member `{}`", a.name));
+                diags.push(
+                    file.error(
+                        spans[i].offset.clone(),
+                        format!(
+                            "bytes {covered:#x}..{:#x} between {after} and member `{}` belong to no member",
+                            m.offset, m.name
+                        ),
+                    )
+                    .with_note(format!(
+                        "declare them: [[member]] with offset = {covered}, type = \"reserved\", size = {}",
+                        m.offset - covered
+                    )),
+                )
+            }
+            _ => {}
         }
+        if last.is_none_or(|a| m.end() > a.end()) {
+            last = Some(m);
+        }
+        covered = covered.max(m.end());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::layouts::MemberSpans;
+use super::layouts::{HeadSpans, MemberSpans};
 use super::uint;
 use crate::compat::{self, Change, Pinned};
 use crate::diag::{Diagnostics, SourceFile};
@@ -25,7 +25,9 @@ pub(super) struct Lock {
     layout: String,
     layout_span: Range<usize>,
     revision: u32,
+    revision_span: Range<usize>,
     size: u32,
+    size_span: Range<usize>,
     members: Vec<LockedMember>,
 }
 
@@ -37,13 +39,16 @@ pub(super) fn load_all(sources: &SchemaSources, diags: &mut Diagnostics) -> Lock
         let mut raw = raw::parse_file::<RawLockHead>(file, &["member"], diags);
         let members: Vec<RawLockedMember> = raw::entries(file, &mut raw, "member", diags);
         let Some(head) = raw.head else { continue };
+        // A pinned member lies inside a region of at most 4096 bytes, so no offset arithmetic wraps.
         let members = members
             .iter()
             .filter_map(|m| {
+                let offset = uint(file, &m.offset, 4095, "offset", diags)?;
+                let size = uint(file, &m.size, 4096 - offset, "size", diags)?;
                 Some(LockedMember {
                     name: m.name.get_ref().clone(),
-                    offset: uint(file, &m.offset, u32::MAX as u64, "offset", diags)? as u32,
-                    size: uint(file, &m.size, u32::MAX as u64, "size", diags)? as u32,
+                    offset: offset as u32,
+                    size: size as u32,
                     ty: m.ty.get_ref().clone(),
                     span: m.name.span(),
                 })
@@ -54,7 +59,9 @@ pub(super) fn load_all(sources: &SchemaSources, diags: &mut Diagnostics) -> Lock
             layout: head.layout.get_ref().clone(),
             layout_span: head.layout.span(),
             revision: uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32,
-            size: uint(file, &head.size, u32::MAX as u64, "size", diags).unwrap_or(0) as u32,
+            revision_span: head.revision.span(),
+            size: uint(file, &head.size, 4096, "size", diags).unwrap_or(0) as u32,
+            size_span: head.size.span(),
             members,
         });
     }
@@ -66,7 +73,7 @@ pub(super) fn check(
     file: &SourceFile,
     layout: &Layout,
     spans: &[MemberSpans],
-    name_span: Range<usize>,
+    head: &HeadSpans,
     locks: &Locks,
     allow_missing: bool,
     diags: &mut Diagnostics,
@@ -76,21 +83,30 @@ pub(super) fn check(
             return;
         }
         diags.push(
-            file.error(name_span, format!("released layout `{}` has no lock", layout.name))
+            file.error(head.name.clone(), format!("released layout `{}` has no lock", layout.name))
                 .with_note(format!("record its pinned offsets with `vmcs-gen lock {}`", layout.name)),
         );
         return;
     };
     let what = format!("layout `{}` (released revision {:#x})", layout.name, lock.revision);
+    let pinned_at = |span: &Range<usize>| {
+        let at = lock.file.error(span.clone(), "");
+        format!("pinned at {}:{}", at.path, at.line)
+    };
     if layout.revision != lock.revision {
         diags.push(
-            file.error(name_span.clone(), format!("revision of {what} changed to {:#x}", layout.revision))
+            file.error(head.revision.clone(), format!("revision of {what} changed to {:#x}", layout.revision))
+                .with_note(pinned_at(&lock.revision_span))
                 .with_note("a released revision is an ABI; describe a new layout instead of changing this one"),
         );
     }
     if layout.size != lock.size {
         diags.push(
-            file.error(name_span, format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size)),
+            file.error(
+                head.size.clone(),
+                format!("region size of {what} changed from {:#x} to {:#x}", lock.size, layout.size),
+            )
+            .with_note(pinned_at(&lock.size_span)),
         );
     }
     let pinned: Vec<Pinned> = lock
@@ -131,7 +147,7 @@ pub(super) fn report<'a>(
             Change::Changed { old, new } => {
                 let m = &layout.members[*new];
                 diags.push(file.error(
-                    spans[*new].name.clone(),
+                    spans[*new].ty.clone(),
                     format!(
                         "pinned member `{}` of {what} changed from {} ({} bytes) to {} ({} bytes) at offset {:#x}",
                         old.name,
