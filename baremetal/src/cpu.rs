@@ -118,15 +118,23 @@ pub fn init_cpu_tables() {
         let g = &raw mut gdt64;
         (*g)[3] = low;
         (*g)[4] = tss >> 32;
-        let idt = &raw mut IDT;
-        for v in 0..32u64 {
-            let h = stubs + v * 16;
-            (*idt).0[2 * v as usize] = (h & 0xffff) | (CODE_SEL as u64) << 16 | 0x8e << 40 | (h >> 16 & 0xffff) << 48;
-            (*idt).0[2 * v as usize + 1] = h >> 32;
+        for v in 0..32 {
+            set_idt_gate(v, stubs + v as u64 * 16);
         }
         let p = DescPtr { limit: IDT_LIMIT as u16, base: idt_base() };
         asm!("lidt [{}]", in(reg) &p, options(nostack));
         asm!("ltr {0:x}", in(reg) TSS_SEL, options(nostack));
+    }
+}
+
+/// Point IDT vector `vector` (below 32) at `handler`, an interrupt gate in the kernel's code segment.
+pub fn set_idt_gate(vector: usize, handler: u64) {
+    // SAFETY: single-threaded; the IDT is this kernel's; the entry is written whole before use.
+    unsafe {
+        let idt = &raw mut IDT;
+        (*idt).0[2 * vector] =
+            (handler & 0xffff) | (CODE_SEL as u64) << 16 | 0x8e << 40 | (handler >> 16 & 0xffff) << 48;
+        (*idt).0[2 * vector + 1] = handler >> 32;
     }
 }
 

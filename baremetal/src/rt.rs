@@ -5,11 +5,6 @@ use core::fmt::{self, Write};
 
 pub use crate::cpu::*;
 
-unsafe extern "C" {
-    /// The guest the suite launches (boot.rs).
-    pub fn guest_entry();
-}
-
 pub struct Console;
 
 impl Write for Console {

@@ -13,6 +13,11 @@ use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
 use crate::rt::{self, unique};
 
+unsafe extern "C" {
+    /// The guest the suite launches (boot.rs).
+    fn guest_entry();
+}
+
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
@@ -366,7 +371,7 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
     let gdt = rt::gdt_base();
     let idt = rt::idt_base();
     let tss = rt::tss_base();
-    let rip = rt::guest_entry as *const () as u64;
+    let rip = guest_entry as *const () as u64;
     // A static stack only the guest uses.
     let rsp = (&raw mut GUEST_STACK) as u64 + 8192;
     let (cs, ds, tr) = (rt::CODE_SEL, rt::DATA_SEL, rt::TSS_SEL);

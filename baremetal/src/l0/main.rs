@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+#[path = "../mboot.rs"]
 mod boot;
 #[path = "../cpu.rs"]
 mod cpu;
@@ -73,7 +74,7 @@ static mut VMCS01: VmxRegion = VmxRegion::new();
 static mut VMCS02: VmxRegion = VmxRegion::new();
 
 #[unsafe(no_mangle)]
-extern "C" fn l0_main(magic: u32, info: u32) -> ! {
+extern "C" fn mb_main(magic: u32, info: u32) -> ! {
     cpu::init_cpu_tables();
     if magic != vmcs_multiboot::BOOTLOADER_MAGIC {
         log::fail(format_args!("not started by a Multiboot loader (EAX {magic:#x})"));

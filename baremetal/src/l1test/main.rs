@@ -1,0 +1,78 @@
+//! The second L1 test kernel: a Multiboot kernel run as L1 under our L0 (scripts/nested-suite),
+//! for what the bare-metal suite does not cover: two vmcs12 juggled with VMCLEAR/VMPTRLD and a
+//! byte copy of a cleared region, VMREAD/VMWRITE memory operands (a #PF among them), and an L2
+//! whose exits L1 routes by changing its controls between entries (exception bitmap, #PF
+//! error-code filter, I/O bitmaps, interrupt window, HLT). Every check prints one line on port
+//! 0xE9; the last line is `N passed, M failed`.
+#![no_std]
+#![no_main]
+
+#[path = "../mboot.rs"]
+mod boot;
+#[path = "../cpu.rs"]
+mod cpu;
+mod l2;
+#[path = "../mem.rs"]
+mod mem;
+#[macro_use]
+#[path = "../rt.rs"]
+mod rt;
+mod regions;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use vmcs::hw::{VmxOperation, VmxRegion};
+
+static PASSED: AtomicU32 = AtomicU32::new(0);
+static FAILED: AtomicU32 = AtomicU32::new(0);
+
+pub fn check(ok: bool, what: core::fmt::Arguments) {
+    if ok {
+        PASSED.fetch_add(1, Ordering::Relaxed);
+        println!("ok   {what}");
+    } else {
+        FAILED.fetch_add(1, Ordering::Relaxed);
+        println!("FAIL {what}");
+    }
+}
+
+fn finish() -> ! {
+    let (p, f) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
+    println!("{p} passed, {f} failed");
+    if f == 0 { rt::exit_success() } else { rt::exit_failure() }
+}
+
+/// Mask both 8259 PICs: L2 runs with interrupts enabled in the interrupt-window test, and the
+/// interrupts a loader left running have no handler here.
+fn mask_pics() {
+    cpu::outb(0x21, 0xff);
+    cpu::outb(0xa1, 0xff);
+}
+
+static mut VMXON_REGION: VmxRegion = VmxRegion::new();
+
+#[unsafe(no_mangle)]
+extern "C" fn mb_main(_magic: u32, _info: u32) -> ! {
+    rt::init_cpu_tables();
+    mask_pics();
+    regions::install_pf_handler();
+    // SAFETY: single-threaded; the region is borrowed once, identity-mapped.
+    let vmxon = unsafe { cpu::unique(&raw mut VMXON_REGION) };
+    let phys = vmxon as *const VmxRegion as u64;
+    // SAFETY: CPL 0, identity mapping, one processor.
+    let mut op = match unsafe { VmxOperation::enter(vmxon, phys) } {
+        Ok(op) => op,
+        Err(e) => {
+            check(false, format_args!("vmxon: {e}"));
+            finish()
+        }
+    };
+    check(true, format_args!("vmxon: revision {:#x}", op.revision()));
+    regions::juggle(&mut op);
+    l2::run(&mut op);
+    match op.exit() {
+        Ok(()) => check(true, format_args!("vmxoff")),
+        Err(e) => check(false, format_args!("vmxoff: {e}")),
+    }
+    finish()
+}
