@@ -25,16 +25,25 @@ impl SchemaSources {
     }
 
     /// Read every `.toml` file below `dir`: at most [`MAX_SCHEMA_FILES`] files of at most
-    /// [`MAX_SCHEMA_FILE`] bytes each, in UTF-8 (the first bad byte is located).
+    /// [`MAX_SCHEMA_FILE`] bytes each and [`MAX_SCHEMA_TOTAL`] together, in UTF-8 (the first bad
+    /// byte is located).
     pub fn from_dir(dir: &Path) -> std::io::Result<SchemaSources> {
         let mut paths = Vec::new();
         walk(dir, &mut paths, 0)?;
         paths.sort();
         let mut files = Vec::new();
+        let mut total = 0;
         for p in paths {
             let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
             let shown = dir.join(&rel).to_string_lossy().into_owned();
             let text = read_text(&p, MAX_SCHEMA_FILE, &shown).map_err(invalid)?;
+            total += text.len() as u64;
+            if total > MAX_SCHEMA_TOTAL {
+                return Err(invalid(format!(
+                    "the schema files below {} hold more than {MAX_SCHEMA_TOTAL} bytes",
+                    dir.display()
+                )));
+            }
             files.push(SourceFile::in_schema(rel, shown, text));
         }
         if files.is_empty() {
@@ -68,6 +77,8 @@ impl SchemaSources {
 
 /// The largest schema file vmcs-gen reads (the shipped ones are below 64 KiB).
 pub const MAX_SCHEMA_FILE: u64 = 1 << 21;
+/// The most bytes all schema files together may hold.
+pub const MAX_SCHEMA_TOTAL: u64 = 1 << 23;
 /// The most `.toml` files a schema directory may hold.
 pub const MAX_SCHEMA_FILES: usize = 256;
 /// How deep schema directories may nest (`layouts/`, `locks/`).

@@ -246,3 +246,35 @@ fn a_huge_value_is_echoed_in_part() {
     fails_with(&o, "unknown field `bad`");
     assert!(o.stderr.len() < 4096, "{} bytes of diagnostics", o.stderr.len());
 }
+
+#[test]
+fn what_parsing_costs_is_bounded_before_parsing() {
+    // Each below 2 MiB, each far more memory parsed than its text (486 MB for the inline tables).
+    let cases: [(&str, String, &str); 3] = [
+        ("deep", format!("x = {}{}\n", "[".repeat(1_000_000), "]".repeat(1_000_000)), "nest deeper than 16"),
+        ("tables", format!("x = [{}]\n", "{a=1},".repeat(300_000)), "more than 16384 arrays, inline tables"),
+        ("values", format!("x = [{}]\n", "\"a\",".repeat(400_000)), "more than 65536 values in one file"),
+    ];
+    for (name, text, message) in cases {
+        let dir = schema_copy(&format!("cost-{name}"));
+        std::fs::write(dir.join("layouts/costly.toml"), text).unwrap();
+        let o = run(&["--schema", dir.to_str().unwrap(), "check"], Out::Pipe);
+        fails_with(&o, message);
+        assert!(o.stderr.contains("layouts/costly.toml:1:"), "{}", o.stderr);
+    }
+    // Many files, each within its bound: the total is bounded too.
+    let dir = schema_copy("cost-total");
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("layouts/pad{i}.toml")), format!("# {}\n", "x".repeat(2_000_000))).unwrap();
+    }
+    fails_with(&run(&["--schema", dir.to_str().unwrap(), "check"], Out::Pipe), "hold more than 8388608 bytes");
+}
+
+#[test]
+fn other_bad_arguments_fail_cleanly() {
+    fails_with(&run(&["layout", "vmcs13"], Out::Pipe), "no layout `vmcs13` (layouts:");
+    fails_with(&run(&["generate", "--out", "/dev/null/gen"], Out::Pipe), "cannot create /dev/null/gen");
+    fails_with(&run(&["--schema", "/nonexistent", "check"], Out::Pipe), "cannot read schema /nonexistent");
+    fails_with(&run(&["state", "check", "/nonexistent.bin"], Out::Pipe), "cannot read /nonexistent.bin");
+    fails_with(&run(&["frobnicate"], Out::Pipe), "unrecognized subcommand");
+}
