@@ -7,6 +7,7 @@ mod boot;
 mod cpu;
 mod exits;
 mod mem;
+mod reflect;
 #[macro_use]
 mod rt;
 mod suite;

@@ -4,13 +4,14 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use vmcs::caps::{Cap, Msr, VmxCaps};
-use vmcs::copy::PredicateMask;
+use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::exit::ExitReason;
 use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::fields;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
+use crate::reflect::Reflect;
 use crate::rt::{self, unique};
 
 unsafe extern "C" {
@@ -50,7 +51,8 @@ fn exception_for(encoding: u32, caps: &VmxCaps) -> Option<&'static Exception> {
 static mut VMXON_REGION: VmxRegion = VmxRegion::new();
 static mut VMCS_SWEEP: VmxRegion = VmxRegion::new();
 static mut VMCS_GUEST: VmxRegion = VmxRegion::new();
-static mut VMCS12: Vmcs12 = unsafe { core::mem::zeroed() };
+// SAFETY: all-zero is a valid Tracked<Vmcs12> (integers and a bool); it lives in BSS.
+static mut VMCS12: Tracked<Vmcs12> = unsafe { core::mem::zeroed() };
 #[repr(C, align(16))]
 struct Stack([u8; 8192]);
 static mut GUEST_STACK: Stack = Stack([0; 8192]);
@@ -477,19 +479,36 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
         return;
     }
     check(regs.rbx == 0x1111 && regs.r15 == 0xf15, format_args!("guest registers survive the exit: {regs:x?}"));
+    // Reflect the exit into a vmcs12 as an L0 would: the generated exit steps over this VMCS.
     // SAFETY: single-threaded; VMCS12 is used only here.
     let v12 = unsafe { unique(&raw mut VMCS12) };
-    *v12 = Vmcs12::default();
-    let when = PredicateMask(0);
-    let s1 = vmcs::copy::sync(&*v, v12, caps, &when);
-    let s2 = vmcs::copy::sync_exit_info(&*v, v12, caps, &when);
-    check(s1.is_ok() && s2.is_ok(), format_args!("copy::sync {s1:?}, copy::sync_exit_info {s2:?}"));
+    *v12 = Tracked::new(Vmcs12::zeroed());
+    // The suite set this VMCS up itself, as a nested entry would have: nothing in vmcs12 is newer.
+    for bit in 0..copy::DIRTY_BITS {
+        v12.clean(bit);
+    }
+    let mut hooks = Reflect {
+        reason: r.map_or(0, |e| e.reason),
+        qualification: v.read(fields::EXIT_QUALIFICATION).unwrap_or(0),
+        instruction_len: v.read(fields::VM_EXIT_INSTRUCTION_LEN).unwrap_or(0),
+        dr7: v.read(fields::GUEST_DR7).unwrap_or(0),
+        efer: 0,
+    };
+    let s1 = copy::exit_to_vmcs12(ExitKind::Exit, &*v, v12, caps, &mut hooks);
+    let s2 = copy::sync_rare(&*v, v12, caps);
+    check(s1.is_ok() && s2.is_ok(), format_args!("copy::exit_to_vmcs12 {s1:?}, copy::sync_rare {s2:?}"));
     let reason = v12.read(fields::VM_EXIT_REASON);
     let len = v12.read(fields::VM_EXIT_INSTRUCTION_LEN);
     let grip = v12.read(fields::GUEST_RIP);
     check(reason == Ok(vmcall.number().into()), format_args!("vmcs12 exit reason {reason:?} ({vmcall})"));
     check(len == Ok(3), format_args!("vmcs12 instruction length {len:?} (3)"));
     check(grip == Ok(rip), format_args!("vmcs12 guest RIP {grip:x?} ({rip:#x})"));
+    let ar = v12.read(fields::GUEST_CS_AR_BYTES);
+    check(ar == Ok(0xa09b), format_args!("vmcs12 guest CS access rights {ar:x?} (0xa09b)"));
+    let entry = v12.read(fields::VM_ENTRY_CONTROLS);
+    check(entry == Ok(1 << 9), format_args!("vmcs12 entry controls {entry:x?}: only IA-32e mode from vmcs02"));
+    let got = v12.read(fields::GUEST_TR_SELECTOR);
+    check(got == Ok(tr), format_args!("vmcs12 guest TR selector {got:x?} (lazily synced, {tr:#x})"));
     let hw_rip = typed_read_guest_rip(v);
     check(hw_rip == Ok(rip), format_args!("typed VMREAD GUEST_RIP {hw_rip:x?}"));
     let after_vmcall = rip + len.unwrap_or(0) as u64;

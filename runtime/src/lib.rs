@@ -7,7 +7,8 @@
 //! - [`controls`]: a bit-set type per control field with the allowed-0/allowed-1 adjustment.
 //! - [`exit`]: exit reasons, the exit-reason field, interruption information and exit
 //!   qualifications as typed views; [`VmInstructionError`] with the SDM's text.
-//! - [`copy`]: generated copy routines between vmcs12, vmcs02 and the shadow VMCS, dirty groups
+//! - [`copy`]: the generated nested entry/exit routines (vmcs12, vmcs02, vmcs01, shadow VMCS,
+//!   eVMCS) over the [`copy::NestedHooks`] an L0 implements, per-entry dirty tracking
 //!   ([`copy::Tracked`]) and the shadow VMREAD/VMWRITE bitmaps.
 //! - [`entry`]: the VM-entry consistency checks of schema/checks.toml, generated.
 //! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access

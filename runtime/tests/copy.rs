@@ -1,181 +1,449 @@
-//! Generated copy routines: both branches of every conditional copy, dirty groups, shadow bitmaps
-//! against KVM's lists, the vmcs12 -> VMCS -> vmcs12 round trip, and VMREAD/VMWRITE counts per
-//! nested round trip against KVM 7.2.8's per-routine counts.
+//! Generated copy routines: membership against KVM 7.2.8's routines, both branches of every
+//! condition, fields absent for the capabilities never touched, the seed-004 PDPTR condition,
+//! dirty tracking and the lazy sync, and the shadow bitmaps against KVM's lists.
 
 use std::collections::BTreeSet;
 
 mod common;
+mod copy_support;
 
 use common::{Rng, reference};
-use vmcs::caps::{AllCaps, Cap, VmxCaps};
-use vmcs::copy::{self, Group, PredicateMask, ShadowBitmaps, Tracked};
-use vmcs::layouts::evmcs::Evmcs;
+use copy_support::TestHooks;
+use vmcs::caps::{AllCaps, VmxCaps};
+use vmcs::copy::{self, ShadowBitmaps, Tracked};
 use vmcs::soft::SoftVmcs;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
-use vmcs_gen::model::{CopySet, Role};
-use vmcs_gen::{Caps, Schema};
+use vmcs_gen::Schema;
+use vmcs_gen::model::{CopySet, Role, Runs};
 
-/// A vmcs12 with a distinct non-zero value in every mapped field.
-fn filled_vmcs12(rng: &mut Rng) -> Vmcs12 {
+const SENTINEL: u64 = 0xdede_dede_dede_dede;
+
+/// A vmcs12 with a distinct value in every mapped field; `controls` in every control field.
+fn filled_vmcs12(rng: &mut Rng, controls: u64) -> Vmcs12 {
     let mut v = Vmcs12::zeroed();
     for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
         v.write_any(e as u64, rng.next() | 1).unwrap();
     }
+    for f in [
+        fields::PIN_BASED_VM_EXEC_CONTROL,
+        fields::CPU_BASED_VM_EXEC_CONTROL,
+        fields::SECONDARY_VM_EXEC_CONTROL,
+        fields::VM_EXIT_CONTROLS,
+        fields::VM_ENTRY_CONTROLS,
+    ] {
+        v.write(f, controls as u32).unwrap();
+    }
     v
 }
 
-/// Run a set by name with the given backends (the generated functions, dispatched by name).
-fn run(name: &str, src: &mut Tracked<Vmcs12>, soft: &mut SoftVmcs, when: PredicateMask) {
-    let caps = AllCaps;
+/// A processor VMCS holding every field (read-only ones writable: IA32_VMX_MISC bit 29), each
+/// set to the sentinel.
+fn soft_filled() -> SoftVmcs {
+    let mut s = SoftVmcs::new(&AllCaps);
+    for f in vmcs::fields::ALL {
+        s.write_raw(f.encoding as u64, SENTINEL).unwrap();
+    }
+    s.reset_counts();
+    s
+}
+
+fn hooks_all(on: bool) -> TestHooks {
+    let mut h = TestHooks::new();
+    h.run_pending = on;
+    h.l0_ept = on;
+    h.l0_vpid = on;
+    h.pae_paging = on;
+    h.l1_pae_paging = on;
+    h.guest_ibt_or_shstk = on;
+    h.guest_shstk = on;
+    h.pfec_from_vmcs12 = on;
+    h.host_apicv = on;
+    h.vpmu_perf_global_ctrl = on;
+    h.encls_exiting = on;
+    h
+}
+
+/// Run a set by name; returns the destination (a processor VMCS, or vmcs12 as raw reads).
+fn run(name: &str, v12: &mut Tracked<Vmcs12>, soft: &mut SoftVmcs, hooks: &mut TestHooks) {
+    let c = &AllCaps;
     match name {
-        "prepare_rare" => copy::prepare_rare(src, soft, &caps, &when),
-        "prepare" => copy::prepare(src.inner(), soft, &caps, &when),
-        "load_all" => copy::load_all(src.inner(), soft, &caps, &when),
-        "shadow_read_write" => copy::shadow_read_write(src.inner(), soft, &caps, &when),
-        "shadow_read_only" => copy::shadow_read_only(src.inner(), soft, &caps, &when),
-        "sync_rare" => copy::sync_rare(soft, src.inner_mut(), &caps, &when),
-        "sync" => copy::sync(soft, src.inner_mut(), &caps, &when),
-        "sync_exit_info" => copy::sync_exit_info(soft, src.inner_mut(), &caps, &when),
-        "save_all" => copy::save_all(soft, src.inner_mut(), &caps, &when),
+        "prepare_early" => copy::prepare_early(v12.inner(), soft, c, hooks),
+        "prepare_rare" => copy::prepare_rare(v12, soft, c, hooks),
+        "prepare" => copy::prepare(v12.inner(), soft, c, hooks),
+        "prepare_pages" => copy::prepare_pages(v12.inner(), soft, c, hooks),
+        "prepare_late" => copy::prepare_late(v12, soft, c, hooks),
+        "load_host_state" => copy::load_host_state(v12.inner(), soft, c, hooks),
+        "sync" => copy::sync(soft, v12, c, hooks),
+        "sync_rare" => {
+            v12.defer_lazy();
+            copy::sync_rare(soft, v12, c)
+        }
+        "exit_info" => copy::exit_info(soft, v12, c, hooks),
+        "entry_failure_info" => copy::entry_failure_info(soft, v12, c, hooks),
+        "shadow_read_write" => copy::shadow_read_write(v12.inner(), soft, c),
+        "shadow_read_only" => copy::shadow_read_only(v12.inner(), soft, c),
         other => panic!("set {other} is not dispatched by this test"),
     }
     .unwrap()
 }
 
-/// A software VMCS that can hold everything (read-only fields too: IA32_VMX_MISC bit 29).
-fn soft_all() -> SoftVmcs {
-    SoftVmcs::new(&AllCaps)
-}
-
-fn mask_of(schema: &Schema, names: &[usize]) -> PredicateMask {
-    assert_eq!(PredicateMask::NAMES.len(), schema.predicates.len());
-    PredicateMask(names.iter().fold(0, |m, &p| m | 1 << p))
-}
-
-/// Which fields a set copied: run it from a filled source into a zeroed destination.
-fn copied(schema: &Schema, set: &CopySet, when: PredicateMask) -> BTreeSet<String> {
+/// The fields a set wrote: from a filled vmcs12 into a sentinel-filled VMCS, or from a filled VMCS
+/// into a sentinel-filled vmcs12.
+fn written(schema: &Schema, set: &CopySet, on: bool) -> BTreeSet<String> {
+    let controls = if on { u64::MAX } else { 0 };
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    let mut out = BTreeSet::new();
-    let nonzero = |read: &dyn Fn(u64) -> u64| -> BTreeSet<String> {
-        schema.fields.iter().filter(|f| read(f.encoding.raw() as u64) != 0).map(|f| f.name.clone()).collect()
-    };
-    if set.from == Role::Evmcs {
-        // Every group dirty (no clean bit set).
-        let mut src = Evmcs::default();
-        for &e in <Evmcs as SoftwareVmcs>::MAPPED {
-            src.write_any(e as u64, rng.next() | 1).unwrap();
+    let mut hooks = hooks_all(on);
+    let mut soft = soft_filled();
+    let mut v12 = Tracked::new(filled_vmcs12(&mut rng, controls));
+    if set.from != Role::Vmcs12 {
+        for f in vmcs::fields::ALL {
+            soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
         }
-        src.hv_clean_fields = 0;
-        let mut dst = Vmcs12::zeroed();
-        copy::evmcs_to_vmcs12(&src, &mut dst, &AllCaps, &when).unwrap();
-        return nonzero(&|e| dst.read_any(e).unwrap_or(0));
-    }
-    if set.to == Role::Evmcs {
-        let src = filled_vmcs12(&mut rng);
-        let mut dst = Evmcs::default();
-        copy::vmcs12_to_evmcs(&src, &mut dst, &AllCaps, &when).unwrap();
-        return nonzero(&|e| dst.read_any(e).unwrap_or(0));
-    }
-    if set.from == Role::Vmcs12 {
-        let mut src = Tracked::new(filled_vmcs12(&mut rng));
-        let mut soft = soft_all();
-        run(&set.name, &mut src, &mut soft, when);
-        for f in &schema.fields {
-            if soft.read_raw(f.encoding.raw() as u64).unwrap_or(0) != 0 {
-                out.insert(f.name.clone());
-            }
+        let mut sentinel = Vmcs12::zeroed();
+        for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
+            sentinel.write_any(e as u64, SENTINEL).unwrap();
         }
-    } else {
-        let mut soft = soft_all();
-        for f in &schema.fields {
-            let _ = soft.write_raw(f.encoding.raw() as u64, rng.next() | 1);
+        for f in [fields::PIN_BASED_VM_EXEC_CONTROL, fields::CPU_BASED_VM_EXEC_CONTROL] {
+            sentinel.write(f, controls as u32).unwrap();
         }
-        let mut dst = Tracked::new(Vmcs12::zeroed());
-        run(&set.name, &mut dst, &mut soft, when);
-        for f in &schema.fields {
-            if dst.inner().read_raw(f.encoding.raw() as u64).unwrap_or(0) != 0 {
-                out.insert(f.name.clone());
-            }
+        for f in [fields::SECONDARY_VM_EXEC_CONTROL, fields::VM_EXIT_CONTROLS, fields::VM_ENTRY_CONTROLS] {
+            sentinel.write(f, controls as u32).unwrap();
+        }
+        v12 = Tracked::new(sentinel);
+        // What L1 wrote since the exit is kept by the lazy sync: here, nothing.
+        for b in 0..copy::DIRTY_BITS {
+            v12.clean(b);
         }
     }
-    out
+    let before: Vec<(String, u64)> = schema
+        .fields
+        .iter()
+        .map(|f| {
+            let e = f.encoding.raw() as u64;
+            let v =
+                if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
+            (f.name.clone(), v)
+        })
+        .collect();
+    run(&set.name, &mut v12, &mut soft, &mut hooks);
+    schema
+        .fields
+        .iter()
+        .zip(before)
+        .filter(|(f, (_, old))| {
+            let e = f.encoding.raw() as u64;
+            let now =
+                if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
+            now != *old
+        })
+        .map(|(f, _)| f.name.clone())
+        .collect()
 }
 
 #[test]
-fn every_conditional_copy_is_tested_on_both_branches() {
+fn every_condition_is_tested_on_both_branches() {
     let schema = Schema::shipped().unwrap();
-    let all = PredicateMask(u64::MAX);
-    let mut branches = 0;
-    for set in &schema.sets {
-        let everything = copied(&schema, set, all);
-        let want: BTreeSet<String> = set.items.iter().map(|i| schema.fields[i.field].name.clone()).collect();
-        assert_eq!(everything, want, "set {} with every predicate true", set.name);
-        for item in set.items.iter().filter(|i| i.when.is_some()) {
-            let name = &schema.fields[item.field].name;
-            // Make the condition false by clearing every predicate it names.
-            let named: Vec<usize> = item.when.as_ref().unwrap().caps().into_iter().copied().collect();
-            let when = PredicateMask(!mask_of(&schema, &named).0);
-            let got = copied(&schema, set, when);
-            assert!(!got.contains(name), "set {}: {name} copied although its condition is false", set.name);
-            branches += 1;
-        }
+    let mut conditional = 0;
+    for set in schema.sets.iter().filter(|s| !matches!(s.from, Role::Evmcs) && !matches!(s.to, Role::Evmcs)) {
+        let names = |pick: &dyn Fn(&vmcs_gen::model::CopyItem) -> bool| -> BTreeSet<String> {
+            set.items.iter().filter(|i| pick(i)).map(|i| schema.fields[i.field].name.clone()).collect()
+        };
+        // Everything on (predicates true, every control bit of vmcs12 set): all entries but those
+        // whose `unless` then holds; their `else`, if any, writes instead.
+        let on = names(&|i| i.unless.is_none() || i.otherwise.is_some());
+        // Everything off: unconditional entries, `unless` ones, and every `else`.
+        let off = names(&|i| (i.when.is_none() && i.unless.is_none()) || i.when.is_none() || i.otherwise.is_some());
+        // A value equal to what the destination held already cannot be seen: the merges into
+        // vmcs12's entry controls (every bit set) and constants that happen to match.
+        let invisible = |s: &BTreeSet<String>, got: &BTreeSet<String>| -> BTreeSet<String> { s - got };
+        let got_on = written(&schema, set, true);
+        let got_off = written(&schema, set, false);
+        let unseen_on = invisible(&on, &got_on);
+        assert!(got_on.is_subset(&on), "set {} (all on) wrote {:?} beyond its entries", set.name, &got_on - &on);
+        assert!(got_off.is_subset(&off), "set {} (all off) wrote {:?}", set.name, &got_off - &off);
+        assert!(unseen_on.iter().all(|n| n == "VM_ENTRY_CONTROLS"), "set {}: {unseen_on:?} not written", set.name);
+        let unseen_off = invisible(&off, &got_off);
+        assert!(
+            unseen_off.iter().all(|n| n == "VM_ENTRY_CONTROLS"),
+            "set {} (off): {unseen_off:?} not written",
+            set.name
+        );
+        conditional += set.items.iter().filter(|i| i.when.is_some() || i.unless.is_some()).count();
     }
-    assert!(branches > 0);
+    assert!(conditional > 50, "{conditional}");
+}
+
+/// Names of vmcs12 fields, from copy-routines.md (Linux 7.2.8), as the schema spells them.
+const KVM_PREPARE_VMCS02_RARE: &[&str] = &[
+    "GUEST_ES_SELECTOR",
+    "GUEST_CS_SELECTOR",
+    "GUEST_SS_SELECTOR",
+    "GUEST_DS_SELECTOR",
+    "GUEST_FS_SELECTOR",
+    "GUEST_GS_SELECTOR",
+    "GUEST_LDTR_SELECTOR",
+    "GUEST_TR_SELECTOR",
+    "GUEST_ES_LIMIT",
+    "GUEST_CS_LIMIT",
+    "GUEST_SS_LIMIT",
+    "GUEST_DS_LIMIT",
+    "GUEST_FS_LIMIT",
+    "GUEST_GS_LIMIT",
+    "GUEST_LDTR_LIMIT",
+    "GUEST_TR_LIMIT",
+    "GUEST_GDTR_LIMIT",
+    "GUEST_IDTR_LIMIT",
+    "GUEST_CS_AR_BYTES",
+    "GUEST_SS_AR_BYTES",
+    "GUEST_ES_AR_BYTES",
+    "GUEST_DS_AR_BYTES",
+    "GUEST_FS_AR_BYTES",
+    "GUEST_GS_AR_BYTES",
+    "GUEST_LDTR_AR_BYTES",
+    "GUEST_TR_AR_BYTES",
+    "GUEST_ES_BASE",
+    "GUEST_CS_BASE",
+    "GUEST_SS_BASE",
+    "GUEST_DS_BASE",
+    "GUEST_FS_BASE",
+    "GUEST_GS_BASE",
+    "GUEST_LDTR_BASE",
+    "GUEST_TR_BASE",
+    "GUEST_GDTR_BASE",
+    "GUEST_IDTR_BASE",
+    "GUEST_SYSENTER_CS",
+    "GUEST_PENDING_DBG_EXCEPTIONS",
+    "GUEST_SYSENTER_ESP",
+    "GUEST_SYSENTER_EIP",
+    "GUEST_BNDCFGS",
+    "XSS_EXIT_BITMAP",
+    "PAGE_FAULT_ERROR_CODE_MASK",
+    "PAGE_FAULT_ERROR_CODE_MATCH",
+    "EOI_EXIT_BITMAP0",
+    "EOI_EXIT_BITMAP1",
+    "EOI_EXIT_BITMAP2",
+    "EOI_EXIT_BITMAP3",
+    "GUEST_S_CET",
+    "GUEST_SSP",
+    "GUEST_INTR_SSP_TABLE",
+];
+const KVM_PREPARE_VMCS02: &[&str] = &[
+    "GUEST_DR7",
+    "GUEST_IA32_DEBUGCTL",
+    "GUEST_RFLAGS",
+    "CR0_GUEST_HOST_MASK",
+    "GUEST_IA32_PAT",
+    "GUEST_CR0",
+    "GUEST_CR4",
+    "GUEST_CR3",
+    "GUEST_PDPTR0",
+    "GUEST_PDPTR1",
+    "GUEST_PDPTR2",
+    "GUEST_PDPTR3",
+    "GUEST_RSP",
+    "GUEST_RIP",
+    "EXCEPTION_BITMAP",
+    "TSC_OFFSET",
+    "TSC_MULTIPLIER",
+    "VIRTUAL_PROCESSOR_ID",
+    "EPT_POINTER",
+    "CR0_READ_SHADOW",
+    "CR4_READ_SHADOW",
+    "CR4_GUEST_HOST_MASK",
+    "GUEST_IA32_EFER",
+    "GUEST_IA32_PERF_GLOBAL_CTRL",
+];
+const KVM_PREPARE_VMCS02_EARLY: &[&str] = &[
+    "PIN_BASED_VM_EXEC_CONTROL",
+    "CPU_BASED_VM_EXEC_CONTROL",
+    "SECONDARY_VM_EXEC_CONTROL",
+    "POSTED_INTR_NV",
+    "TPR_THRESHOLD",
+    "GUEST_INTR_STATUS",
+    "VM_ENTRY_CONTROLS",
+    "VM_ENTRY_INTR_INFO_FIELD",
+    "VM_ENTRY_EXCEPTION_ERROR_CODE",
+    "VM_ENTRY_INSTRUCTION_LEN",
+    "GUEST_INTERRUPTIBILITY_INFO",
+];
+const KVM_SYNC_VMCS02_TO_VMCS12: &[&str] = &[
+    "GUEST_CR0",
+    "GUEST_CR4",
+    "GUEST_RSP",
+    "GUEST_RIP",
+    "GUEST_RFLAGS",
+    "GUEST_CS_AR_BYTES",
+    "GUEST_SS_AR_BYTES",
+    "GUEST_INTERRUPTIBILITY_INFO",
+    "GUEST_ACTIVITY_STATE",
+    "VMX_PREEMPTION_TIMER_VALUE",
+    "GUEST_CR3",
+    "GUEST_PDPTR0",
+    "GUEST_PDPTR1",
+    "GUEST_PDPTR2",
+    "GUEST_PDPTR3",
+    "GUEST_LINEAR_ADDRESS",
+    "GUEST_INTR_STATUS",
+    "VM_ENTRY_CONTROLS",
+    "GUEST_DR7",
+    "GUEST_IA32_EFER",
+    "GUEST_S_CET",
+    "GUEST_SSP",
+    "GUEST_INTR_SSP_TABLE",
+];
+
+fn members(schema: &Schema, sets: &[&str]) -> BTreeSet<String> {
+    sets.iter().flat_map(|s| schema.set(s).unwrap().items.iter().map(|i| schema.fields[i.field].name.clone())).collect()
+}
+
+fn kvm(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]
-fn pdptrs_only_with_nested_ept_and_pae_paging() {
-    // Seed 004: PDPTRs move only when vmcs12 enables EPT and L2 uses PAE paging.
+fn membership_equals_kvm_routines() {
     let schema = Schema::shipped().unwrap();
-    let p = |n: &str| schema.predicates.iter().position(|x| x.name == n).unwrap();
-    let prepare = schema.set("prepare").unwrap();
-    let sync = schema.set("sync").unwrap();
-    let both = mask_of(&schema, &[p("nested_ept"), p("pae_paging"), p("l0_ept")]);
-    assert!(copied(&schema, prepare, both).contains("GUEST_PDPTR0"));
-    assert!(copied(&schema, sync, both).contains("GUEST_PDPTR3"));
-    for only in [p("nested_ept"), p("pae_paging")] {
-        let m = mask_of(&schema, &[only, p("l0_ept")]);
-        assert!(!copied(&schema, prepare, m).contains("GUEST_PDPTR0"));
-        assert!(!copied(&schema, sync, m).contains("GUEST_PDPTR3"));
+    assert_eq!(KVM_PREPARE_VMCS02_RARE.len(), 51);
+    assert_eq!(KVM_PREPARE_VMCS02.len(), 24);
+    assert_eq!(KVM_SYNC_VMCS02_TO_VMCS12.len(), 23);
+    // The entry path reads exactly what KVM's early, rare and main preparation read (the early
+    // rare part, constant state and vmcs12 pages add the link pointer, MSR bitmap and pages; the
+    // preemption timer and ENCLS bitmap are read in prepare_vmcs02_early).
+    let entry = members(&schema, &["prepare_early", "prepare_rare", "prepare", "prepare_pages", "prepare_late"]);
+    let mut want = kvm(KVM_PREPARE_VMCS02_RARE);
+    want.extend(kvm(KVM_PREPARE_VMCS02));
+    want.extend(kvm(KVM_PREPARE_VMCS02_EARLY));
+    want.extend(kvm(&[
+        "VMCS_LINK_POINTER",
+        "MSR_BITMAP",
+        "APIC_ACCESS_ADDR",
+        "VIRTUAL_APIC_PAGE_ADDR",
+        "POSTED_INTR_DESC_ADDR",
+        "VMX_PREEMPTION_TIMER_VALUE",
+        "ENCLS_EXITING_BITMAP",
+    ]));
+    assert_eq!(entry, want);
+    let rare: BTreeSet<String> = members(&schema, &["prepare_rare"]);
+    assert!(kvm(KVM_PREPARE_VMCS02_RARE).is_subset(&rare));
+    assert_eq!(members(&schema, &["sync"]), kvm(KVM_SYNC_VMCS02_TO_VMCS12));
+    let sync_rare = members(&schema, &["sync_rare"]);
+    assert_eq!(sync_rare.len(), 35);
+    assert!(!sync_rare.contains("GUEST_CS_AR_BYTES") && !sync_rare.contains("GUEST_SS_AR_BYTES"));
+    for s in &schema.sets {
+        assert!(s.runs != Runs::Lazy || s.name == "sync_rare");
     }
 }
 
 #[test]
 fn absent_fields_are_skipped_not_read() {
-    // A CPU without TSC scaling: prepare must not touch TSC_MULTIPLIER at all.
+    // A processor without TSC scaling: prepare must not touch TSC_MULTIPLIER at all.
     let mut caps = VmxCaps::new();
     caps.set(0x480, 1 << 55);
-    caps.set(0x48e, u64::MAX); // every primary control allowed, including "activate secondary controls"
-    caps.set(0x48b, !(1u64 << (32 + 25))); // every secondary control but "use TSC scaling"
+    caps.set(0x48e, u64::MAX);
+    caps.set(0x48b, !(1u64 << (32 + 25)));
     let mut soft = SoftVmcs::new(&caps);
-    let v = filled_vmcs12(&mut Rng(7));
-    let when = PredicateMask(u64::MAX);
-    copy::prepare(&v, &mut soft, &caps, &when).unwrap();
-    assert_eq!(soft.instruction_error(), 0, "no VMWRITE failed");
+    let v = filled_vmcs12(&mut Rng(7), u64::MAX);
+    let mut hooks = TestHooks::new();
+    copy::prepare(&v, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(soft.instruction_error(), 0, "no VMREAD or VMWRITE failed");
     assert!(!soft.exists(fields::TSC_MULTIPLIER.raw()));
-    assert_eq!(soft.read(fields::TSC_OFFSET), v.read(fields::TSC_OFFSET));
+    assert!(soft.read(fields::TSC_OFFSET).is_ok_and(|o| o != 0));
 }
 
 #[test]
-fn dirty_groups_skip_clean_rare_state() {
-    let mut v = Tracked::new(filled_vmcs12(&mut Rng(3)));
-    let mut soft = soft_all();
-    let when = PredicateMask(u64::MAX);
-    copy::prepare_rare(&mut v, &mut soft, &AllCaps, &when).unwrap();
-    assert_eq!(v.dirty_mask() & Group::ALL.iter().fold(0, |m, g| m | g.mask()), 0, "all groups clean");
+fn pdptrs_only_with_nested_ept_pae_paging_and_a_change() {
+    // Seed 004: vmcs12 -> vmcs02 PDPTRs only with nested EPT and PAE paging, and (KVM's
+    // load_guest_pdptrs_vmcs12) only when vmcs12 changed; after CR0, CR4 and EFER are set.
+    let caps = AllCaps;
+    let run = |nested_ept: bool, pae: bool| {
+        let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(5), if nested_ept { u64::MAX } else { 0 }));
+        let mut soft = soft_filled();
+        let mut hooks = TestHooks { pae_paging: pae, logging: true, ..TestHooks::new() };
+        copy::nested_entry(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+        let copied = soft.read(fields::GUEST_PDPTR2).unwrap() == v12.read(fields::GUEST_PDPTR2).unwrap();
+        (copied, v12, soft, hooks)
+    };
+    assert!(!run(false, true).0 && !run(true, false).0 && !run(false, false).0);
+    let (copied, mut v12, mut soft, hooks) = run(true, true);
+    assert!(copied);
+    let asked = hooks.log.borrow().iter().rposition(|n| *n == "pae_paging").unwrap();
+    for h in ["vmcs02_guest_cr0", "vmcs02_guest_cr4", "vmcs02_efer"] {
+        assert!(hooks.position(h).unwrap() < asked, "pae_paging asked before {h}");
+    }
+    // Nothing changed: the next entry writes no PDPTR; L1 writes one: only that one.
+    let mut hooks = TestHooks { pae_paging: true, ..TestHooks::new() };
     soft.reset_counts();
-    copy::prepare_rare(&mut v, &mut soft, &AllCaps, &when).unwrap();
-    assert_eq!((soft.reads(), soft.writes()), (0, 0), "nothing dirty, nothing copied");
-    // L1 VMWRITEs one guest segment: only that group is copied again.
-    v.write(fields::GUEST_ES_SELECTOR, 0x18).unwrap();
-    assert!(copy::DirtyGroups::is_dirty(&v, Group::GuestSegments));
-    assert!(!copy::DirtyGroups::is_dirty(&v, Group::GuestMisc));
-    copy::prepare_rare(&mut v, &mut soft, &AllCaps, &when).unwrap();
-    assert_eq!(soft.writes(), 36);
-    assert_eq!(soft.read(fields::GUEST_ES_SELECTOR), Ok(0x18));
-    // L0's own writes (syncing L2 state back) do not dirty anything.
-    v.inner_mut().write_raw(fields::GUEST_CS_SELECTOR.raw(), 0x10).unwrap();
-    assert!(!copy::DirtyGroups::is_dirty(&v, Group::GuestSegments));
+    copy::prepare_late(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(soft.writes(), 0);
+    v12.write(fields::GUEST_PDPTR1, 0x1234_5001).unwrap();
+    copy::prepare_late(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!((soft.writes(), soft.read(fields::GUEST_PDPTR1)), (1, Ok(0x1234_5001)));
+    // vmcs02 -> vmcs12 only with L0 EPT, nested EPT and PAE paging.
+    for (l0_ept, pae, want) in [(true, true, true), (false, true, false), (true, false, false)] {
+        let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(6), u64::MAX));
+        let soft = soft_filled();
+        let mut hooks = TestHooks { l0_ept, pae_paging: pae, ..TestHooks::new() };
+        copy::sync(&soft, &mut v12, &caps, &mut hooks).unwrap();
+        assert_eq!(v12.read(fields::GUEST_PDPTR3) == Ok(SENTINEL), want, "l0_ept {l0_ept} pae {pae}");
+    }
+}
+
+#[test]
+fn dirty_tracking_copies_what_changed() {
+    let caps = AllCaps;
+    let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(3), 0));
+    let mut soft = soft_filled();
+    let mut hooks = TestHooks::new();
+    copy::nested_entry(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(v12.dirty_count(), 0, "every tracked entry clean after an entry");
+    soft.reset_counts();
+    copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!((soft.reads(), soft.writes()), (0, 0), "nothing changed, nothing copied");
+    // L1 VMWRITEs one guest segment field: exactly that field is copied.
+    v12.write(fields::GUEST_ES_SELECTOR, 0x18).unwrap();
+    copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!((soft.writes(), soft.read(fields::GUEST_ES_SELECTOR)), (1, Ok(0x18)));
+    // A predicate that changes makes the entries that name it copy again (EOI-exit bitmaps).
+    soft.reset_counts();
+    hooks.host_apicv = true;
+    copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(soft.writes(), 4);
+    assert_eq!(soft.read(fields::EOI_EXIT_BITMAP2), v12.read(fields::EOI_EXIT_BITMAP2));
+    // L0's writes of a value vmcs02 holds dirty nothing; a value it computed dirties what changed.
+    v12.write_untracked(fields::GUEST_CS_SELECTOR.raw(), 0x10).unwrap();
+    assert_eq!(v12.dirty_count(), 0);
+    v12.write_l0(fields::VM_ENTRY_CONTROLS.raw(), 1 << 16).unwrap();
+    assert!(v12.dirty_count() > 0, "the entries whose conditions read the entry controls");
+}
+
+#[test]
+fn lazy_sync_keeps_what_l1_wrote_since_the_exit() {
+    let caps = AllCaps;
+    let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(4), u64::MAX));
+    let mut soft = soft_filled();
+    let mut hooks = TestHooks::new();
+    copy::nested_entry(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    // L2 runs: the processor changes segments in vmcs02. The exit defers the rare sync.
+    soft.write(fields::GUEST_DS_SELECTOR, 0x2b).unwrap();
+    soft.write(fields::GUEST_FS_BASE, 0x7000).unwrap();
+    copy::exit_to_vmcs12(copy::ExitKind::Exit, &soft, &mut v12, &caps, &mut hooks).unwrap();
+    assert!(v12.lazy_pending() && v12.needs_lazy_sync(fields::GUEST_DS_SELECTOR.raw()));
+    assert!(!v12.needs_lazy_sync(fields::GUEST_RIP.raw()), "synced on every exit");
+    // L1 writes FS base before reading anything: the deferred sync must not undo it.
+    v12.write(fields::GUEST_FS_BASE, 0x9000).unwrap();
+    assert!(!v12.needs_lazy_sync(fields::GUEST_FS_BASE.raw()));
+    soft.reset_counts();
+    copy::sync_rare(&soft, &mut v12, &caps).unwrap();
+    assert_eq!(soft.reads(), 34, "35 rare fields but the one L1 wrote");
+    assert_eq!((v12.read(fields::GUEST_DS_SELECTOR), v12.read(fields::GUEST_FS_BASE)), (Ok(0x2b), Ok(0x9000)));
+    assert!(!v12.lazy_pending());
+    soft.reset_counts();
+    copy::sync_rare(&soft, &mut v12, &caps).unwrap();
+    assert_eq!(soft.reads(), 0, "nothing pending");
+    // The next entry copies the one field L1 wrote.
+    soft.reset_counts();
+    copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!((soft.writes(), soft.read(fields::GUEST_FS_BASE)), (1, Ok(0x9000)));
 }
 
 #[test]
@@ -201,8 +469,8 @@ fn shadow_bitmaps_clear_exactly_the_shadowed_fields() {
         assert_eq!(b.write_exits(enc), !rw.contains(&enc), "VMWRITE {enc:#x}");
     }
     assert!(b.read_exits(1 << 40 | 0x4402), "bits above 14 always exit");
-    // Without PML, virtual-interrupt delivery, TPR shadow and the preemption timer, KVM drops those
-    // RW fields at init: the processor could not shadow them.
+    // Without PML, virtual-interrupt delivery, TPR shadow and the preemption timer, KVM 7.2.8
+    // drops those RW fields at init: the processor could not shadow them.
     let mut caps = VmxCaps::new();
     caps.set(0x48b, !(1u64 << (32 + 17)) & !(1 << (32 + 9)));
     caps.set(0x482, !(1u64 << (32 + 21)));
@@ -212,120 +480,4 @@ fn shadow_bitmaps_clear_exactly_the_shadowed_fields() {
         assert!(b.read_exits(gone) && b.write_exits(gone), "{gone:#x} must exit");
     }
     assert!(!b.read_exits(0x681e) && !b.write_exits(0x681e));
-}
-
-#[test]
-fn round_trip_preserves_every_existing_field() {
-    let schema = Schema::shipped().unwrap();
-    let layout = schema.layout("vmcs12").unwrap();
-    let mut rng = Rng(0xdead_beef_1234_5678);
-    for round in 0..200 {
-        let mut msrs = std::collections::BTreeMap::new();
-        let mut caps = VmxCaps::new();
-        for i in 0x480..=0x493u32 {
-            let v = match rng.next() % 3 {
-                0 => rng.next() | rng.next(),
-                1 => rng.next(),
-                _ => u64::MAX,
-            };
-            msrs.insert(i, v);
-            caps.set(i, v);
-        }
-        let model = Caps::Msrs(msrs);
-        let original = filled_vmcs12(&mut rng);
-        let mut soft = SoftVmcs::new(&caps);
-        let when = PredicateMask(u64::MAX);
-        copy::load_all(&original, &mut soft, &caps, &when).unwrap();
-        let mut back = Vmcs12::zeroed();
-        copy::save_all(&soft, &mut back, &caps, &when).unwrap();
-        for (m, f) in layout.mapped() {
-            let enc = schema.fields[f].encoding.raw() as u64;
-            let exists = schema.field_exists(&model, f);
-            let got = back.read_any(enc).unwrap();
-            let want = match (exists, schema.fields[f].is_read_only()) {
-                (false, _) => 0,                                  // never copied either way
-                (true, true) => 0,                                // exit information: vmcs02's value
-                (true, false) => original.read_any(enc).unwrap(), // the round trip
-            };
-            assert_eq!(got, want, "round {round}: {} ({})", schema.fields[f].name, m.name);
-        }
-    }
-}
-
-/// KVM 7.2.8's per-routine vmcs12 field counts (testdata/reference/README.md).
-const KVM_PREPARE_RARE: u64 = 51;
-const KVM_PREPARE: u64 = 24;
-const KVM_SYNC_RARE: u64 = 35;
-const KVM_SYNC: u64 = 23;
-
-/// VMREADs + VMWRITEs of the hardware VMCS for one nested round trip: an L2 exit synced to vmcs12,
-/// then L1 re-entering. With `kvm_dirty_flag`, rare state is tracked as KVM does it: one flag for
-/// the whole vmcs12 (any dirty group makes every group dirty).
-fn round_trip(
-    v: &mut Tracked<Vmcs12>,
-    soft: &mut SoftVmcs,
-    when: PredicateMask,
-    exit: bool,
-    kvm_dirty_flag: bool,
-) -> u64 {
-    soft.reset_counts();
-    if exit {
-        copy::sync(soft, v.inner_mut(), &AllCaps, &when).unwrap();
-    }
-    if kvm_dirty_flag && Group::ALL.iter().any(|g| copy::DirtyGroups::is_dirty(v, *g)) {
-        v.mark_all_dirty();
-    }
-    copy::prepare_rare(v, soft, &AllCaps, &when).unwrap();
-    copy::prepare(v.inner(), soft, &AllCaps, &when).unwrap();
-    soft.reads() + soft.writes()
-}
-
-/// Ours and KVM's counts for one scenario, from the same starting vmcs12 state.
-fn both(v: &Tracked<Vmcs12>, when: PredicateMask, exit: bool) -> (u64, u64) {
-    let (mut ours, mut kvm) = (*v, *v);
-    let (mut a, mut b) = (soft_all(), soft_all());
-    (round_trip(&mut ours, &mut a, when, exit, false), round_trip(&mut kvm, &mut b, when, exit, true))
-}
-
-#[test]
-fn vmread_vmwrite_counts_never_exceed_kvm() {
-    let schema = Schema::shipped().unwrap();
-    let p = |n: &str| schema.predicates.iter().position(|x| x.name == n).unwrap();
-    // A 64-bit L2 under nested EPT, not in PAE paging: the common case.
-    let when =
-        mask_of(&schema, &[p("nested_ept"), p("l0_ept"), p("tsc_offsetting"), p("host_apicv"), p("pfec_from_vmcs12")]);
-    let fresh = Tracked::new(filled_vmcs12(&mut Rng(11)));
-    let first = both(&fresh, when, false);
-    let mut clean = fresh;
-    copy::prepare_rare(&mut clean, &mut soft_all(), &AllCaps, &when).unwrap();
-    let cpuid = both(&clean, when, true);
-    let mut segment_changed = clean;
-    segment_changed.write(fields::GUEST_FS_BASE, 0x7fff_0000).unwrap();
-    let segment = both(&segment_changed, when, true);
-
-    println!("VMREAD + VMWRITE per nested round trip: ours / KVM 7.2.8 (same conditions) / KVM's per-routine maximum");
-    println!("  first launch:          {} / {} / {}", first.0, first.1, KVM_PREPARE_RARE + KVM_PREPARE);
-    println!("  CPUID exit, clean:     {} / {} / {}", cpuid.0, cpuid.1, KVM_SYNC + KVM_PREPARE);
-    println!("  L1 changed a segment:  {} / {} / {}", segment.0, segment.1, KVM_SYNC + KVM_PREPARE + KVM_PREPARE_RARE);
-    for (ours, kvm) in [first, cpuid, segment] {
-        assert!(ours <= kvm);
-    }
-    assert!(first.1 <= KVM_PREPARE_RARE + KVM_PREPARE);
-    assert!(cpuid.1 <= KVM_SYNC + KVM_PREPARE);
-    assert!(segment.1 <= KVM_SYNC + KVM_PREPARE + KVM_PREPARE_RARE);
-    // A clean vmcs12 copies no rare state; one changed segment copies exactly its group (36
-    // fields) where KVM's single dirty flag copies every rare field.
-    assert_eq!(segment.0 - cpuid.0, 36);
-    assert!(segment.0 < segment.1);
-
-    // KVM_GET_NESTED_STATE while L2 runs: the hot and the rare sync.
-    let soft = soft_all();
-    let mut v = clean;
-    copy::sync(&soft, v.inner_mut(), &AllCaps, &when).unwrap();
-    copy::sync_rare(&soft, v.inner_mut(), &AllCaps, &when).unwrap();
-    let state = soft.reads() + soft.writes();
-    println!("  get_nested_state:      {state} / - / {}", KVM_SYNC + KVM_SYNC_RARE);
-    assert!(state <= KVM_SYNC + KVM_SYNC_RARE);
-    soft.reset_counts();
-    assert_eq!(Cap::ALL.len(), schema.caps.len());
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{Rng, reference};
 use vmcs::caps::AllCaps;
-use vmcs::copy::{self, PredicateMask};
+use vmcs::copy;
 use vmcs::layouts::evmcs::Evmcs;
 use vmcs::{SoftwareVmcs, Vmcs12};
 
@@ -77,7 +77,7 @@ fn copied_with_clean(clean: u32) -> BTreeSet<u64> {
     }
     src.hv_clean_fields = clean;
     let mut dst = Vmcs12::zeroed();
-    copy::evmcs_to_vmcs12(&src, &mut dst, &AllCaps, &PredicateMask(u64::MAX)).unwrap();
+    copy::evmcs_to_vmcs12(&src, &mut dst, &AllCaps).unwrap();
     <Vmcs12 as SoftwareVmcs>::MAPPED.iter().map(|&e| e as u64).filter(|&e| dst.read_any(e).unwrap() != 0).collect()
 }
 
@@ -120,7 +120,7 @@ fn vmcs12_to_evmcs_writes_kvms_72_fields_plus_guest_cet() {
         v.write_any(e as u64, rng.next() | 1).unwrap();
     }
     let mut ev = Evmcs::default();
-    copy::vmcs12_to_evmcs(&v, &mut ev, &AllCaps, &PredicateMask(0)).unwrap();
+    copy::vmcs12_to_evmcs(&v, &mut ev, &AllCaps).unwrap();
     let written = <Evmcs as SoftwareVmcs>::MAPPED.iter().filter(|&&e| ev.read_any(e as u64).unwrap() != 0).count();
     assert_eq!(written, 72 + 3);
     assert_eq!({ ev.hv_clean_fields }, 0, "the copy leaves the clean bits to the caller");

@@ -5,6 +5,8 @@ use crate::gate::Gate;
 
 mod exits;
 pub use exits::{Bitfield, BitfieldId, Bits, Decode, ExitReason, InstructionError, NamedValue};
+mod copy;
+pub use copy::*;
 
 /// Index of a field in [`Schema::fields`].
 pub type FieldId = usize;
@@ -21,7 +23,7 @@ pub struct Schema {
     pub caps: Vec<Capability>,
     pub layouts: Vec<Layout>,
     pub predicates: Vec<Predicate>,
-    pub groups: Vec<Group>,
+    pub hooks: Vec<Hook>,
     pub sets: Vec<CopySet>,
     /// Basic VM-exit reasons, by number.
     pub reasons: Vec<ExitReason>,
@@ -47,11 +49,27 @@ pub struct Field {
     pub doc: String,
     /// Set for fields that only one source knows (e.g. "bochs-head").
     pub source: Option<String>,
+    /// L1's value is an L1 guest-physical address: vmcs02 needs L0's translation.
+    pub guest_physical: bool,
+    /// vmcs02's value is L0's, not a copy of L1's: why.
+    pub l0_owned: Option<String>,
 }
 
 impl Field {
     pub fn is_read_only(&self) -> bool {
         self.kind == Kind::ReadOnly
+    }
+    /// Why a raw copy of L1's value into vmcs02 would be wrong, if it would.
+    pub fn vmcs02_owner(&self) -> Option<String> {
+        if self.guest_physical {
+            Some("it holds an L1 guest-physical address, which vmcs02 needs translated".into())
+        } else if let Some(why) = &self.l0_owned {
+            Some(format!("it is L0-owned: {why}"))
+        } else if self.kind == Kind::HostState {
+            Some("vmcs02's host state is L0's: a VM exit from L2 returns to L0".into())
+        } else {
+            None
+        }
     }
     /// The encodings that name this field: the full one, and the high one for 64-bit fields.
     pub fn encodings(&self) -> Vec<Encoding> {
@@ -238,107 +256,5 @@ impl Schema {
     /// Render a gate with capability names.
     pub fn gate_text(&self, gate: &Gate<CapId>) -> String {
         gate.render(&|c: &CapId| self.caps[*c].name.clone())
-    }
-}
-
-/// Index of a predicate in [`Schema::predicates`].
-pub type PredId = usize;
-/// Index of a group in [`Schema::groups`].
-pub type GroupId = usize;
-
-/// A condition only the hypervisor knows; a method of the generated `CopyPredicates` trait.
-#[derive(Clone, Debug)]
-pub struct Predicate {
-    pub name: String,
-    pub doc: String,
-}
-
-/// A dirty-tracking group of vmcs12 fields.
-#[derive(Clone, Debug)]
-pub struct Group {
-    pub name: String,
-    pub doc: String,
-    pub fields: Vec<FieldId>,
-}
-
-/// Which copy of the nested guest's VMCS a set reads or writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The software VMCS L1 sees (layout `vmcs12`).
-    Vmcs12,
-    /// The VMCS L0 runs L2 on.
-    Vmcs02,
-    /// The shadow VMCS serving L1's VMREAD/VMWRITE without exits.
-    Shadow,
-    /// Hyper-V's enlightened VMCS (layout `evmcs`), which L1 writes in memory.
-    Evmcs,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "vmcs12" => Role::Vmcs12,
-            "vmcs02" => Role::Vmcs02,
-            "shadow" => Role::Shadow,
-            "evmcs" => Role::Evmcs,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Vmcs12 => "vmcs12",
-            Role::Vmcs02 => "vmcs02",
-            Role::Shadow => "shadow",
-            Role::Evmcs => "evmcs",
-        }
-    }
-    /// The software layout a role stands for, if it is one.
-    pub fn layout(self) -> Option<&'static str> {
-        match self {
-            Role::Vmcs12 => Some("vmcs12"),
-            Role::Evmcs => Some("evmcs"),
-            Role::Vmcs02 | Role::Shadow => None,
-        }
-    }
-}
-
-/// How a shadowed field is exposed to L1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShadowAccess {
-    /// VMREAD without exit; VMWRITE exits.
-    ReadOnly,
-    /// VMREAD and VMWRITE without exit.
-    ReadWrite,
-}
-
-/// One field of a copy set, with its condition.
-#[derive(Clone, Debug)]
-pub struct CopyItem {
-    pub field: FieldId,
-    pub when: Option<Gate<PredId>>,
-}
-
-/// A named, ordered copy between two roles.
-#[derive(Clone, Debug)]
-pub struct CopySet {
-    pub name: String,
-    pub doc: String,
-    pub from: Role,
-    pub to: Role,
-    /// Copy a group's fields only when the group is dirty, then clear it.
-    pub dirty: bool,
-    /// Skip the groups the source eVMCS marks clean.
-    pub clean: bool,
-    pub shadow: Option<ShadowAccess>,
-    pub items: Vec<CopyItem>,
-}
-
-impl Schema {
-    /// The dirty group of a field, if any.
-    pub fn group_of(&self, f: FieldId) -> Option<GroupId> {
-        self.groups.iter().position(|g| g.fields.contains(&f))
-    }
-    pub fn set(&self, name: &str) -> Option<&CopySet> {
-        self.sets.iter().find(|s| s.name == name)
     }
 }

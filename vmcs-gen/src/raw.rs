@@ -23,6 +23,8 @@ pub struct RawField {
     pub gate: Option<S<String>>,
     pub doc: S<String>,
     pub source: Option<S<String>>,
+    pub guest_physical: Option<S<bool>>,
+    pub l0_owned: Option<S<String>>,
 }
 
 /// `[[msr]]` in capabilities.toml.
@@ -151,13 +153,16 @@ pub struct RawPredicate {
     pub doc: S<String>,
 }
 
-/// `[[group]]` in copysets.toml.
+/// `[[hook]]` in copysets.toml.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawGroup {
+pub struct RawHook {
     pub name: S<String>,
+    #[serde(rename = "type")]
+    pub ty: S<String>,
+    #[serde(default)]
+    pub inputs: Vec<S<String>>,
     pub doc: S<String>,
-    pub fields: Vec<S<String>>,
 }
 
 /// `[[set]]` in copysets.toml.
@@ -168,23 +173,48 @@ pub struct RawSet {
     pub doc: S<String>,
     pub from: S<String>,
     pub to: S<String>,
+    pub runs: S<String>,
     pub dirty: Option<S<bool>>,
     /// Skip groups the source eVMCS marks clean.
     pub clean: Option<S<bool>>,
     pub shadow: Option<S<String>>,
-    /// Every field the vmcs12 layout maps (instead of `copy`).
-    pub all: Option<S<bool>>,
     #[serde(default)]
     pub copy: Vec<RawCopyItem>,
 }
 
-/// One entry of a set's `copy` list: a field or a group, with an optional condition.
+/// Bits named by number or by capability names (`"entry.ia32e_mode_guest"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawMask {
+    Number(i64),
+    Caps(String),
+}
+
+/// One entry of a set's `copy` list: the destination field and how it gets its value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCopyItem {
-    pub field: Option<S<String>>,
-    pub group: Option<S<String>>,
+    pub field: S<String>,
+    pub from: Option<S<String>>,
+    pub value: Option<S<i64>>,
+    pub hook: Option<S<String>>,
+    pub mask: Option<S<RawMask>>,
+    pub merge: Option<S<RawMask>>,
     pub when: Option<S<String>>,
+    pub unless: Option<S<String>>,
+    #[serde(rename = "else")]
+    pub otherwise: Option<S<RawTreatment>>,
+}
+
+/// An `else`: where the value comes from when the condition is false, and which bits it changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTreatment {
+    pub from: Option<S<String>>,
+    pub value: Option<S<i64>>,
+    pub hook: Option<S<String>>,
+    pub mask: Option<S<RawMask>>,
+    pub merge: Option<S<RawMask>>,
 }
 
 /// The top of a lock file (`locks/NAME.lock.toml`).

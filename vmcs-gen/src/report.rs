@@ -135,10 +135,11 @@ pub fn summary(schema: &Schema) -> String {
         let sets: Vec<String> = schema.sets.iter().map(|x| format!("{} ({})", x.name, x.items.len())).collect();
         let _ = writeln!(
             s,
-            "copy sets: {}; {} predicates, {} dirty groups",
+            "copy sets: {}; {} predicates, {} hooks, {} dirty-tracked entries",
             sets.join(", "),
             schema.predicates.len(),
-            schema.groups.len()
+            schema.hooks.len(),
+            schema.dirty_items().len()
         );
     }
     let c = &schema.checks;

@@ -266,9 +266,9 @@ fn copy_set_read_only_destination() {
 #[test]
 fn copy_set_unknown_predicate() {
     let m = "name = \"prepare\"";
-    let s = edited(&[(C, m, "when = \"tsc_offsetting\"", "when = \"tsc_offseting\"")]);
+    let s = edited(&[(C, m, "when = \"l0_ept\"", "when = \"l0_eptt\"")]);
     let d = errors(&s);
-    let e = expect_at(&d, &s, C, m, "tsc_offseting", "condition names unknown predicate `tsc_offseting`");
+    let e = expect_at(&d, &s, C, m, "l0_eptt", "condition names unknown predicate `l0_eptt`");
     assert_eq!(e.notes[0], "declare it as a [[predicate]]");
 }
 
@@ -278,15 +278,15 @@ fn copy_set_duplicates() {
     let s = edited(&[(C, m, "{ field = \"GUEST_RSP\" }", "{ field = \"GUEST_RIP\" }")]);
     let d = errors(&s);
     expect_at(&d, &s, C, "\"GUEST_RIP\" },\n]", "\"GUEST_RIP\"", "field `GUEST_RIP` is copied twice in set `prepare`");
-    // A field in two dirty groups.
-    let m = "name = \"guest_cet\"";
-    let s = edited(&[(C, m, "\"GUEST_S_CET\"", "\"GUEST_SYSENTER_CS\"")]);
+    // Two hooks of one name.
+    let m = "name = \"vmcs02_l1_ssp\"";
+    let s = edited(&[(C, m, "vmcs02_l1_ssp", "vmcs02_l1_s_cet")]);
     let d = errors(&s);
-    expect_at(&d, &s, C, m, "\"GUEST_SYSENTER_CS\"", "field `GUEST_SYSENTER_CS` is already in group `guest_misc`");
+    assert!(d.iter().any(|e| e.message == "duplicate hook `vmcs02_l1_s_cet`"), "{d}");
     // Two predicates of one name.
-    let s = edited(&[(C, "name = \"save_debug_controls\"", "save_debug_controls", "load_debug_controls")]);
+    let s = edited(&[(C, "name = \"l0_vpid\"", "l0_vpid", "l0_ept")]);
     let d = errors(&s);
-    assert!(d.iter().any(|e| e.message == "duplicate predicate `load_debug_controls`"), "{d}");
+    assert!(d.iter().any(|e| e.message == "duplicate predicate `l0_ept`"), "{d}");
 }
 
 #[test]
@@ -297,14 +297,14 @@ fn copy_set_bad_roles() {
     expect_at(&d, &s, C, m, "\"vmcs03\"", "unknown role `vmcs03`");
     let s = edited(&[(C, m, "from = \"vmcs02\"", "from = \"vmcs12\"")]);
     let d = errors(&s);
-    let to = "to = \"vmcs12\"\ncopy = [\n    { field = \"GUEST_CR0\"";
+    let to = "to = \"vmcs12\"\nruns = \"exit\"\ncopy = [\n    { field = \"GUEST_CR0\"";
     expect_at(
         &d,
         &s,
         C,
         to,
         "\"vmcs12\"",
-        "a copy set moves fields between vmcs12 and vmcs02, the shadow VMCS or an eVMCS",
+        "a copy set moves fields between vmcs12 and vmcs02, vmcs01, the shadow VMCS or an eVMCS",
     );
 }
 

@@ -1,45 +1,20 @@
-//! copy.rs: one function per copy set, the predicate trait, the dirty groups and the shadow lists.
+//! copy.rs: the `NestedHooks` trait, one function per copy set, the dirty-tracking tables and the
+//! shadow lists. Entries are emitted by `copy_item`.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{bit_test, camel_case, gate_expr, hex, ident, nested_gate_expr};
-use crate::encoding::Width;
-use crate::gate::Gate;
-use crate::model::{CleanGroup, CopyItem, CopySet, PredId, Role, Schema, ShadowAccess};
+use super::copy_item::{SetCtx, enc, input_name, role_ident, width_type};
+use super::{hex, ident};
+use crate::encoding::{Kind, Width};
+use crate::model::{CleanGroup, CopySet, Role, Runs, Schema, ShadowAccess, Source, Term};
 
 pub(super) fn emit(schema: &Schema) -> TokenStream {
-    let predicates = schema.predicates.iter().map(|p| {
-        let name = ident(&p.name);
-        let doc = format!(" {}", p.doc);
-        quote!(#[doc = #doc] fn #name(&self) -> bool;)
-    });
-    let mask_consts = schema.predicates.iter().enumerate().map(|(i, p)| {
-        let c = ident(&p.name.to_ascii_uppercase());
-        let doc = format!(" {}", p.doc);
-        let bit = proc_macro2::Literal::u32_unsuffixed(i as u32);
-        quote!(#[doc = #doc] pub const #c: PredicateMask = PredicateMask(1 << #bit);)
-    });
-    let mask_methods = schema.predicates.iter().enumerate().map(|(i, p)| {
-        let m = ident(&p.name);
-        let test = bit_test(quote!(self.0), i as u32);
-        quote!(fn #m(&self) -> bool { #test })
-    });
-    let pred_names = schema.predicates.iter().map(|p| &p.name);
-    let pred_count = proc_macro2::Literal::usize_unsuffixed(schema.predicates.len());
-    let groups: Vec<Ident> = schema.groups.iter().map(|g| ident(&camel_case(&g.name))).collect();
-    let group_docs = schema.groups.iter().map(|g| format!(" {}", g.doc));
-    let group_names = schema.groups.iter().map(|g| &g.name);
-    let group_count = proc_macro2::Literal::usize_unsuffixed(schema.groups.len());
-    let group_arms = schema.groups.iter().zip(&groups).flat_map(|(g, v)| {
-        g.fields.iter().map(move |&f| {
-            let pat = encodings_pattern(schema, f);
-            quote!(#pat => Some(Group::#v))
-        })
-    });
-    let sets = schema.sets.iter().map(|s| emit_set(schema, s, false));
+    let trait_ = hooks_trait(schema);
+    let dirty = dirty_tables(schema);
+    let sets = schema.sets.iter().map(|s| emit_set(schema, s));
     let backs =
-        schema.sets.iter().filter(|s| s.shadow == Some(ShadowAccess::ReadWrite)).map(|s| emit_set(schema, s, true));
+        schema.sets.iter().filter(|s| s.shadow == Some(ShadowAccess::ReadWrite)).map(|s| shadow_back(schema, s));
     let shadow_list = |access: ShadowAccess| -> Vec<syn::LitInt> {
         let mut v: Vec<_> = schema
             .sets
@@ -54,64 +29,11 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     quote! {
         use crate::access::{VmcsError, VmcsRead, VmcsWrite};
         use crate::caps::{Cap, Capabilities};
-        use crate::copy::{CleanFields, DirtyGroups, copy_field};
+        use crate::copy::{CleanFields, Tracked, control_bit};
         use crate::fields;
 
-        /// Conditions only the hypervisor knows, named in the schema's copy sets.
-        pub trait CopyPredicates {
-            #(#predicates)*
-        }
-
-        /// Predicate values as a bit mask (bit n = the n-th predicate of the schema): compute once
-        /// per nested VM entry or exit, pass to any copy routine.
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-        pub struct PredicateMask(pub u64);
-
-        impl PredicateMask {
-            #(#mask_consts)*
-            /// Predicate names, by bit.
-            pub const NAMES: [&'static str; #pred_count] = [#(#pred_names),*];
-        }
-
-        impl core::ops::BitOr for PredicateMask {
-            type Output = PredicateMask;
-            fn bitor(self, rhs: PredicateMask) -> PredicateMask {
-                PredicateMask(self.0 | rhs.0)
-            }
-        }
-
-        impl CopyPredicates for PredicateMask {
-            #(#mask_methods)*
-        }
-
-        /// A dirty-tracking group of vmcs12 fields.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Group {
-            #( #[doc = #group_docs] #groups, )*
-        }
-
-        impl Group {
-            /// Every group, in schema order.
-            pub const ALL: [Group; #group_count] = [#(Group::#groups),*];
-
-            /// The schema name.
-            pub const fn name(self) -> &'static str {
-                match self { #(Group::#groups => #group_names,)* }
-            }
-
-            /// The group's bit in a dirty mask.
-            pub const fn mask(self) -> u32 {
-                1 << self as u32
-            }
-        }
-
-        /// The dirty group of the vmcs12 field named by `encoding` (full or high access).
-        pub fn group_of(encoding: u64) -> Option<Group> {
-            match encoding {
-                #(#group_arms,)*
-                _ => None,
-            }
-        }
+        #trait_
+        #dirty
 
         /// Full encodings shadowed read-only: VMREAD without exit.
         pub const SHADOW_READ_ONLY: &[u32] = &[#(#ro),*];
@@ -120,6 +42,117 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
 
         #(#sets)*
         #(#backs)*
+    }
+}
+
+/// `NestedHooks`: the predicates and hooks, each documented with where it is called.
+fn hooks_trait(schema: &Schema) -> TokenStream {
+    let preds = schema.predicates.iter().enumerate().map(|(p, pred)| {
+        let name = ident(&pred.name);
+        let doc = format!(" {}", pred.doc);
+        let used = uses(schema, |s, i| s.items[i].terms().contains(&Term::Pred(p)));
+        let used = format!(" Named by: {used}.");
+        quote!(#[doc = #doc] #[doc = ""] #[doc = #used] fn #name(&self) -> bool;)
+    });
+    let hooks = schema.hooks.iter().enumerate().map(|(h, hook)| {
+        let name = ident(&hook.name);
+        let doc = format!(" {}", hook.doc);
+        let used = uses(schema, |s, i| s.items[i].treatments().any(|t| t.source == Source::Hook(h)));
+        let used = format!(" Called by: {used}.");
+        let params = hook.inputs.iter().map(|i| {
+            let n = input_name(schema, i);
+            let ty = match *i {
+                crate::model::HookInput::Control(_) => quote!(bool),
+                crate::model::HookInput::Field(_, f) => width_type(schema.fields[f].width),
+            };
+            quote!(#n: #ty)
+        });
+        let ret = width_type(hook.ty);
+        quote!(#[doc = #doc] #[doc = ""] #[doc = #used] fn #name(&mut self, #(#params),*) -> Result<#ret, Self::Error>;)
+    });
+    quote! {
+        /// What only the hypervisor (L0) knows or computes, for the generated copy routines: the
+        /// predicates their conditions name and the hooks that produce the values KVM computes,
+        /// merges or translates rather than copies. Implement it once per vCPU; each method says
+        /// which set calls it, for which field.
+        pub trait NestedHooks {
+            /// The error a hook fails with (e.g. a page L0 cannot map); VMCS access errors convert into it.
+            type Error: From<VmcsError>;
+            #(#preds)*
+            #(#hooks)*
+        }
+    }
+}
+
+/// "`prepare` (GUEST_DR7, GUEST_IA32_PAT), `sync` (GUEST_DR7)" for the entries `pick` selects.
+fn uses(schema: &Schema, pick: impl Fn(&CopySet, usize) -> bool) -> String {
+    let mut v = Vec::new();
+    for s in &schema.sets {
+        let fields: Vec<&str> =
+            (0..s.items.len()).filter(|&i| pick(s, i)).map(|i| schema.fields[s.items[i].field].name.as_str()).collect();
+        if !fields.is_empty() {
+            v.push(format!("`{}` ({})", s.name, fields.join(", ")));
+        }
+    }
+    if v.is_empty() { "no set".to_string() } else { v.join(", ") }
+}
+
+/// The dirty bits: how many, which an L1 VMWRITE sets, and the bit of each lazily synced field.
+fn dirty_tables(schema: &Schema) -> TokenStream {
+    let bits = schema.dirty_items().len();
+    let words = bits.div_ceil(64).max(1);
+    let dirty_sets = schema.sets.iter().filter(|s| s.dirty).count().max(1);
+    let mask = |ns: &[usize]| {
+        let mut w = vec![0u64; words];
+        for &n in ns {
+            w[n / 64] |= 1 << (n % 64);
+        }
+        let w = w.into_iter().map(hex);
+        quote!([#(#w),*])
+    };
+    let arms = schema.fields.iter().enumerate().filter_map(|(f, _)| {
+        let ns = schema.dirtied_by(f);
+        if ns.is_empty() {
+            return None;
+        }
+        let (pat, m) = (encodings_pattern(schema, f), mask(&ns));
+        Some(quote!(#pat => #m))
+    });
+    let lazy = schema.sets.iter().filter(|s| s.runs == Runs::Lazy).flat_map(|s| &s.items).filter_map(|i| {
+        let bit = proc_macro2::Literal::usize_unsuffixed(schema.dirty_bit_of(i.field)?);
+        let pat = encodings_pattern(schema, i.field);
+        Some(quote!(#pat => Some(#bit)))
+    });
+    let (bits, words, dirty_sets) = (
+        proc_macro2::Literal::usize_unsuffixed(bits),
+        proc_macro2::Literal::usize_unsuffixed(words),
+        proc_macro2::Literal::usize_unsuffixed(dirty_sets),
+    );
+    let zero = mask(&[]);
+    quote! {
+        /// Dirty-tracked entries (bit n = the n-th entry of the `dirty` sets, in schema order).
+        pub const DIRTY_BITS: usize = #bits;
+        /// Words of a dirty mask.
+        pub const DIRTY_WORDS: usize = #words;
+        /// Sets with dirty tracking (each remembers the predicates it last ran with).
+        pub const DIRTY_SETS: usize = #dirty_sets;
+
+        /// The dirty bits an L1 VMWRITE of `encoding` (full or high access) sets: every tracked
+        /// entry that reads the field, as its value, a hook input or a control bit of its condition.
+        pub fn dirtied_by(encoding: u64) -> [u64; DIRTY_WORDS] {
+            match encoding {
+                #(#arms,)*
+                _ => #zero,
+            }
+        }
+
+        /// The dirty bit of a field vmcs12 receives lazily from vmcs02 (`runs = "lazy"`).
+        pub fn lazy_bit(encoding: u64) -> Option<usize> {
+            match encoding {
+                #(#lazy,)*
+                _ => None,
+            }
+        }
     }
 }
 
@@ -135,129 +168,182 @@ fn encodings_pattern(schema: &Schema, f: usize) -> TokenStream {
     }
 }
 
-fn role_param(role: Role) -> Ident {
-    ident(role.as_str())
-}
-
-/// A Rust boolean expression over the predicate trait.
-fn when_expr(schema: &Schema, gate: &Gate<PredId>) -> TokenStream {
-    match gate {
-        Gate::Cap(p) => {
-            let m = ident(&schema.predicates[*p].name);
-            quote!(when.#m())
+fn runs_doc(set: &CopySet) -> &'static str {
+    match set.runs {
+        Runs::Entry if set.dirty => {
+            " Runs on every nested VM entry; copies an entry only when an input changed since it last did \
+             (an L1 VMWRITE through `Tracked`, or a predicate of its condition)."
         }
-        Gate::Any(gs) => {
-            let parts = gs.iter().map(|g| nested(schema, g));
-            quote!(#(#parts)||*)
+        Runs::Entry => " Runs on every nested VM entry.",
+        Runs::Exit => " Runs on every nested VM exit to L1.",
+        Runs::Lazy => {
+            " Deferred: runs only if an exit left it pending, when L0 needs vmcs12 current (L1 VMREADs \
+             one of its fields, VMCLEAR, VMPTRLD of another VMCS, saving nested state); keeps the fields \
+             L1 wrote since the exit."
         }
-        Gate::All(gs) => {
-            let parts = gs.iter().map(|g| nested(schema, g));
-            quote!(#(#parts)&&*)
-        }
+        Runs::Demand => " Runs when the hypervisor calls it.",
     }
 }
 
-fn nested(schema: &Schema, gate: &Gate<PredId>) -> TokenStream {
-    let e = when_expr(schema, gate);
-    if matches!(gate, Gate::Cap(_)) { e } else { quote!((#e)) }
-}
-
-/// One field copy: skipped when the field does not exist for `caps` or its condition is false.
-fn emit_item(schema: &Schema, item: &CopyItem, src: &TokenStream, dst: &Ident) -> TokenStream {
-    let f = &schema.fields[item.field];
-    let name = ident(&f.name);
-    let copy = quote!(copy_field(#src, #dst, fields::#name.raw())?;);
-    let caps = quote!(caps);
-    match (&f.gate, &item.when) {
-        (None, None) => copy,
-        (Some(g), None) => {
-            let e = gate_expr(schema, g, &caps);
-            quote!(if #e { #copy })
-        }
-        (None, Some(w)) => {
-            let w = when_expr(schema, w);
-            quote!(if #w { #copy })
-        }
-        (Some(g), Some(w)) => {
-            let (e, w) = (nested_gate_expr(schema, g, &caps), nested(schema, w));
-            quote!(if #e && #w { #copy })
-        }
-    }
-}
-
-/// The function for a set; `back` emits the reverse copy of a read-write shadow set.
-fn emit_set(schema: &Schema, set: &CopySet, back: bool) -> TokenStream {
-    let (from, to) = if back { (set.to, set.from) } else { (set.from, set.to) };
-    let (src, dst) = (role_param(from), role_param(to));
-    let name = if back { ident(&format!("{}_back", set.name)) } else { ident(&set.name) };
-    let doc = if back {
-        format!(
-            " {} -> {}: what L1 wrote through the shadow VMCS, back into vmcs12 (reverse of `{}`).",
-            from.as_str(),
-            to.as_str(),
-            set.name
-        )
-    } else {
-        format!(" {}", set.doc)
-    };
-    let uses_caps = set.items.iter().any(|i| schema.fields[i.field].gate.is_some());
-    let uses_when = set.items.iter().any(|i| i.when.is_some());
-    let caps = if uses_caps { quote!(caps) } else { quote!(_caps) };
-    let when = if uses_when { quote!(when) } else { quote!(_when) };
-    // A dirty-tracked source is `&mut S`; copies only read it.
-    let src_read = if set.dirty && !back { quote!(&*#src) } else { quote!(#src) };
-    let body: Vec<TokenStream> = if set.clean && !back {
-        clean_gated(schema, set, &src, &src_read, &dst)
-    } else if set.dirty && !back {
-        // Copy each group only when L1 dirtied it, then clear it (in order of first appearance).
-        let mut order: Vec<usize> = Vec::new();
-        for i in &set.items {
-            let g = schema.group_of(i.field).expect("validated: every field of a dirty set has a group");
-            if !order.contains(&g) {
-                order.push(g);
-            }
-        }
-        order
+fn emit_set(schema: &Schema, set: &CopySet) -> TokenStream {
+    let ctx = SetCtx { schema, set, predicates_in_now: set.dirty };
+    let name = ident(&set.name);
+    let docs = [format!(" {}", set.doc), String::new(), runs_doc(set).to_string()];
+    let uses_caps = set.items.iter().any(|i| schema.fields[i.field].gate.is_some())
+        || set
+            .items
             .iter()
-            .map(|&g| {
-                let v = ident(&camel_case(&schema.groups[g].name));
-                let items = set
-                    .items
-                    .iter()
-                    .filter(|i| schema.group_of(i.field) == Some(g))
-                    .map(|i| emit_item(schema, i, &src_read, &dst));
-                quote! {
-                    if #src.is_dirty(Group::#v) {
-                        #(#items)*
-                        #src.clear_dirty(Group::#v);
-                    }
-                }
-            })
-            .collect()
+            .flat_map(|i| schema.item_inputs(set, i))
+            .any(|(r, f)| r != Role::Vmcs12 && schema.fields[f].gate.is_some());
+    let caps = if uses_caps { quote!(caps) } else { quote!(_caps) };
+    let tracked_dst = set.to == Role::Vmcs12 && matches!(set.runs, Runs::Exit | Runs::Lazy);
+    let (src, dst) = (role_ident(set.from), role_ident(set.to));
+    let reads_src = set.clean
+        || set.dirty
+        || set.items.iter().any(|i| schema.item_inputs(set, i).iter().any(|(r, _)| *r == set.from));
+    let src_name = if reads_src { quote!(#src) } else { super::copy_item::unused(set.from) };
+    let src_param = if set.dirty { quote!(#src_name: &mut Tracked<L>) } else { quote!(#src_name: &S) };
+    let dst_param = if tracked_dst { quote!(#dst: &mut Tracked<L>) } else { quote!(#dst: &mut D) };
+    let mut generics = vec![];
+    let mut bounds = vec![];
+    if set.dirty || tracked_dst {
+        generics.push(quote!(L));
+        bounds.push(quote!(L: VmcsRead + VmcsWrite));
+    }
+    if !set.dirty {
+        generics.push(quote!(S));
+        bounds.push(if set.clean { quote!(S: VmcsRead + CleanFields + ?Sized) } else { quote!(S: VmcsRead + ?Sized) });
+    }
+    if !tracked_dst {
+        generics.push(quote!(D));
+        bounds.push(quote!(D: VmcsRead + VmcsWrite + ?Sized));
+    }
+    generics.push(quote!(C));
+    bounds.push(quote!(C: Capabilities + ?Sized));
+    let hooks = set.uses_hooks();
+    let (hooks_param, ret) = if hooks {
+        generics.push(quote!(H));
+        bounds.push(quote!(H: NestedHooks + ?Sized));
+        (quote!(, hooks: &mut H), quote!(Result<(), H::Error>))
     } else {
-        set.items.iter().map(|i| emit_item(schema, i, &src_read, &dst)).collect()
+        (quote!(), quote!(Result<(), VmcsError>))
     };
-    let (src_ty, src_ref) = if set.dirty && !back {
-        (quote!(VmcsRead + DirtyGroups + ?Sized), quote!(&mut S))
-    } else if set.clean && !back {
-        (quote!(VmcsRead + CleanFields + ?Sized), quote!(&S))
+    let body = if set.dirty {
+        dirty_body(&ctx)
+    } else if set.runs == Runs::Lazy {
+        lazy_body(&ctx)
+    } else if set.clean {
+        clean_body(&ctx)
     } else {
-        (quote!(VmcsRead + ?Sized), quote!(&S))
+        let items = set.items.iter().map(|i| ctx.item(i));
+        let defer = defers_lazy(schema, set).then(|| quote!(vmcs12.defer_lazy();));
+        quote!(#(#items)* #defer)
     };
-    // A clean group may hold a single conditional field: the nested `if` is the schema's shape.
-    let allow = if set.clean && !back { quote!(#[allow(clippy::collapsible_if)]) } else { quote!() };
+    let allow = set.clean.then(|| quote!(#[allow(clippy::collapsible_if)]));
+    quote! {
+        #(#[doc = #docs])*
+        #allow
+        pub fn #name<#(#generics),*>(#src_param, #dst_param, #caps: &C #hooks_param) -> #ret
+        where
+            #(#bounds,)*
+        {
+            #body
+            Ok(())
+        }
+    }
+}
+
+/// An exit set that copies L2's guest state from vmcs02 leaves the lazy sets pending.
+fn defers_lazy(schema: &Schema, set: &CopySet) -> bool {
+    set.runs == Runs::Exit
+        && (set.from, set.to) == (Role::Vmcs02, Role::Vmcs12)
+        && schema.sets.iter().any(|s| s.runs == Runs::Lazy)
+        && set.items.iter().any(|i| i.is_plain() && schema.fields[i.field].kind == Kind::GuestState)
+}
+
+fn dirty_body(ctx: &SetCtx) -> TokenStream {
+    let (schema, set) = (ctx.schema, ctx.set);
+    let first = schema.dirty_items().iter().position(|&(si, _)| std::ptr::eq(&schema.sets[si], set)).unwrap_or(0);
+    let slot = schema.sets.iter().take_while(|s| !std::ptr::eq(*s, set)).filter(|s| s.dirty).count();
+    let mut preds: Vec<usize> = set.items.iter().flat_map(|i| i.predicates()).collect();
+    preds.sort();
+    preds.dedup();
+    let prelude = (!preds.is_empty()).then(|| {
+        let alone = preds.len() == 1;
+        let parts = preds.iter().map(|&p| {
+            let m = ident(&schema.predicates[p].name);
+            if p == 0 {
+                quote!(u64::from(hooks.#m()))
+            } else {
+                let bit = proc_macro2::Literal::u32_unsuffixed(p as u32);
+                if alone { quote!(u64::from(hooks.#m()) << #bit) } else { quote!((u64::from(hooks.#m()) << #bit)) }
+            }
+        });
+        let slot = proc_macro2::Literal::usize_unsuffixed(slot);
+        quote! {
+            let now: u64 = #(#parts)|*;
+            let changed = vmcs12.seen(#slot, now);
+        }
+    });
+    let items = set.items.iter().enumerate().map(|(k, item)| {
+        let n = proc_macro2::Literal::usize_unsuffixed(first + k);
+        let ps = item.predicates();
+        let redo = if ps.is_empty() {
+            quote!(vmcs12.is_dirty(#n))
+        } else {
+            let m = hex(ps.iter().fold(0u64, |m, &p| m | 1 << p));
+            quote!(vmcs12.is_dirty(#n) || changed & #m != 0)
+        };
+        let code = ctx.item(item);
+        quote!(if #redo { #code vmcs12.clean(#n); })
+    });
+    quote!(#prelude #(#items)*)
+}
+
+fn lazy_body(ctx: &SetCtx) -> TokenStream {
+    let items = ctx.set.items.iter().map(|item| {
+        let n = ctx.schema.dirty_bit_of(item.field).expect("validated: a lazily synced field has a dirty bit");
+        let n = proc_macro2::Literal::usize_unsuffixed(n);
+        ctx.item_if(item, Some(quote!(!vmcs12.is_dirty(#n))))
+    });
+    quote! {
+        if !vmcs12.lazy_pending() {
+            return Ok(());
+        }
+        #(#items)*
+        vmcs12.lazy_done();
+    }
+}
+
+/// The reverse of a read-write shadow set: what L1 wrote through the shadow VMCS, into vmcs12,
+/// dirtying what changed (those writes bypassed `Tracked`).
+fn shadow_back(schema: &Schema, set: &CopySet) -> TokenStream {
+    let name = ident(&format!("{}_back", set.name));
+    let doc = format!(
+        " shadow -> vmcs12: what L1 wrote through the shadow VMCS, back into vmcs12 before an entry \
+         (reverse of `{}`; KVM copy_shadow_to_vmcs12). A changed value dirties what reads it.",
+        set.name
+    );
+    let items = set.items.iter().map(|i| {
+        let e = enc(schema, i.field);
+        let code = quote!(let v = shadow.read_raw(#e)?; vmcs12.write_l0(#e, v)?;);
+        match &schema.fields[i.field].gate {
+            Some(g) => {
+                let g = super::gate_expr(schema, g, &quote!(caps));
+                quote!(if #g { #code })
+            }
+            None => quote!({ #code }),
+        }
+    });
     quote! {
         #[doc = #doc]
-        #[inline]
-        #allow
-        pub fn #name<S, D, C, P>(#src: #src_ref, #dst: &mut D, #caps: &C, #when: &P) -> Result<(), VmcsError>
+        pub fn #name<S, L, C>(shadow: &S, vmcs12: &mut Tracked<L>, caps: &C) -> Result<(), VmcsError>
         where
-            S: #src_ty,
-            D: VmcsWrite + ?Sized,
+            S: VmcsRead + ?Sized,
+            L: VmcsRead + VmcsWrite,
             C: Capabilities + ?Sized,
-            P: CopyPredicates + ?Sized,
         {
-            #(#body)*
+            #(#items)*
             Ok(())
         }
     }
@@ -265,7 +351,8 @@ fn emit_set(schema: &Schema, set: &CopySet, back: bool) -> TokenStream {
 
 /// A clean-gated set: each clean-field group of the source eVMCS is copied only when its bit is
 /// clear; fields without a group are always copied, fields in "all" unless every bit is set.
-fn clean_gated(schema: &Schema, set: &CopySet, src: &Ident, src_read: &TokenStream, dst: &Ident) -> Vec<TokenStream> {
+fn clean_body(ctx: &SetCtx) -> TokenStream {
+    let (schema, set) = (ctx.schema, ctx.set);
     let layout = schema.layout("evmcs").expect("validated: clean sets read the evmcs layout");
     let all = layout.clean.as_ref().expect("validated: evmcs has clean fields").all_mask();
     let group_of = |f: usize| layout.members.iter().find(|m| m.field == Some(f)).and_then(|m| m.clean);
@@ -276,26 +363,20 @@ fn clean_gated(schema: &Schema, set: &CopySet, src: &Ident, src_read: &TokenStre
             order.push(g);
         }
     }
-    order
-        .into_iter()
-        .map(|g| {
-            let items: Vec<_> = set
-                .items
-                .iter()
-                .filter(|i| group_of(i.field) == g)
-                .map(|i| emit_item(schema, i, src_read, dst))
-                .collect();
-            match g {
-                None => quote!(#(#items)*),
-                Some(CleanGroup::Bit(bit)) => {
-                    let mask = hex(1u64 << bit);
-                    quote!(if #src.clean_fields() & #mask == 0 { #(#items)* })
-                }
-                Some(CleanGroup::All) => {
-                    let all = hex(all as u64);
-                    quote!(if #src.clean_fields() & #all != #all { #(#items)* })
-                }
+    let src = role_ident(set.from);
+    let parts = order.into_iter().map(|g| {
+        let items: Vec<_> = set.items.iter().filter(|i| group_of(i.field) == g).map(|i| ctx.item(i)).collect();
+        match g {
+            None => quote!(#(#items)*),
+            Some(CleanGroup::Bit(bit)) => {
+                let mask = hex(1u64 << bit);
+                quote!(if #src.clean_fields() & #mask == 0 { #(#items)* })
             }
-        })
-        .collect()
+            Some(CleanGroup::All) => {
+                let all = hex(all as u64);
+                quote!(if #src.clean_fields() & #all != #all { #(#items)* })
+            }
+        }
+    });
+    quote!(#(#parts)*)
 }

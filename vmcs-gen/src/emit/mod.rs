@@ -5,6 +5,7 @@ mod checks;
 mod checks_expr;
 mod controls;
 mod copy;
+mod copy_item;
 mod exits;
 mod fields;
 mod instruction_errors;
@@ -68,7 +69,7 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
     }));
     if !schema.sets.is_empty() {
         jobs.push(Box::new(|| {
-            let what = "copy routines, predicate trait, dirty groups and shadow lists";
+            let what = "copy routines, the NestedHooks trait, dirty tracking and shadow lists";
             artifact(schema, "copy.rs", what, copy::emit(schema))
         }));
     }

@@ -102,6 +102,8 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
                 gate: gate.flatten(),
                 doc: f.doc.get_ref().clone(),
                 source: f.source.as_ref().map(|s| s.get_ref().clone()),
+                guest_physical: f.guest_physical.as_ref().is_some_and(|g| *g.get_ref()),
+                l0_owned: f.l0_owned.as_ref().map(|s| s.get_ref().clone()),
             });
         }
     }

@@ -2,6 +2,7 @@
 
 mod caps;
 mod checks;
+mod copycheck;
 mod copysets;
 mod exits;
 mod fields;
