@@ -488,7 +488,7 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
         v12.clean(bit);
     }
     let mut hooks = Reflect {
-        reason: r.map_or(0, |e| e.reason),
+        reason: r.map_or(0, |e| e.bits()),
         qualification: v.read(fields::EXIT_QUALIFICATION).unwrap_or(0),
         instruction_len: v.read(fields::VM_EXIT_INSTRUCTION_LEN).unwrap_or(0),
         dr7: v.read(fields::GUEST_DR7).unwrap_or(0),

@@ -15,9 +15,12 @@
 //!
 //! - VMPTRLD (or a state restore): wrap the vmcs12 in [`Tracked::new`]; everything is dirty.
 //! - L1's VMWRITE (emulated): through [`Tracked`]'s [`VmcsWrite`], which marks what the write can
-//!   change on the next entry. L1's VMREAD: first [`sync_rare`] if [`Tracked::needs_lazy_sync`].
-//! - VMLAUNCH/VMRESUME, after the entry checks: with VMCS shadowing, [`shadow_read_write_back`];
-//!   then [`nested_entry`] with vmcs02 current (on hardware: VMPTRLD vmcs02 first).
+//!   change on the next entry; with VMCS shadowing, a field shadowed read-only is also written
+//!   into the shadow VMCS (L1 reads it there). L1's VMREAD: first [`sync_rare`] if
+//!   [`Tracked::needs_lazy_sync`].
+//! - VMLAUNCH/VMRESUME: with VMCS shadowing, first [`shadow_read_write_back`] (before the checks:
+//!   a refused entry must see L1's writes too); after the checks, [`nested_entry`] with vmcs02
+//!   current (on hardware: VMPTRLD vmcs02 first). A state restore is [`nested_entry`] alone.
 //! - A nested VM exit to L1, with vmcs02 current: [`exit_to_vmcs12`]; then, with vmcs01 current,
 //!   [`load_host_state`]; with shadowing, [`shadow_read_write`] and [`shadow_read_only`] into the
 //!   shadow VMCS before L1 runs.
