@@ -1,6 +1,6 @@
 //! Generated copy routines: membership against KVM 7.2.8's routines, both branches of every
-//! condition, fields absent for the capabilities never touched, the seed-004 PDPTR condition,
-//! dirty tracking and the lazy sync, and the shadow bitmaps against KVM's lists.
+//! condition, fields absent for the capabilities never touched, dirty tracking and the lazy sync,
+//! and the shadow bitmaps against KVM's lists (the seed-004 PDPTRs: copy_defects.rs).
 
 use std::collections::BTreeSet;
 
@@ -348,44 +348,6 @@ fn absent_fields_are_skipped_not_read() {
     assert_eq!(soft.instruction_error(), 0, "no VMREAD or VMWRITE failed");
     assert!(!soft.exists(fields::TSC_MULTIPLIER.raw()));
     assert!(soft.read(fields::TSC_OFFSET).is_ok_and(|o| o != 0));
-}
-
-#[test]
-fn pdptrs_only_with_nested_ept_pae_paging_and_a_change() {
-    // Seed 004: vmcs12 -> vmcs02 PDPTRs only with nested EPT and PAE paging, and (KVM's
-    // load_guest_pdptrs_vmcs12) only when vmcs12 changed; after CR0, CR4 and EFER are set.
-    let caps = AllCaps;
-    let run = |nested_ept: bool, pae: bool| {
-        let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(5), if nested_ept { u64::MAX } else { 0 }));
-        let mut soft = soft_filled();
-        let mut hooks = TestHooks { pae_paging: pae, logging: true, ..TestHooks::new() };
-        copy::nested_entry(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
-        let copied = soft.read(fields::GUEST_PDPTR2).unwrap() == v12.read(fields::GUEST_PDPTR2).unwrap();
-        (copied, v12, soft, hooks)
-    };
-    assert!(!run(false, true).0 && !run(true, false).0 && !run(false, false).0);
-    let (copied, mut v12, mut soft, hooks) = run(true, true);
-    assert!(copied);
-    let asked = hooks.log.borrow().iter().rposition(|n| *n == "pae_paging").unwrap();
-    for h in ["vmcs02_guest_cr0", "vmcs02_guest_cr4", "vmcs02_efer"] {
-        assert!(hooks.position(h).unwrap() < asked, "pae_paging asked before {h}");
-    }
-    // Nothing changed: the next entry writes no PDPTR; L1 writes one: only that one.
-    let mut hooks = TestHooks { pae_paging: true, ..TestHooks::new() };
-    soft.reset_counts();
-    copy::prepare_late(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
-    assert_eq!(soft.writes(), 0);
-    v12.write(fields::GUEST_PDPTR1, 0x1234_5001).unwrap();
-    copy::prepare_late(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
-    assert_eq!((soft.writes(), soft.read(fields::GUEST_PDPTR1)), (1, Ok(0x1234_5001)));
-    // vmcs02 -> vmcs12 only with L0 EPT, nested EPT and PAE paging.
-    for (l0_ept, pae, want) in [(true, true, true), (false, true, false), (true, false, false)] {
-        let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(6), u64::MAX));
-        let soft = soft_filled();
-        let mut hooks = TestHooks { l0_ept, pae_paging: pae, ..TestHooks::new() };
-        copy::sync(&soft, &mut v12, &caps, &mut hooks).unwrap();
-        assert_eq!(v12.read(fields::GUEST_PDPTR3) == Ok(SENTINEL), want, "l0_ept {l0_ept} pae {pae}");
-    }
 }
 
 #[test]

@@ -134,7 +134,7 @@ impl World<'_> {
         let plan = self.plan;
         let mut e = plan.writable[pick(rng, plan.writable.len())];
         if fields::ALL.iter().any(|f| f.encoding as u64 == e && f.width == vmcs::field::FieldWidth::W64)
-            && rng.next() % 4 == 0
+            && rng.next().is_multiple_of(4)
         {
             e |= 1; // the high half
         }
@@ -170,16 +170,16 @@ impl World<'_> {
 
     fn randomize_l0(&mut self, rng: &mut Rng) {
         let h = &mut self.hooks;
-        h.run_pending = rng.next() % 8 != 0;
-        h.pae_paging = rng.next() % 2 == 0;
-        h.l1_pae_paging = rng.next() % 2 == 0;
-        h.guest_ibt_or_shstk = rng.next() % 2 == 0;
-        h.guest_shstk = rng.next() % 2 == 0;
-        h.pfec_from_vmcs12 = rng.next() % 4 != 0;
-        h.host_apicv = rng.next() % 2 == 0;
-        h.vpmu_perf_global_ctrl = rng.next() % 2 == 0;
-        h.encls_exiting = rng.next() % 2 == 0;
-        if rng.next() % 4 == 0 {
+        h.run_pending = !rng.next().is_multiple_of(8);
+        h.pae_paging = rng.next().is_multiple_of(2);
+        h.l1_pae_paging = rng.next().is_multiple_of(2);
+        h.guest_ibt_or_shstk = rng.next().is_multiple_of(2);
+        h.guest_shstk = rng.next().is_multiple_of(2);
+        h.pfec_from_vmcs12 = !rng.next().is_multiple_of(4);
+        h.host_apicv = rng.next().is_multiple_of(2);
+        h.vpmu_perf_global_ctrl = rng.next().is_multiple_of(2);
+        h.encls_exiting = rng.next().is_multiple_of(2);
+        if rng.next().is_multiple_of(4) {
             h.l1[pick(rng, 7)] = rng.next();
             h.l1_tsc_offset = rng.next();
         }
@@ -219,7 +219,7 @@ impl World<'_> {
                 self.r02.write_raw(e, v).unwrap();
             }
         }
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             let e = self.plan.written_through[pick(rng, self.plan.written_through.len())];
             if self.v02.exists(e) {
                 let v = value(rng);
@@ -304,8 +304,8 @@ impl World<'_> {
 
 fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
     let mut hooks = TestHooks::new();
-    hooks.l0_ept = rng.next() % 4 != 0;
-    hooks.l0_vpid = rng.next() % 2 == 0;
+    hooks.l0_ept = !rng.next().is_multiple_of(4);
+    hooks.l0_vpid = rng.next().is_multiple_of(2);
     let mut start = Vmcs12::zeroed();
     for &e in &plan.writable {
         start.write_raw(e, value(rng)).unwrap();
@@ -313,7 +313,7 @@ fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
     let mut w = World {
         plan,
         caps: *caps,
-        shadowing: rng.next() % 3 == 0,
+        shadowing: rng.next().is_multiple_of(3),
         v12: Tracked::new(start),
         v02: SoftVmcs::new(caps),
         v01: SoftVmcs::new(caps),
