@@ -158,6 +158,10 @@ impl NestedHooks for Reflect {
         vmcs02_cr4_read_shadow(u64, u64, u64) -> u64;
         vmcs02_efer(u64, u32) -> u64;
         vmcs02_shadow_cr3(u64) -> u64;
+        vmcs02_pdptr0(u64) -> u64;
+        vmcs02_pdptr1(u64) -> u64;
+        vmcs02_pdptr2(u64) -> u64;
+        vmcs02_pdptr3(u64) -> u64;
         vmcs02_perf_global_ctrl(u64) -> u64;
         vmcs02_apic_access_addr(u64) -> u64;
         vmcs02_virtual_apic_page_addr(u64) -> u64;

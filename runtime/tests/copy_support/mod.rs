@@ -254,6 +254,22 @@ impl NestedHooks for TestHooks {
         self.called("vmcs02_shadow_cr3");
         Ok(mark64(cr3))
     }
+    fn vmcs02_pdptr0(&mut self, cr3: u64) -> R<u64> {
+        self.called("vmcs02_pdptr0");
+        Ok(mark64(cr3))
+    }
+    fn vmcs02_pdptr1(&mut self, cr3: u64) -> R<u64> {
+        self.called("vmcs02_pdptr1");
+        Ok(mark64(cr3 ^ 1))
+    }
+    fn vmcs02_pdptr2(&mut self, cr3: u64) -> R<u64> {
+        self.called("vmcs02_pdptr2");
+        Ok(mark64(cr3 ^ 2))
+    }
+    fn vmcs02_pdptr3(&mut self, cr3: u64) -> R<u64> {
+        self.called("vmcs02_pdptr3");
+        Ok(mark64(cr3 ^ 3))
+    }
     fn vmcs02_perf_global_ctrl(&mut self, value: u64) -> R<u64> {
         self.called("vmcs02_perf_global_ctrl");
         Ok(value & 0xf)
