@@ -48,6 +48,8 @@ impl Offer<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct L1Caps {
     msrs: VmxCaps,
+    /// The processor's: which fields vmcs02 and vmcs01 have.
+    host: VmxCaps,
 }
 
 impl L1Caps {
@@ -83,12 +85,17 @@ impl L1Caps {
             }
         }
         m.set(0x48a, crate::current::vmcs_enum(&m));
-        L1Caps { msrs: m }
+        L1Caps { msrs: m, host: *host }
     }
 
     /// The capability set, for field existence ([`vmcs::fields::exists`]) and capability tests.
     pub fn caps(&self) -> &VmxCaps {
         &self.msrs
+    }
+
+    /// The processor's capabilities (for the copy routines: the fields vmcs02 and vmcs01 have).
+    pub fn host(&self) -> &VmxCaps {
+        &self.host
     }
 
     /// L1's RDMSR of a capability MSR: None (#GP) when the MSR does not exist for these

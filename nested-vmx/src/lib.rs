@@ -23,6 +23,7 @@
 pub mod caps;
 pub mod count;
 pub mod current;
+pub mod hooks;
 mod insn;
 pub mod operand;
 pub mod paging;

@@ -2,23 +2,18 @@
 //! vmcs12 with the exit information, then L1's state from vmcs12's host-state fields into vmcs01,
 //! so that L1 continues at its host RIP as after a VM exit on the machine.
 //!
-//! vmcs02 -> vmcs12 goes through the generated `vmcs::copy::sync_rare`, `sync` and
-//! `sync_exit_info`; until the copy-semantics issue's hooks land, the treatments that are not
-//! plain copies are here: only the "IA-32e mode guest" bit of the entry controls comes back, the
-//! launch state and the cleared valid bit of the injected event, and a failed entry changing only
-//! the reason and qualification. The host-state load follows SDM Vol. 3C 28.5 (KVM's
-//! load_vmcs12_host_state, nested.c:4801).
+//! Both go through the generated routines (`vmcs::copy::exit_to_vmcs12`, `sync_rare` and
+//! `load_host_state`, KVM's sync_vmcs02_to_vmcs12, prepare_vmcs12 and load_vmcs12_host_state),
+//! with this L0's hooks giving the exit facts as vmcs02 reported them. One departure from KVM's
+//! constants, kept from the SDM (28.5.2): a null DS/ES/FS/GS/SS selector loads an unusable segment.
 
-use vmcs::controls::{VmEntryControls as Entry, VmExitControls as Exit};
-use vmcs::copy;
+use vmcs::copy::{self, ExitKind};
 use vmcs::fields as F;
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
-use crate::vmcs02::Conditions;
+use crate::hooks::{L0Hooks, Reflected};
+use crate::vmcs02::L0Policy;
 use crate::vmx::NestedVmx;
-
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
 
 fn get(v12: &Vmcs12, e: u64) -> u64 {
     v12.read_raw(e).unwrap_or(0)
@@ -31,28 +26,39 @@ impl NestedVmx {
     where
         V: VmcsRead + ?Sized,
     {
-        let before = *self.current.vmcs12.inner();
-        let caps = *self.caps.caps();
-        let reason = vmcs02.read_raw(F::VM_EXIT_REASON.raw())?;
-        let cond = Conditions::new(&before, false, l0_ept, l1_efer);
-        let v12 = self.current.vmcs12.inner_mut();
-        copy::sync_rare(vmcs02, v12, &caps, &cond)?;
-        copy::sync(vmcs02, v12, &caps, &cond)?;
-        // vmcs02's entry controls are L0's merge: only L2's IA-32e mode comes back.
-        let ia32e = Entry::IA32E_MODE_GUEST.bits() as u64;
-        let entry = get(&before, F::VM_ENTRY_CONTROLS.raw()) & !ia32e | get(v12, F::VM_ENTRY_CONTROLS.raw()) & ia32e;
-        v12.write_raw(F::VM_ENTRY_CONTROLS.raw(), entry)?;
-        if reason >> 31 == 1 {
-            // A VM-entry failure: only the reason and the qualification change (SDM 27.8).
-            v12.write_raw(F::VM_EXIT_REASON.raw(), reason)?;
-            v12.write_raw(F::EXIT_QUALIFICATION.raw(), vmcs02.read_raw(F::EXIT_QUALIFICATION.raw())?)?;
-            return Ok(());
-        }
-        copy::sync_exit_info(vmcs02, v12, &caps, &cond)?;
-        v12.launch_state = 1;
-        // The event L1 injected was delivered (or is in the IDT-vectoring information).
-        let intr = get(v12, F::VM_ENTRY_INTR_INFO_FIELD.raw());
-        v12.write_raw(F::VM_ENTRY_INTR_INFO_FIELD.raw(), intr & !(1 << 31))
+        let caps = *self.caps.host();
+        // Fields a processor may lack read as 0.
+        let maybe = |f: u64| vmcs02.read_raw(f).unwrap_or(0);
+        let exit = Reflected {
+            reason: vmcs02.read_raw(F::VM_EXIT_REASON.raw())? as u32,
+            qualification: vmcs02.read_raw(F::EXIT_QUALIFICATION.raw())?,
+            intr_info: vmcs02.read_raw(F::VM_EXIT_INTR_INFO.raw())? as u32,
+            intr_error_code: vmcs02.read_raw(F::VM_EXIT_INTR_ERROR_CODE.raw())? as u32,
+            idt_vectoring_info: vmcs02.read_raw(F::IDT_VECTORING_INFO_FIELD.raw())? as u32,
+            idt_vectoring_error_code: vmcs02.read_raw(F::IDT_VECTORING_ERROR_CODE.raw())? as u32,
+            instruction_len: vmcs02.read_raw(F::VM_EXIT_INSTRUCTION_LEN.raw())? as u32,
+            guest_physical_address: maybe(F::GUEST_PHYSICAL_ADDRESS.raw()),
+            activity: vmcs02.read_raw(F::GUEST_ACTIVITY_STATE.raw())? as u32,
+            timer: maybe(F::VMX_PREEMPTION_TIMER_VALUE.raw()) as u32,
+            dr7: vmcs02.read_raw(F::GUEST_DR7.raw())?,
+            efer: maybe(F::GUEST_IA32_EFER.raw()),
+        };
+        let policy = L0Policy::default();
+        let pae_paging = crate::vmcs02::pae_paging(self.current.vmcs12.inner(), false, l1_efer);
+        let mut hooks = L0Hooks {
+            policy: &policy,
+            l0_ept,
+            l1_efer,
+            run_pending: false,
+            pae_paging,
+            mem: None,
+            exit,
+            vmcs01_entry: 0,
+        };
+        let kind = if exit.reason >> 31 == 1 { ExitKind::FailedEntry } else { ExitKind::Exit };
+        copy::exit_to_vmcs12(kind, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
+        // This L0 keeps vmcs12 current at once rather than on L1's next VMREAD of these fields.
+        copy::sync_rare(vmcs02, &mut self.current.vmcs12, &caps)
     }
 
     /// A nested VM entry that fails after L0's checks (VM exit 33/34 with bit 31): vmcs12 gets
@@ -71,79 +77,36 @@ impl NestedVmx {
         V: VmcsRead + VmcsWrite + ?Sized,
     {
         let v12 = self.current.vmcs12.inner();
-        let h = |e: u64| get(v12, e);
-        let exit = h(F::VM_EXIT_CONTROLS.raw());
-        let host64 = exit & Exit::HOST_ADDRESS_SPACE_SIZE.bits() as u64 != 0;
-        let efer = if exit & Exit::LOAD_IA32_EFER.bits() as u64 != 0 {
-            h(F::HOST_IA32_EFER.raw())
-        } else {
-            let l1 = vmcs01.read_raw(F::GUEST_IA32_EFER.raw())?;
-            if host64 { l1 | EFER_LMA | EFER_LME } else { l1 & !(EFER_LMA | EFER_LME) }
+        let caps = *self.caps.host();
+        let policy = L0Policy::default();
+        let mut hooks = L0Hooks {
+            policy: &policy,
+            l0_ept: true, // this L0 runs L1 on EPT
+            l1_efer: vmcs01.read_raw(F::GUEST_IA32_EFER.raw())?,
+            run_pending: false,
+            pae_paging: false,
+            mem: None,
+            exit: Reflected::default(),
+            vmcs01_entry: vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())? as u32,
         };
-        let ia32e = Entry::IA32E_MODE_GUEST.bits() as u64;
-        let entry01 = vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())? & !ia32e | if host64 { ia32e } else { 0 };
-        let cs_ar = if host64 { 0xa09b } else { 0xc09b };
-        let data = |sel: u64| if sel & !7 == 0 { 0x1_0000 } else { 0xc093 };
-        let writes = [
-            (F::GUEST_IA32_EFER.raw(), efer),
-            (F::VM_ENTRY_CONTROLS.raw(), entry01),
-            (F::GUEST_CR0.raw(), h(F::HOST_CR0.raw())),
-            (F::CR0_READ_SHADOW.raw(), h(F::HOST_CR0.raw())),
-            (F::GUEST_CR4.raw(), h(F::HOST_CR4.raw())),
-            (F::CR4_READ_SHADOW.raw(), h(F::HOST_CR4.raw())),
-            (F::GUEST_CR3.raw(), h(F::HOST_CR3.raw())),
-            (F::GUEST_RSP.raw(), h(F::HOST_RSP.raw())),
-            (F::GUEST_RIP.raw(), h(F::HOST_RIP.raw())),
-            (F::GUEST_RFLAGS.raw(), 0x2),
-            (F::GUEST_CS_SELECTOR.raw(), h(F::HOST_CS_SELECTOR.raw())),
-            (F::GUEST_CS_BASE.raw(), 0),
-            (F::GUEST_CS_LIMIT.raw(), 0xffff_ffff),
-            (F::GUEST_CS_AR_BYTES.raw(), cs_ar),
-            (F::GUEST_SS_SELECTOR.raw(), h(F::HOST_SS_SELECTOR.raw())),
-            (F::GUEST_SS_BASE.raw(), 0),
-            (F::GUEST_SS_LIMIT.raw(), 0xffff_ffff),
-            // SS keeps DPL 0 even when unusable (SDM 28.5.2).
-            (F::GUEST_SS_AR_BYTES.raw(), data(h(F::HOST_SS_SELECTOR.raw()))),
-            (F::GUEST_DS_SELECTOR.raw(), h(F::HOST_DS_SELECTOR.raw())),
-            (F::GUEST_DS_BASE.raw(), 0),
-            (F::GUEST_DS_LIMIT.raw(), 0xffff_ffff),
-            (F::GUEST_DS_AR_BYTES.raw(), data(h(F::HOST_DS_SELECTOR.raw()))),
-            (F::GUEST_ES_SELECTOR.raw(), h(F::HOST_ES_SELECTOR.raw())),
-            (F::GUEST_ES_BASE.raw(), 0),
-            (F::GUEST_ES_LIMIT.raw(), 0xffff_ffff),
-            (F::GUEST_ES_AR_BYTES.raw(), data(h(F::HOST_ES_SELECTOR.raw()))),
-            (F::GUEST_FS_SELECTOR.raw(), h(F::HOST_FS_SELECTOR.raw())),
-            (F::GUEST_FS_BASE.raw(), h(F::HOST_FS_BASE.raw())),
-            (F::GUEST_FS_LIMIT.raw(), 0xffff_ffff),
-            (F::GUEST_FS_AR_BYTES.raw(), data(h(F::HOST_FS_SELECTOR.raw()))),
-            (F::GUEST_GS_SELECTOR.raw(), h(F::HOST_GS_SELECTOR.raw())),
-            (F::GUEST_GS_BASE.raw(), h(F::HOST_GS_BASE.raw())),
-            (F::GUEST_GS_LIMIT.raw(), 0xffff_ffff),
-            (F::GUEST_GS_AR_BYTES.raw(), data(h(F::HOST_GS_SELECTOR.raw()))),
-            (F::GUEST_TR_SELECTOR.raw(), h(F::HOST_TR_SELECTOR.raw())),
-            (F::GUEST_TR_BASE.raw(), h(F::HOST_TR_BASE.raw())),
-            (F::GUEST_TR_LIMIT.raw(), 0x67),
-            (F::GUEST_TR_AR_BYTES.raw(), 0x8b),
-            (F::GUEST_LDTR_SELECTOR.raw(), 0),
-            (F::GUEST_LDTR_BASE.raw(), 0),
-            (F::GUEST_LDTR_LIMIT.raw(), 0),
-            (F::GUEST_LDTR_AR_BYTES.raw(), 0x1_0000),
-            (F::GUEST_GDTR_BASE.raw(), h(F::HOST_GDTR_BASE.raw())),
-            (F::GUEST_GDTR_LIMIT.raw(), 0xffff),
-            (F::GUEST_IDTR_BASE.raw(), h(F::HOST_IDTR_BASE.raw())),
-            (F::GUEST_IDTR_LIMIT.raw(), 0xffff),
-            (F::GUEST_SYSENTER_CS.raw(), h(F::HOST_IA32_SYSENTER_CS.raw())),
-            (F::GUEST_SYSENTER_ESP.raw(), h(F::HOST_IA32_SYSENTER_ESP.raw())),
-            (F::GUEST_SYSENTER_EIP.raw(), h(F::HOST_IA32_SYSENTER_EIP.raw())),
-            (F::GUEST_DR7.raw(), 0x400),
-            (F::GUEST_IA32_DEBUGCTL.raw(), 0),
-            (F::GUEST_INTERRUPTIBILITY_INFO.raw(), 0),
-            (F::GUEST_ACTIVITY_STATE.raw(), 0),
-            (F::GUEST_PENDING_DBG_EXCEPTIONS.raw(), 0),
-            (F::VM_ENTRY_INTR_INFO_FIELD.raw(), 0),
-        ];
-        for (f, v) in writes {
-            vmcs01.write_raw(f, v)?;
+        copy::load_host_state(v12, vmcs01, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
+        // The SDM's unusable null data segments (KVM loads 0xc093 whatever the selector).
+        for (sel, ar) in [
+            (F::HOST_SS_SELECTOR, F::GUEST_SS_AR_BYTES),
+            (F::HOST_DS_SELECTOR, F::GUEST_DS_AR_BYTES),
+            (F::HOST_ES_SELECTOR, F::GUEST_ES_AR_BYTES),
+            (F::HOST_FS_SELECTOR, F::GUEST_FS_AR_BYTES),
+            (F::HOST_GS_SELECTOR, F::GUEST_GS_AR_BYTES),
+        ] {
+            if get(v12, sel.raw()) & !7 == 0 {
+                vmcs01.write_raw(ar.raw(), 0x1_0000)?;
+            }
+        }
+        // What this L0 clears beyond KVM's list: no activity, pending debug or event carried over.
+        for f in
+            [F::GUEST_ACTIVITY_STATE.raw(), F::GUEST_PENDING_DBG_EXCEPTIONS.raw(), F::VM_ENTRY_INTR_INFO_FIELD.raw()]
+        {
+            vmcs01.write_raw(f, 0)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use vmcs::copy::{self, ShadowBitmaps, Tracked};
 use vmcs::soft::SoftVmcs;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::Schema;
-use vmcs_gen::model::{CopySet, Role, Runs};
+use vmcs_gen::model::{CopySet, Role, Runs, Term};
 
 const SENTINEL: u64 = 0xdede_dede_dede_dede;
 
@@ -171,6 +171,110 @@ fn every_condition_is_tested_on_both_branches() {
         conditional += set.items.iter().filter(|i| i.when.is_some() || i.unless.is_some()).count();
     }
     assert!(conditional > 50, "{conditional}");
+}
+
+/// The schema's value of a condition for these predicates and vmcs12 control words.
+fn eval(schema: &Schema, g: &vmcs_gen::gate::Gate<Term>, preds: &TestHooks, v12: &Vmcs12) -> bool {
+    use vmcs_gen::gate::Gate;
+    fn control(schema: &Schema, c: usize, v12: &Vmcs12) -> bool {
+        let (f, bit) = schema.control_bit(c).unwrap();
+        let own = v12.read_any(schema.fields[f].encoding.raw() as u64).unwrap() >> bit & 1 == 1;
+        let req = schema.msr_of(c).requires.as_ref().is_none_or(|r| r.eval(&mut |c: &usize| control(schema, *c, v12)));
+        own && req
+    }
+    let pred = |p: usize| match schema.predicates[p].name.as_str() {
+        "run_pending" => preds.run_pending,
+        "l0_ept" => preds.l0_ept,
+        "l0_vpid" => preds.l0_vpid,
+        "pae_paging" => preds.pae_paging,
+        "l1_pae_paging" => preds.l1_pae_paging,
+        "guest_ibt_or_shstk" => preds.guest_ibt_or_shstk,
+        "guest_shstk" => preds.guest_shstk,
+        "pfec_from_vmcs12" => preds.pfec_from_vmcs12,
+        "host_apicv" => preds.host_apicv,
+        "vpmu_perf_global_ctrl" => preds.vpmu_perf_global_ctrl,
+        "encls_exiting" => preds.encls_exiting,
+        other => panic!("predicate {other} unknown to this test"),
+    };
+    match g {
+        Gate::Cap(Term::Pred(p)) => pred(*p),
+        Gate::Cap(Term::Control(c)) => control(schema, *c, v12),
+        _ => g.eval(&mut |t: &Term| eval(schema, &Gate::Cap(*t), preds, v12)),
+    }
+}
+
+#[test]
+fn conditions_evaluate_as_the_schema_says() {
+    // Differential: for random predicates and control words, each entry writes exactly when the
+    // schema's condition holds (or has an `else`).
+    let schema = Schema::shipped().unwrap();
+    let mut rng = Rng(0x5eed_0000_c0de_0001);
+    let mut decided = 0;
+    for trial in 0..300 {
+        let mut hooks = TestHooks::new();
+        for b in [
+            &mut hooks.run_pending,
+            &mut hooks.l0_ept,
+            &mut hooks.l0_vpid,
+            &mut hooks.pae_paging,
+            &mut hooks.l1_pae_paging,
+            &mut hooks.guest_ibt_or_shstk,
+            &mut hooks.guest_shstk,
+            &mut hooks.pfec_from_vmcs12,
+            &mut hooks.host_apicv,
+            &mut hooks.vpmu_perf_global_ctrl,
+            &mut hooks.encls_exiting,
+        ] {
+            *b = rng.next() & 1 == 1;
+        }
+        let controls = [rng.next(), rng.next() | (trial & 1) << 31, rng.next(), rng.next(), rng.next()];
+        let ctl = [
+            fields::PIN_BASED_VM_EXEC_CONTROL,
+            fields::CPU_BASED_VM_EXEC_CONTROL,
+            fields::SECONDARY_VM_EXEC_CONTROL,
+            fields::VM_EXIT_CONTROLS,
+            fields::VM_ENTRY_CONTROLS,
+        ];
+        for set in schema.sets.iter().filter(|s| matches!(s.runs, Runs::Entry | Runs::Exit)) {
+            let mut v = filled_vmcs12(&mut rng, 0);
+            let mut soft = soft_filled();
+            if set.to == Role::Vmcs12 {
+                for f in vmcs::fields::ALL {
+                    soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
+                }
+                for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
+                    v.write_any(e as u64, SENTINEL).unwrap();
+                }
+            }
+            for (f, c) in ctl.iter().zip(controls) {
+                v.write(*f, c as u32).unwrap();
+            }
+            let snapshot = v;
+            let soft_before = soft.clone();
+            let mut v12 = Tracked::new(v);
+            let mut h = hooks.clone();
+            run(&set.name, &mut v12, &mut soft, &mut h);
+            for item in set.items.iter().filter(|i| {
+                i.treat.merge.is_none() && !ctl.iter().any(|c| c.raw() == schema.fields[i.field].encoding.raw() as u64)
+            }) {
+                let e = schema.fields[item.field].encoding.raw() as u64;
+                let now =
+                    if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap() } else { soft.read_raw(e).unwrap() };
+                let before = if set.to == Role::Vmcs12 {
+                    snapshot.read_any(e).unwrap()
+                } else {
+                    soft_before.read_raw(e).unwrap()
+                };
+                let written = now != before;
+                let cond = item.when.as_ref().is_none_or(|g| eval(&schema, g, &hooks, &snapshot))
+                    && !item.unless.as_ref().is_some_and(|g| eval(&schema, g, &hooks, &snapshot));
+                let want = cond || item.otherwise.is_some();
+                assert_eq!(written, want, "set {} {} (trial {trial})", set.name, schema.fields[item.field].name);
+                decided += 1;
+            }
+        }
+    }
+    assert!(decided > 50_000, "{decided}");
 }
 
 /// Names of vmcs12 fields, from copy-routines.md (Linux 7.2.8), as the schema spells them.

@@ -26,6 +26,9 @@
 //!   shadow VMCS before L1 runs.
 //! - VMCLEAR, VMPTRLD of another VMCS, KVM_GET_NESTED_STATE: [`sync_for_save`] with vmcs02 current.
 //!
+//! Every routine takes the processor's capabilities (`caps`): which fields vmcs02 and vmcs01 have.
+//! A field the processor lacks is skipped, never read; L1's capabilities are a subset of these.
+//!
 //! Not generated (L0's own): vmcs02's host state, exit controls and constant state; the MSR-load
 //! and MSR-store lists; merging L1's MSR bitmap page; event re-injection; the entry checks.
 //!

@@ -101,8 +101,14 @@ impl SetCtx<'_> {
     fn condition(&self, item: &CopyItem) -> Option<TokenStream> {
         let when = item.when.as_ref().map(|g| self.operand(g));
         let unless = item.unless.as_ref().map(|g| {
+            // A control bit whose MSR `requires` another expands to a conjunction.
+            let atomic = match g {
+                Gate::Cap(Term::Pred(_)) => true,
+                Gate::Cap(Term::Control(c)) => self.schema.msr_of(*c).requires.is_none(),
+                _ => false,
+            };
             let inner = self.gate(g);
-            let e = if matches!(g, Gate::Cap(_)) { inner } else { quote!((#inner)) };
+            let e = if atomic { inner } else { quote!((#inner)) };
             quote!(!#e)
         });
         match (when, unless) {
