@@ -166,7 +166,6 @@ impl NestedHooks for Reflect {
         vmcs02_apic_access_addr(u64) -> u64;
         vmcs02_virtual_apic_page_addr(u64) -> u64;
         vmcs02_posted_intr_desc_addr(u64) -> u64;
-        vmcs01_entry_controls(bool) -> u32;
         vmcs01_efer(u64, bool, bool) -> u64;
         vmcs01_guest_cr0(u64) -> u64;
         vmcs01_guest_cr4(u64) -> u64;

@@ -1,7 +1,7 @@
 //! What this L0 computes for the generated copy routines (`vmcs::copy::NestedHooks`): L0's
 //! controls merged with L1's ([`L0Policy`]), the VPID and EPT pointer L2 runs with, the EFER L2
 //! gets, the PAE PDPTEs L2's CR3 names when L2 runs on L0's EPT, the exit facts of the exit being
-//! reflected, and L1's EFER and entry controls after it.
+//! reflected, and L1's EFER after it.
 //!
 //! This L0 offers L1 no APIC virtualization, posted interrupts, ENCLS exiting, CET, MPX or a
 //! virtual PMU; runs every L2 on EPT (L0's for L1's memory, or none: nested EPT is refused); runs
@@ -60,8 +60,6 @@ pub struct L0Hooks<'a> {
     /// L1's memory, for L2's PDPTEs.
     pub mem: Option<&'a dyn GuestMemory>,
     pub exit: Reflected,
-    /// vmcs01's VM-entry controls before the host-state load.
-    pub vmcs01_entry: u32,
 }
 
 type R<T> = Result<T, PrepareError>;
@@ -268,10 +266,6 @@ impl NestedHooks for L0Hooks<'_> {
     }
     fn vmcs12_exit_guest_physical_address(&mut self) -> R<u64> {
         Ok(self.exit.guest_physical_address)
-    }
-    fn vmcs01_entry_controls(&mut self, host_address_space_size: bool) -> R<u32> {
-        let ia32e = Entry::IA32E_MODE_GUEST.bits();
-        Ok(self.vmcs01_entry & !ia32e | if host_address_space_size { ia32e } else { 0 })
     }
     fn vmcs01_efer(&mut self, efer: u64, load: bool, host_address_space_size: bool) -> R<u64> {
         Ok(match (load, host_address_space_size) {

@@ -45,16 +45,7 @@ impl NestedVmx {
         };
         let policy = L0Policy::default();
         let pae_paging = crate::vmcs02::pae_paging(self.current.vmcs12.inner(), false, l1_efer);
-        let mut hooks = L0Hooks {
-            policy: &policy,
-            l0_ept,
-            l1_efer,
-            run_pending: false,
-            pae_paging,
-            mem: None,
-            exit,
-            vmcs01_entry: 0,
-        };
+        let mut hooks = L0Hooks { policy: &policy, l0_ept, l1_efer, run_pending: false, pae_paging, mem: None, exit };
         let kind = if exit.reason >> 31 == 1 { ExitKind::FailedEntry } else { ExitKind::Exit };
         copy::exit_to_vmcs12(kind, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
         // This L0 keeps vmcs12 current at once rather than on L1's next VMREAD of these fields.
@@ -82,14 +73,26 @@ impl NestedVmx {
         let mut hooks = L0Hooks {
             policy: &policy,
             l0_ept: true, // this L0 runs L1 on EPT
-            l1_efer: vmcs01.read_raw(F::GUEST_IA32_EFER.raw())?,
+            l1_efer: vmcs01.read_raw(F::GUEST_IA32_EFER.raw()).unwrap_or(0),
             run_pending: false,
             pae_paging: false,
             mem: None,
             exit: Reflected::default(),
-            vmcs01_entry: vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())? as u32,
         };
         copy::load_host_state(v12, vmcs01, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
+        // vmcs01's IA-32e mode entry control follows L1's EFER.LMA (KVM: vmx_set_efer).
+        let ia32e = vmcs::controls::VmEntryControls::IA32E_MODE_GUEST.bits() as u64;
+        let exit = get(v12, F::VM_EXIT_CONTROLS.raw()) as u32;
+        let lma = if exit & vmcs::controls::VmExitControls::LOAD_IA32_EFER.bits() != 0 {
+            get(v12, F::HOST_IA32_EFER.raw()) & crate::hooks::EFER_LMA != 0
+        } else {
+            exit & vmcs::controls::VmExitControls::HOST_ADDRESS_SPACE_SIZE.bits() != 0
+        };
+        let entry01 = vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())?;
+        let want = entry01 & !ia32e | if lma { ia32e } else { 0 };
+        if want != entry01 {
+            vmcs01.write_raw(F::VM_ENTRY_CONTROLS.raw(), want)?;
+        }
         // The SDM's unusable null data segments (KVM loads 0xc093 whatever the selector).
         for (sel, ar) in [
             (F::HOST_SS_SELECTOR, F::GUEST_SS_AR_BYTES),

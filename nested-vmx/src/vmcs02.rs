@@ -96,7 +96,6 @@ impl NestedVmx {
             pae_paging: pae_paging(&v12, true, l1_efer),
             mem: Some(mem),
             exit: Reflected::default(),
-            vmcs01_entry: 0,
         };
         copy::nested_entry(&mut self.current.vmcs12, vmcs02, &caps, &mut hooks)?;
         // vmcs02's exit controls: L0's (the exit goes to L0), and the ones of L1's L0 passes on.

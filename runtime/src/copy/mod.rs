@@ -14,7 +14,7 @@
 //! # When each routine runs
 //!
 //! - VMPTRLD (or a state restore): wrap the vmcs12 in [`Tracked::new`]; everything is dirty.
-//! - L1's VMWRITE (emulated): through [`Tracked`]'s [`VmcsWrite`], which marks what the write can
+//! - L1's VMWRITE (emulated): through [`Tracked`]'s [`VmcsWrite`](crate::VmcsWrite), which marks what the write can
 //!   change on the next entry; with VMCS shadowing, a field shadowed read-only is also written
 //!   into the shadow VMCS (L1 reads it there). L1's VMREAD: first [`sync_rare`] if
 //!   [`Tracked::needs_lazy_sync`].

@@ -344,10 +344,6 @@ impl NestedHooks for TestHooks {
         self.called("vmcs12_exit_guest_physical_address");
         Ok(self.exit.guest_physical_address)
     }
-    fn vmcs01_entry_controls(&mut self, host_address_space_size: bool) -> R<u32> {
-        self.called("vmcs01_entry_controls");
-        Ok(L0_ENTRY | (host_address_space_size as u32) << 9)
-    }
     fn vmcs01_efer(&mut self, efer: u64, load: bool, host_address_space_size: bool) -> R<u64> {
         self.called("vmcs01_efer");
         Ok(if load {
