@@ -111,6 +111,7 @@ gdt64_ptr:
     .global multiboot_entry
 multiboot_entry:
     cli
+    mov dword ptr [multiboot_booted], 1
     mov eax, 0x620
     mov cr4, eax
     mov eax, offset boot_pml4
@@ -149,6 +150,12 @@ long_entry:
     jmp 5b
 
     .section .data.boot, "aw"
+
+    // 1 when a Multiboot loader (GRUB, or our L0 running this kernel as L1) started the kernel.
+    .balign 4
+    .global multiboot_booted
+multiboot_booted:
+    .long 0
 
     .balign 4096
 boot_pml4:

@@ -156,3 +156,24 @@ pub fn cr4() -> u64 {
     unsafe { asm!("mov {}, cr4", out(reg) v, options(nostack)) };
     v
 }
+
+/// Load this kernel's GDT and IDT again (after a VM exit that loaded other host GDTR/IDTR bases).
+pub fn reload_descriptor_tables() {
+    let gdt = DescPtr { limit: GDT_LIMIT as u16, base: gdt_base() };
+    let idt = DescPtr { limit: IDT_LIMIT as u16, base: idt_base() };
+    // SAFETY: this kernel's own GDT and IDT, which stay in place.
+    unsafe {
+        asm!("lgdt [{}]", in(reg) &gdt, options(nostack));
+        asm!("lidt [{}]", in(reg) &idt, options(nostack));
+    }
+}
+
+/// Was the kernel started by a Multiboot loader (as L1 under our L0, or by GRUB) rather than
+/// from its own boot sector (bare Bochs)?
+pub fn multiboot_booted() -> bool {
+    unsafe extern "C" {
+        static multiboot_booted: u32;
+    }
+    // SAFETY: a word of the image, written once by the Multiboot entry before Rust runs.
+    unsafe { core::ptr::read_volatile(&raw const multiboot_booted) != 0 }
+}

@@ -10,6 +10,12 @@ mod mem;
 mod reflect;
 #[macro_use]
 mod rt;
+mod deviations;
+mod entry_diff;
+mod entry_guard;
+mod entry_mutate;
+mod entry_state;
+mod entry_verdict;
 mod suite;
 
 #[unsafe(no_mangle)]

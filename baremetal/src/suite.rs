@@ -158,6 +158,7 @@ pub fn run() -> ! {
         guest(&mut v, &caps);
         inv_checks(&v, &caps);
     }
+    crate::entry_diff::run(&mut op, &caps);
     match op.exit() {
         Ok(()) => check(true, format_args!("vmxoff")),
         Err(e) => check(false, format_args!("vmxoff: {e:?}")),

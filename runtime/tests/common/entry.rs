@@ -162,7 +162,11 @@ pub fn vmcs(caps: &VmxCaps) -> SoftVmcs {
 pub struct Memory(pub HashMap<u64, u64>);
 
 impl Memory {
+    /// Writes outside the 4 GiB are dropped (nothing is there to write).
     pub fn write(&mut self, address: u64, bytes: u32, value: u64) {
+        if address >> 32 != 0 {
+            return;
+        }
         for i in 0..bytes as u64 {
             let (word, shift) = ((address + i) & !7, ((address + i) & 7) * 8);
             let w = self.0.entry(word).or_insert(0);
@@ -188,4 +192,114 @@ impl GuestMemory for Memory {
 /// A VMREAD that must succeed (the field exists for these capabilities).
 pub fn get(v: &SoftVmcs, enc: u64) -> u64 {
     v.read_raw(enc).unwrap()
+}
+
+/// Apply a boundary mutation of vmcs-gen to a software VMCS and memory, resolving its symbolic
+/// values with `caps` and `facts` (as the Bochs kernel does on the real VMCS). False when an edit
+/// targets a field the capabilities lack.
+pub fn apply(
+    schema: &vmcs_gen::Schema,
+    m: &[vmcs_gen::checks::mutate::Edit],
+    v: &mut SoftVmcs,
+    mem: &mut Memory,
+    caps: &VmxCaps,
+    facts: &[u64],
+) -> bool {
+    use vmcs_gen::checks::mutate::{Op, Source, Target, Value};
+    let enc = |f: usize| schema.fields[f].encoding.raw() as u64;
+    let icaps = vmcs_gen::Caps::Msrs((0x480..0x4a0).map(|i| (i, caps.raw(i))).collect());
+    for e in m {
+        let source = |s: Source, v: &SoftVmcs| match s {
+            Source::Msr(msr) => schema.msr_value(&icaps, msr),
+            Source::Fact(f) => facts[f],
+            Source::Field(f) => v.read_raw(enc(f)).unwrap_or(0),
+        };
+        let value = match e.value {
+            Value::Const(c) => c,
+            Value::FactBit { fact, delta } => {
+                let n = facts[fact] as i64 + delta as i64;
+                if (0..64).contains(&n) { 1 << n } else { 0 }
+            }
+            Value::LowestSet { source: s, mask } => {
+                let x = source(s, v) & mask;
+                x & x.wrapping_neg()
+            }
+            Value::HighestSet { source: s, mask } => {
+                let x = source(s, v) & mask;
+                if x == 0 { 0 } else { 1 << (63 - x.leading_zeros()) }
+            }
+            Value::LowestClear { source: s, mask } => {
+                let x = !source(s, v) & mask;
+                x & x.wrapping_neg()
+            }
+            Value::Plus { source: s, lo, width, delta, at } => {
+                let w = if width >= 64 { u64::MAX } else { (1 << width) - 1 };
+                ((source(s, v) >> lo).wrapping_add(delta as u64) & w) << at
+            }
+            Value::Page(n) => PAGE + 0x1000 * n as u64,
+            Value::FactBits { fact, mask } => facts[fact] & mask,
+            Value::Bits { source: s, mask } => source(s, v) & mask,
+            Value::Clear { source: s, mask } => !source(s, v) & mask,
+            Value::Allowed { msr, field } => {
+                let (m, ctl) = (schema.msr_value(&icaps, msr), v.read_raw(enc(field)).unwrap_or(0));
+                match schema.msrs[msr].kind {
+                    vmcs_gen::model::MsrKind::Control => (ctl | (m & 0xffff_ffff)) & (m >> 32),
+                    vmcs_gen::model::MsrKind::Flags => ctl & m,
+                }
+            }
+        };
+        let update = |old: u64| match e.op {
+            Op::Assign { mask } => (old & !mask) | (value & mask),
+            Op::Or => old | value,
+            Op::AndNot => old & !value,
+            Op::Xor => old ^ value,
+        };
+        match e.target {
+            Target::Field(f) => {
+                let Ok(old) = v.read_raw(enc(f)) else { return false };
+                v.write_raw(enc(f), update(old)).unwrap();
+            }
+            Target::Memory { base, base_mask, offset, bytes } => {
+                let Ok(b) = v.read_raw(enc(base)) else { return false };
+                let address = (b & base_mask).wrapping_add(offset);
+                let old = GuestMemory::read(mem, address, bytes).unwrap_or(u64::MAX);
+                mem.write(address, bytes, update(old));
+            }
+        }
+    }
+    true
+}
+
+/// Apply a mutation aimed at its rule, then, while another rule fails first, apply a way to make
+/// that rule hold that keeps every bit set so far (at most 32 times). The Bochs kernel does the
+/// same before each VMLAUNCH.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_repaired(
+    schema: &vmcs_gen::Schema,
+    m: &vmcs_gen::checks::mutate::Mutation,
+    fixes: &[Vec<Vec<vmcs_gen::checks::mutate::Edit>>],
+    v: &mut SoftVmcs,
+    mem: &mut Memory,
+    caps: &VmxCaps,
+    f: &Facts,
+    fv: &[u64],
+) -> bool {
+    if !apply(schema, &m.edits, v, mem, caps, fv) {
+        return false;
+    }
+    let mut kept = m.edits.clone();
+    for _ in 0..32 {
+        let Ok(all) = vmcs::entry::failures(&*v, caps, f, &*mem, vmcs::entry::Selection::ALL) else { return true };
+        let Some(first) = all.first() else { return true };
+        if first as usize >= m.rule {
+            return true;
+        }
+        let way = fixes[first as usize].iter().find(|w| !w.iter().any(|x| kept.iter().any(|e| e.conflicts(x))));
+        let Some(way) = way else { return true };
+        if !apply(schema, way, v, mem, caps, fv) {
+            return true;
+        }
+        kept.extend_from_slice(way);
+    }
+    true
 }

@@ -1,10 +1,11 @@
 //! VM-entry consistency checks (schema/checks.toml): the validated model of the rules, their
 //! expression language ([`syntax`] -> [`typeck`] -> [`expr`]), an interpreter ([`eval`]) for
 //! tools that work from the model (`vmcs-gen state check`) and the reference the generated
-//! checker is tested against.
+//! checker is tested against, and boundary mutations for differential tests ([`mutate`]).
 
 pub mod eval;
 pub mod expr;
+pub mod mutate;
 pub mod syntax;
 pub mod typeck;
 

@@ -10,6 +10,7 @@ mod exits;
 mod fields;
 mod instruction_errors;
 mod layout;
+mod mutations;
 mod nested_state;
 mod translate;
 
@@ -20,6 +21,7 @@ use crate::gate::Gate;
 use crate::model::{CapId, Schema};
 
 pub use caps::cap_variant;
+pub use mutations::mutation_table;
 
 /// A generated source file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -46,7 +46,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         if duplicate(file, &mut names, &d.name, "name", diags) || !snake(file, &d.name, "define", diags) {
             continue;
         }
-        if BUILTINS.contains(&d.name.get_ref().as_str()) {
+        if typeck::BUILTINS.contains(&d.name.get_ref().as_str()) {
             diags.push(file.error(d.name.span(), format!("`{}` is a built-in function", d.name.get_ref())));
             continue;
         }
@@ -205,8 +205,6 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
     }
     schema.checks = checks;
 }
-
-const BUILTINS: [&str; 9] = ["cap", "msr", "allowed", "u8", "u16", "u32", "u64", "mem32", "mem64"];
 
 #[allow(clippy::too_many_arguments)]
 fn report(

@@ -1,0 +1,392 @@
+//! The generated VM-entry checker against Bochs' real VM entry. From the valid state
+//! (entry_state), each boundary mutation of vmcs-gen (with the rules that fail before its target
+//! repaired), then random combinations of them, is written to a fresh VMCS; the checker judges the
+//! state read back through VMREAD, VMLAUNCH gives Bochs' outcome. They agree when Bochs' outcome is
+//! one the SDM allows for the failing rules (any VMfail beats an entry failure; among controls and
+//! host state, or among guest-state checks, any order); a disagreement is a named deviation
+//! (deviations.rs) or unexplained, which fails the suite.
+
+use vmcs::VmcsRead;
+use vmcs::caps::VmxCaps;
+use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection};
+use vmcs::fields as F;
+use vmcs::hw::{CurrentVmcs, GuestRegisters, VmxError, VmxOperation, VmxRegion};
+
+use crate::deviations::DEVIATIONS;
+use crate::entry_guard::{HELD_NAMES, Held, Host, hold};
+use crate::entry_mutate::{self, CONTROLS, DEPENDS, EDITS, Env, FIXES, MUTATIONS, Undo};
+use crate::entry_state::{self, BASELINE_LEN, Physical};
+use crate::entry_verdict::{Covered, DeviationRules, MAX_DEVIATIONS, Seen, allowed, explain};
+use crate::rt;
+use crate::suite::check;
+
+/// Mutated states launched per model, at least.
+const STATES: u32 = 10_000;
+
+static mut VMCS_DIFF: VmxRegion = VmxRegion::new();
+
+struct Stats {
+    launched: u32,
+    agree: u32,
+    deviations: [u32; MAX_DEVIATIONS],
+    unexplained: u32,
+    held: [u32; 6],
+    /// Rules that were the first failure of a launched state.
+    reached: Option<RuleSet>,
+    /// Rules a launched state was aimed at.
+    aimed: Option<RuleSet>,
+    /// Rules a state that was not launched was aimed at.
+    held_aim: Option<RuleSet>,
+    /// Per rule: an earlier rule that could not be made to hold without undoing a mutation aimed
+    /// at it.
+    blocked: [Option<Rule>; Rule::ALL.len()],
+}
+
+impl Stats {
+    /// Count one launched state: agreement, a named deviation, or unexplained; and coverage.
+    fn judge(&mut self, failing: &RuleSet, seen: Seen, covered: &Covered, a: &Attempt, blocker: Option<Rule>) {
+        let failing = *failing;
+        self.launched += 1;
+        if allowed(&failing, seen, &|r| Some(r.outcome())) {
+            self.agree += 1;
+        } else if let Some(d) = explain(&failing, seen, covered) {
+            self.deviations[d] += 1;
+        } else {
+            self.unexplained += 1;
+            if self.unexplained <= 20 {
+                report_unexplained(&failing, seen, a);
+            }
+        }
+        if let (Some(first), Some(reached)) = (failing.first(), &mut self.reached) {
+            reached.insert(first);
+        }
+        if let (Some(t), Some(aimed)) = (a.target, &mut self.aimed) {
+            aimed.insert(Rule::ALL[t]);
+            if let Some(b) = blocker {
+                self.blocked[t] = Some(b);
+            }
+        }
+    }
+}
+
+fn launch(v: &mut CurrentVmcs, host: &Host) -> Seen {
+    let mut regs = GuestRegisters::default();
+    // SAFETY: the host state is this context (entry_state::baseline, guarded by `hold`); the guest
+    // exits at once (preemption timer 0, or VMCALL first, every exception and event exiting).
+    let r = unsafe { v.launch(&mut regs) };
+    host.restore();
+    match r {
+        Err(VmxError::FailInvalid) => Seen::Failed(Outcome::VmFailInvalid),
+        Err(VmxError::FailValid(e)) => Seen::Failed(Outcome::VmFailValid(e.number())),
+        Ok(exit) if exit.entry_failure() => {
+            let q = v.read_raw(F::EXIT_QUALIFICATION.raw()).unwrap_or(u64::MAX);
+            Seen::Failed(Outcome::EntryFailure { reason: exit.basic_raw() as u32, qualification: q as u32 })
+        }
+        Ok(exit) => Seen::Entered(exit.basic_raw()),
+    }
+}
+
+/// One state: the edit lists applied in order (the first aimed at `target`, whose failing
+/// predecessors are then repaired).
+struct Attempt<'a> {
+    target: Option<usize>,
+    lists: &'a [&'static [u16]],
+}
+
+struct Run<'a, 'r> {
+    op: &'a mut VmxOperation<'r>,
+    caps: VmxCaps,
+    facts: Facts,
+    base: [(u32, u64); BASELINE_LEN],
+    host: Host,
+    dev_rules: DeviationRules,
+    stats: Stats,
+}
+
+const MAX_REPAIRS: usize = 32;
+
+impl Run<'_, '_> {
+    fn attempt(&mut self, a: &Attempt) {
+        if !a.lists.iter().all(|l| entry_mutate::exist(l, &self.caps)) {
+            self.stats.held[Held::AbsentField as usize] += 1;
+            return;
+        }
+        // SAFETY: single-threaded; the region is used only here, one VMCS at a time.
+        let region = unsafe { crate::rt::unique(&raw mut VMCS_DIFF) };
+        let phys = region as *const VmxRegion as u64;
+        // SAFETY: the region is a live static distinct from the VMXON region.
+        let Ok(mut v) = (unsafe { self.op.load(region, phys) }) else {
+            check(false, format_args!("entry: cannot load the VMCS"));
+            return;
+        };
+        for (enc, val) in &self.base {
+            let _ = v.vmwrite(*enc as u64, *val);
+        }
+        let env = Env { caps: &self.caps, facts: &self.facts };
+        let launch_sets = [F::HOST_RIP.encoding(), F::HOST_RSP.encoding()];
+        let touches = |l: &[u16]| {
+            l.iter().any(
+                |e| matches!(EDITS[*e as usize].target, entry_mutate::Target::Field(f) if launch_sets.contains(&f)),
+            )
+        };
+        if a.lists.iter().any(|l| touches(l)) {
+            self.stats.held[Held::HostRipRsp as usize] += 1;
+            return;
+        }
+        let mut undo = Undo::new();
+        for list in a.lists {
+            if entry_mutate::apply(&mut v, &env, list, &mut undo).is_err() {
+                undo.undo();
+                self.stats.held[Held::AbsentField as usize] += 1;
+                return;
+            }
+        }
+        let memory = Physical;
+        let failures = |v: &CurrentVmcs| entry::failures(v, &self.caps, &self.facts, &memory, Selection::ALL).ok();
+        let blocker = a.target.and_then(|t| repair(&mut v, t, a.lists[0], &env, &mut undo, &failures));
+        let Some(failing) = failures(&v) else {
+            check(false, format_args!("entry: a field the checks read is unreadable"));
+            return;
+        };
+        if let Some(h) = hold(&v, &self.caps, &failing, &self.base) {
+            undo.undo();
+            self.stats.held[h as usize] += 1;
+            if let (Some(t), Some(held_aim)) = (a.target, &mut self.stats.held_aim) {
+                held_aim.insert(Rule::ALL[t]);
+            }
+            return;
+        }
+        let covered = Covered::of(&self.caps, &v, &self.dev_rules);
+        let seen = launch(&mut v, &self.host);
+        undo.undo();
+        self.stats.judge(&failing, seen, &covered, a, blocker);
+    }
+}
+
+impl Run<'_, '_> {
+    /// The launch-state checks (26.1): VMRESUME of the clear baseline (error 5), and VMLAUNCH of
+    /// it once launched (error 4), judged with the facts of each instruction.
+    fn launch_state(&mut self) {
+        for twice in [false, true] {
+            // SAFETY: as in `attempt`.
+            let region = unsafe { crate::rt::unique(&raw mut VMCS_DIFF) };
+            let phys = region as *const VmxRegion as u64;
+            // SAFETY: as in `attempt`.
+            let Ok(mut v) = (unsafe { self.op.load(region, phys) }) else { return };
+            for (enc, val) in &self.base {
+                let _ = v.vmwrite(*enc as u64, *val);
+            }
+            let mut regs = GuestRegisters::default();
+            let facts = if twice {
+                // SAFETY: the baseline enters and exits at once (see `launch`).
+                let first = unsafe { v.launch(&mut regs) };
+                self.host.restore();
+                if first.is_err() {
+                    check(false, format_args!("entry: the baseline does not enter: {first:?}"));
+                    return;
+                }
+                Facts { launched: true, ..self.facts }
+            } else {
+                Facts { vmlaunch: false, ..self.facts }
+            };
+            let Ok(failing) = entry::failures(&v, &self.caps, &facts, &Physical, Selection::ALL) else { return };
+            let covered = Covered::of(&self.caps, &v, &self.dev_rules);
+            // SAFETY: both fail before anything is loaded (launch state), as the checker says.
+            let r = unsafe { if twice { v.launch(&mut regs) } else { v.resume(&mut regs) } };
+            self.host.restore();
+            let seen = match r {
+                Err(VmxError::FailValid(e)) => Seen::Failed(Outcome::VmFailValid(e.number())),
+                Err(VmxError::FailInvalid) => Seen::Failed(Outcome::VmFailInvalid),
+                Ok(exit) => Seen::Entered(exit.basic_raw()),
+            };
+            let target = if twice { "vmlaunch_needs_clear" } else { "vmresume_needs_launched" };
+            let index = Rule::ALL.iter().position(|r| r.name() == target);
+            self.stats.judge(&failing, seen, &covered, &Attempt { target: index, lists: &[] }, None);
+        }
+    }
+}
+
+/// While a rule before the target fails, apply a way to make it hold that keeps every bit set so
+/// far. Returns the earlier rule that could not be made to hold without undoing the mutation.
+fn repair(
+    v: &mut CurrentVmcs,
+    target: usize,
+    edits: &[u16],
+    env: &Env,
+    undo: &mut Undo,
+    failures: &dyn Fn(&CurrentVmcs) -> Option<RuleSet>,
+) -> Option<Rule> {
+    let mut kept = [0u16; 64];
+    let n0 = edits.len().min(kept.len());
+    kept[..n0].copy_from_slice(&edits[..n0]);
+    let mut n = n0;
+    for _ in 0..MAX_REPAIRS {
+        let first = failures(v).and_then(|f| f.first())?;
+        if first as usize >= target {
+            return None;
+        }
+        let keeps = |way: &[u16]| {
+            !way.iter().any(|x| kept[..n].iter().any(|k| EDITS[*k as usize].conflicts(&EDITS[*x as usize])))
+        };
+        let Some(way) = FIXES[first as usize].iter().find(|w| keeps(w)) else { return Some(first) };
+        if entry_mutate::apply(v, env, way, undo).is_err() || n + way.len() > kept.len() {
+            return Some(first);
+        }
+        kept[n..n + way.len()].copy_from_slice(way);
+        n += way.len();
+    }
+    None
+}
+
+fn report_unexplained(failing: &RuleSet, seen: Seen, a: &Attempt) {
+    let first = failing.first().map_or("none", |r| r.name());
+    let target = a.target.map_or("random", |t| Rule::ALL[t].name());
+    println!(
+        "FAIL entry: unexplained: aimed at {target}, checker {first} ({} failing, outcome {:?}), bochs {seen:?}",
+        failing.len(),
+        failing.first().map(|r| r.outcome())
+    );
+    for r in failing.iter().take(6) {
+        println!("     - {} ({:?})", r.name(), r.outcome());
+    }
+    for list in a.lists {
+        for e in list.iter() {
+            println!("     - edit {:?}", EDITS[*e as usize]);
+        }
+    }
+}
+
+/// A fixed-seed xorshift: the random combinations repeat exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Is the rule out of reach on this model: its check names a control the model does not allow
+/// to be 1?
+fn out_of_reach_here(caps: &VmxCaps, r: usize) -> bool {
+    let controls = CONTROLS[r];
+    controls.iter().any(|(msr, bit)| {
+        let v = caps.value(*msr);
+        let allowed1 = match msr.kind() {
+            vmcs::caps::MsrKind::Control => v >> (32 + *bit as u32) & 1,
+            vmcs::caps::MsrKind::Flags => v >> *bit & 1,
+        };
+        allowed1 == 0 && !msr_must_be_1(caps, *msr, *bit)
+    })
+}
+
+fn msr_must_be_1(caps: &VmxCaps, msr: vmcs::caps::Msr, bit: u8) -> bool {
+    msr.kind() == vmcs::caps::MsrKind::Control && caps.value(msr) >> bit & 1 == 1
+}
+
+pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
+    if rt::multiboot_booted() {
+        // Under our L0, VM entry is L0's emulation (which checks vmcs12 with this same checker),
+        // not Bochs': the differential is a bare-metal test.
+        println!("data: entry checks: not run as L1 (the differential is against Bochs' own VM entry)");
+        return;
+    }
+    entry_state::clear_scratch();
+    entry_state::fill_msr_lists();
+    entry_state::fill_guest_idt();
+    // SAFETY: as in `attempt`: the address only.
+    let phys = (&raw const VMCS_DIFF) as u64;
+    let host = Host { cr0: rt::cr0(), cr4: rt::cr4() };
+    let mut run = Run {
+        op,
+        caps: *caps,
+        facts: entry_state::facts(phys),
+        base: entry_state::baseline(caps),
+        host,
+        dev_rules: DeviationRules::new(),
+        stats: Stats {
+            launched: 0,
+            agree: 0,
+            deviations: [0; MAX_DEVIATIONS],
+            unexplained: 0,
+            held: [0; 6],
+            reached: Some(RuleSet::EMPTY),
+            aimed: Some(RuleSet::EMPTY),
+            held_aim: Some(RuleSet::EMPTY),
+            blocked: [None; Rule::ALL.len()],
+        },
+    };
+    for (rule, edits) in MUTATIONS.iter() {
+        run.attempt(&Attempt { target: Some(*rule as usize), lists: &[edits] });
+    }
+    run.launch_state();
+    let targeted = run.stats.launched;
+    let mut rng = Rng(0x5eed_0fb0_c520_2026);
+    // Random combinations of the mutations that exist on this model.
+    let mut pool = [0u16; MUTATIONS.len()];
+    let mut n = 0;
+    for (i, (_, edits)) in MUTATIONS.iter().enumerate() {
+        if entry_mutate::exist(edits, caps) {
+            pool[n] = i as u16;
+            n += 1;
+        }
+    }
+    while run.stats.launched < STATES.max(targeted + 1) {
+        let pick = |rng: &mut Rng| MUTATIONS[pool[(rng.next() % n as u64) as usize] as usize].1;
+        let lists = [pick(&mut rng), pick(&mut rng), pick(&mut rng)];
+        let n = 2 + (rng.next() % 2) as usize;
+        run.attempt(&Attempt { target: None, lists: &lists[..n] });
+    }
+    report(&run.stats, targeted, caps);
+}
+
+fn report(s: &Stats, targeted: u32, caps: &VmxCaps) {
+    let dev: u32 = s.deviations.iter().sum();
+    let named = DEVIATIONS.iter().zip(s.deviations.iter()).filter(|(_, n)| **n > 0).count();
+    println!(
+        "data: entry checks: {} states launched ({targeted} aimed at a rule, the rest random combinations)",
+        s.launched
+    );
+    for (name, n) in HELD_NAMES.iter().zip(s.held.iter()) {
+        if *n > 0 {
+            println!("data: entry checks: {n} states not launched: {name}");
+        }
+    }
+    for (d, n) in DEVIATIONS.iter().zip(s.deviations.iter()) {
+        if *n > 0 {
+            println!("exception: {}: {n} states: SDM: {}", d.name, d.sdm);
+        }
+    }
+    // Coverage: every rule a launched state was aimed at became the first failure of some
+    // launched state, unless its failure hinges on a capability or a fact of the VMM (listed).
+    let (reached, aimed) = (s.reached.unwrap_or(RuleSet::EMPTY), s.aimed.unwrap_or(RuleSet::EMPTY));
+    let (mut out_of_reach, mut blocked, mut depends, mut missed) = (0, 0, 0, 0);
+    for (i, r) in Rule::ALL.iter().enumerate() {
+        if reached.contains(*r) {
+        } else if !aimed.contains(*r) || out_of_reach_here(caps, i) || s.held_aim.is_some_and(|h| h.contains(*r)) {
+            out_of_reach += 1;
+        } else if let Some(b) = s.blocked[i] {
+            blocked += 1;
+            println!("data: entry checks: not reached (blocked here by {}): {}", b.name(), r.name());
+        } else if DEPENDS[i] != 0 {
+            depends += 1;
+            println!("data: entry checks: not reached (decided by a capability or a VMM fact here): {}", r.name());
+        } else {
+            missed += 1;
+            println!("FAIL entry checks: aimed at but never the first failure: {}", r.name());
+        }
+    }
+    println!(
+        "data: entry checks: {} rules reached; {out_of_reach} out of reach here (their controls are not allowed, or the states aimed at them could not be launched), {blocked} blocked by an earlier rule, {depends} decided by a capability or VMM fact",
+        reached.len()
+    );
+    check(
+        s.unexplained == 0 && s.launched >= STATES && missed == 0,
+        format_args!(
+            "entry checks: {} agree, {dev} Bochs deviations ({named} named), {} unexplained",
+            s.agree, s.unexplained
+        ),
+    );
+}

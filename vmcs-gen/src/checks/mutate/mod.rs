@@ -1,0 +1,221 @@
+//! Boundary mutations of a valid VMCS, derived from each rule's expression: edits that make the
+//! rule's premise hold and its conclusion fail (or just hold), at the values the rule compares
+//! against: each bit it tests, each constant it compares with (and its neighbours), the bit
+//! at MAXPHYADDR or at the canonical boundary, the lowest and highest bit of each mask, every
+//! bit of a control word checked against its capability MSR (set and cleared).
+//!
+//! Whether a mutation really violates the rule does not matter to a differential test (the checker
+//! and the processor judge the same state); the generator aims at the boundary so that every rule is
+//! reached. Values that depend on the processor are symbolic ([`Value`]) and resolved where the
+//! mutation is applied.
+
+mod reach;
+
+use super::Rule;
+use super::expr::{Expr, FactId, Logic};
+use crate::model::{FieldId, MsrId, Schema};
+use reach::Gen;
+
+/// Where a value comes from when the mutation is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Msr(MsrId),
+    Fact(FactId),
+    /// The field's value in the state being mutated.
+    Field(FieldId),
+}
+
+/// A value, resolved when the mutation is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    Const(u64),
+    /// `1 << (fact + delta)` (0 if out of range).
+    FactBit {
+        fact: FactId,
+        delta: i32,
+    },
+    /// The lowest set bit of `source & mask` (0 if none).
+    LowestSet {
+        source: Source,
+        mask: u64,
+    },
+    /// The highest set bit of `source & mask`.
+    HighestSet {
+        source: Source,
+        mask: u64,
+    },
+    /// The lowest clear bit of `source` within `mask`.
+    LowestClear {
+        source: Source,
+        mask: u64,
+    },
+    /// `(((source >> lo) + delta) & (2^width - 1)) << at`: a field's bits, moved by `delta`.
+    Plus {
+        source: Source,
+        lo: u32,
+        width: u32,
+        delta: i64,
+        at: u32,
+    },
+    /// The physical address of spare page `n` (the kernel's scratch pages).
+    Page(u32),
+    /// The control field `field` adjusted to MSR `msr`'s allowed settings.
+    Allowed {
+        msr: MsrId,
+        field: FieldId,
+    },
+    /// `fact & mask`.
+    FactBits {
+        fact: FactId,
+        mask: u64,
+    },
+    /// `source & mask`.
+    Bits {
+        source: Source,
+        mask: u64,
+    },
+    /// `!source & mask`.
+    Clear {
+        source: Source,
+        mask: u64,
+    },
+}
+
+/// How an edit changes its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `x = (x & !mask) | (value & mask)`.
+    Assign {
+        mask: u64,
+    },
+    Or,
+    AndNot,
+    Xor,
+}
+
+/// What an edit changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Field(FieldId),
+    /// `bytes` of physical memory at `(base field & base_mask) + offset`.
+    Memory {
+        base: FieldId,
+        base_mask: u64,
+        offset: u64,
+        bytes: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Edit {
+    pub target: Target,
+    pub op: Op,
+    pub value: Value,
+}
+
+/// A mutation aimed at a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mutation {
+    /// Index of the rule in `schema.checks.rules`.
+    pub rule: usize,
+    pub edits: Vec<Edit>,
+}
+
+/// Boundary mutations for every rule, deduplicated, in rule order.
+pub fn all(schema: &Schema) -> Vec<Mutation> {
+    let mut out: Vec<Mutation> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in schema.checks.rules.iter().enumerate() {
+        for edits in for_rule(schema, r) {
+            if !edits.is_empty() && seen.insert(edits.clone()) {
+                out.push(Mutation { rule: i, edits });
+            }
+        }
+    }
+    out
+}
+
+impl Edit {
+    /// The bits of its target the edit may change (all of them for a symbolic value).
+    pub fn bits(&self) -> u64 {
+        match (self.op, self.value) {
+            (Op::Assign { mask }, _) => mask,
+            (_, Value::Const(v)) => v,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Would the two edits leave a common bit of one target different (a fix that undoes part
+    /// of a mutation)? Two edits that set the same bits the same way do not conflict.
+    pub fn conflicts(&self, other: &Edit) -> bool {
+        self.target == other.target
+            && self.bits() & other.bits() != 0
+            && (self.op, self.value) != (other.op, other.value)
+    }
+}
+
+/// The mutations of one rule: premise + each violation, each violation alone, the premise alone,
+/// and each way to make the premise false.
+pub fn for_rule(schema: &Schema, rule: &Rule) -> Vec<Vec<Edit>> {
+    let g = Gen { schema };
+    let e = inline(&rule.check, &mut Vec::new());
+    let (premise, body) = match &e {
+        Expr::Logic { op: Logic::Implies, lhs, rhs } => ((**lhs).clone(), (**rhs).clone()),
+        other => (Expr::Bool(true), other.clone()),
+    };
+    let mut pre = g.satisfy(&premise, true);
+    // A rule reading memory through a pointer field: point it at a spare page first.
+    pre.extend(g.memory_bases(&e));
+    let mut out = Vec::new();
+    for v in g.ways(&body, false) {
+        out.push(merge(&pre, &v));
+        out.push(v);
+    }
+    out.push(pre);
+    out.extend(g.ways(&premise, false));
+    out
+}
+
+/// Ways to make a rule hold (its conclusion; else not its premise): what a differential run
+/// applies when another rule fails before the one a mutation aims at, taking the first way that
+/// does not undo the mutation ([`Edit::conflicts`]).
+pub fn fixes(schema: &Schema, rule: &Rule) -> Vec<Vec<Edit>> {
+    Gen { schema }.ways(&inline(&rule.check, &mut Vec::new()), true)
+}
+
+/// `a` then `b`, without the edits of `a` that `b` repeats or assigns over entirely.
+fn merge(a: &[Edit], b: &[Edit]) -> Vec<Edit> {
+    let overrides = |y: &Edit, x: &Edit| {
+        y == x || (y.target == x.target && matches!(y.op, Op::Assign { mask } if x.bits() & !mask == 0))
+    };
+    let mut out: Vec<Edit> = a.iter().copied().filter(|x| !b.iter().any(|y| overrides(y, x))).collect();
+    out.extend_from_slice(b);
+    out
+}
+
+/// The expression with every `let` inlined.
+fn inline(e: &Expr, env: &mut Vec<Option<Expr>>) -> Expr {
+    let rec = |x: &Expr, env: &mut Vec<Option<Expr>>| Box::new(inline(x, env));
+    match e {
+        Expr::Let { var, value, body } => {
+            let v = inline(value, env);
+            if env.len() <= *var {
+                env.resize(var + 1, None);
+            }
+            env[*var] = Some(v);
+            inline(body, env)
+        }
+        Expr::Var { var, .. } => env.get(*var).cloned().flatten().unwrap_or(Expr::Bool(false)),
+        Expr::Mem { ty, addr } => Expr::Mem { ty: *ty, addr: rec(addr, env) },
+        Expr::Not(x) => Expr::Not(rec(x, env)),
+        Expr::BitNot { ty, value } => Expr::BitNot { ty: *ty, value: rec(value, env) },
+        Expr::Logic { op, lhs, rhs } => Expr::Logic { op: *op, lhs: rec(lhs, env), rhs: rec(rhs, env) },
+        Expr::Compare { op, lhs, rhs } => Expr::Compare { op: *op, lhs: rec(lhs, env), rhs: rec(rhs, env) },
+        Expr::Arith { op, ty, lhs, rhs } => Expr::Arith { op: *op, ty: *ty, lhs: rec(lhs, env), rhs: rec(rhs, env) },
+        Expr::Bit { value, bit } => Expr::Bit { value: rec(value, env), bit: *bit },
+        Expr::Bits { value, ty, hi, lo } => Expr::Bits { value: rec(value, env), ty: *ty, hi: *hi, lo: *lo },
+        Expr::In { value, set } => Expr::In { value: rec(value, env), set: set.clone() },
+        Expr::Convert { value, to } => Expr::Convert { value: rec(value, env), to: *to },
+        other => other.clone(),
+    }
+}
