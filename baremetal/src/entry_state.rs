@@ -11,6 +11,11 @@ use vmcs::fields as F;
 
 use crate::rt;
 
+unsafe extern "C" {
+    /// The guest's code: VMCALL first (boot.rs).
+    fn guest_entry();
+}
+
 /// Pages the state's address fields point at, and spares mutations may point at.
 pub const SCRATCH_PAGES: usize = 24;
 #[repr(C, align(4096))]
@@ -88,7 +93,7 @@ pub fn fill_msr_lists() {
 /// Scratch page 17: the guest's IDT, 256 interrupt gates to the guest's VMCALL, so that an event
 /// delivered to the guest (injected, or an interrupt) ends in a VM exit.
 pub fn fill_guest_idt() {
-    let h = rt::guest_entry as *const () as u64;
+    let h = guest_entry as *const () as u64;
     let low = (h & 0xffff) | (rt::CODE_SEL as u64) << 16 | 0x8e << 40 | (h >> 16 & 0xffff) << 48;
     for v in 0..256u64 {
         write_scratch(scratch_page(17) + 16 * v, 8, low);
@@ -136,7 +141,7 @@ pub fn baseline(caps: &VmxCaps) -> [(u32, u64); BASELINE_LEN] {
     let (cr0, cr3, cr4) = (rt::cr0(), rt::cr3(), rt::cr4());
     let (gdt, idt, tss) = (rt::gdt_base(), rt::idt_base(), rt::tss_base());
     // Every external interrupt exits (a pending one would otherwise reach the guest's IDT).
-    let rip = rt::guest_entry as *const () as u64;
+    let rip = guest_entry as *const () as u64;
     let rsp = (&raw mut GUEST_STACK) as u64 + 8192;
     let (cs, ds, tr) = (rt::CODE_SEL as u64, rt::DATA_SEL as u64, rt::TSS_SEL as u64);
     let p = scratch_page;
