@@ -13,6 +13,7 @@
 //! - [`routing`]: which exits of L2 go to L1, from L1's controls.
 //! - [`vmcs02`], [`reflect`]: the nested VM entry (vmcs12 -> vmcs02) and exit (vmcs02 -> vmcs12,
 //!   exit information, L1's host state into vmcs01), on the generated copy routines.
+//! - [`shadow`]: VMCS shadowing of L1's VMREAD/VMWRITE (the generated bitmaps and shadow sets).
 //! - [`count`]: VMREAD/VMWRITE counting on any backend.
 //!
 //! Generic over L1 memory ([`vcpu::GuestMemory`]), over the VMCS backend holding vmcs01 (the
@@ -29,6 +30,7 @@ pub mod operand;
 pub mod paging;
 pub mod reflect;
 pub mod routing;
+pub mod shadow;
 pub mod vcpu;
 pub mod vmcs02;
 pub mod vmx;

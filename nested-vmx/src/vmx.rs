@@ -78,6 +78,8 @@ pub struct NestedVmx {
     pub(crate) current: Current,
     /// The VM-entry check the last VMLAUNCH/VMRESUME failed, for L0's diagnostics.
     pub(crate) entry_failure: Option<vmcs::entry::Failure>,
+    /// The field of the last VMWRITE emulated (for the shadow VMCS's write-through).
+    pub(crate) last_vmwrite: Option<u64>,
 }
 
 impl NestedVmx {
@@ -89,6 +91,7 @@ impl NestedVmx {
             current_ptr: INVALID_POINTER,
             current: Current::from_region(&[0; crate::current::REGION_SIZE]),
             entry_failure: None,
+            last_vmwrite: None,
         }
     }
 

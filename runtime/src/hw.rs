@@ -454,6 +454,39 @@ impl<'r> VmxOperation<'r> {
         Ok(CurrentVmcs { phys, _op: PhantomData, _region: PhantomData })
     }
 
+    /// A handle for the VMCS that is current already (no instruction): how a hypervisor that
+    /// switches VMCSs often keeps one current across calls without repeating VMPTRLD.
+    ///
+    /// # Safety
+    /// `phys` is the physical address of `region`, and it is this processor's current VMCS (the
+    /// last VMPTRLD loaded it and no VMCLEAR or VMPTRLD came since).
+    pub unsafe fn assume_current<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> CurrentVmcs<'v> {
+        let _ = region;
+        CurrentVmcs { phys, _op: PhantomData, _region: PhantomData }
+    }
+
+    /// As [`Self::load`] for a shadow VMCS (revision identifier with bit 31 set, SDM 25.10): one
+    /// that VMREAD/VMWRITE in VMX non-root operation read and write instead of exiting, when the
+    /// current VMCS enables "VMCS shadowing" and names it in its VMCS link pointer. It can be
+    /// current for VMREAD/VMWRITE, never entered.
+    ///
+    /// # Safety
+    /// As [`Self::load`]; the processor supports VMCS shadowing.
+    pub unsafe fn load_shadow<'v>(
+        &'v mut self,
+        region: &'v mut VmxRegion,
+        phys: u64,
+    ) -> Result<CurrentVmcs<'v>, VmxError> {
+        region.set_revision(self.revision());
+        region.0[3] |= 0x80;
+        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
+        unsafe {
+            vmclear(phys)?;
+            vmptrld(phys)?;
+        }
+        Ok(CurrentVmcs { phys, _op: PhantomData, _region: PhantomData })
+    }
+
     /// Make a VMCS current again with VMPTRLD alone, keeping its contents and launch state: one
     /// that [`Self::load`] initialized and [`CurrentVmcs::set_aside`] put aside.
     ///

@@ -25,6 +25,7 @@ mod meter;
 mod run;
 mod vcpu;
 mod vmcs01;
+mod vmcss;
 
 use vmcs::caps::Cap;
 use vmcs::hw::{self, VmxOperation, VmxRegion};
@@ -70,8 +71,6 @@ const FROM_HOST: &[Cap] = &[
 const EMULATED: &[Cap] = &[Cap::BasicTrueCtls, Cap::MiscVmwriteAnyField];
 
 static mut VMXON_REGION: VmxRegion = VmxRegion::new();
-static mut VMCS01: VmxRegion = VmxRegion::new();
-static mut VMCS02: VmxRegion = VmxRegion::new();
 
 #[unsafe(no_mangle)]
 extern "C" fn mb_main(magic: u32, info: u32) -> ! {
@@ -94,14 +93,13 @@ extern "C" fn mb_main(magic: u32, info: u32) -> ! {
     l0log!("L1 loaded: entry {:#x}, boot information at {:#x}", start.entry, start.info);
     let eptp = ept::build();
     let l1caps = L1Caps::new(&host, &Offer { from_host: FROM_HOST, emulated: EMULATED });
-    // SAFETY: single-threaded; each static region is borrowed once, identity-mapped.
-    let (vmxon, r01, r02) =
-        unsafe { (cpu::unique(&raw mut VMXON_REGION), cpu::unique(&raw mut VMCS01), cpu::unique(&raw mut VMCS02)) };
+    // SAFETY: single-threaded; the static region is borrowed once, identity-mapped.
+    let vmxon = unsafe { cpu::unique(&raw mut VMXON_REGION) };
     let vmxon_phys = vmxon as *const VmxRegion as u64;
     // SAFETY: CPL 0, identity mapping, one processor, nothing else uses VMX.
     let mut op = match unsafe { VmxOperation::enter(vmxon, vmxon_phys) } {
         Ok(op) => op,
         Err(e) => log::fail(format_args!("VMXON: {e}")),
     };
-    run::run(&mut op, r01, r02, &host, l1caps, eptp, &start)
+    run::run(&mut op, &host, l1caps, eptp, &start)
 }

@@ -1,17 +1,17 @@
 //! L0's loop. L1 runs on vmcs01 until it enters L2; L2 runs on vmcs02 until an exit goes to L1
-//! (or the entry fails); then L1 continues on vmcs01 at its host RIP. One VMCS is current at a
-//! time: the other is set aside (not cleared) and reloaded with VMPTRLD.
+//! (or the entry fails); then L1 continues on vmcs01 at its host RIP. With VMCS shadowing, the
+//! shadow VMCS follows vmcs12: filled when vmcs12 changes under L1, drained before L0 reads it.
 
-use vmcs::caps::VmxCaps;
+use vmcs::caps::{Cap, Capabilities, VmxCaps};
 use vmcs::exit::{ExitReason as R, VmExitReason};
 use vmcs::fields as F;
-use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation, VmxRegion};
-use vmcs::{VmInstructionError, VmcsError, VmcsRead};
+use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation};
+use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::caps::L1Caps;
-use vmcs_nested_vmx::count::Counted;
+use vmcs_nested_vmx::count::{Counted, Counts};
 use vmcs_nested_vmx::routing::{Exit, L0Keeps, Route, route};
 use vmcs_nested_vmx::vmcs02::L0Policy;
-use vmcs_nested_vmx::vmx::{NestedVmx, Outcome};
+use vmcs_nested_vmx::vmx::{INVALID_POINTER, NestedVmx, Outcome};
 
 use crate::l1exits::{self, Next};
 use crate::l1mem::L1Memory;
@@ -21,6 +21,7 @@ use crate::log;
 use crate::meter::Meter;
 use crate::vcpu::Vcpu;
 use crate::vmcs01;
+use crate::vmcss::{Vmcss, Which};
 
 /// MAXPHYADDR, from CPUID.80000008H:EAX bits 7:0 (36 without that leaf).
 fn maxphyaddr() -> u8 {
@@ -40,13 +41,14 @@ fn load_cr2(value: u64) {
 /// interrupt controller).
 const KEEPS: L0Keeps = L0Keeps { external_interrupts: false, nmis: false, exceptions_first: 0 };
 
-/// Why L1 stopped running.
-enum L1Stop {
-    /// VMLAUNCH/VMRESUME passed the checks on vmcs12.
-    EnterL2 { launch: bool, l1_efer: u64 },
+/// What one exit of L1 leads to.
+enum Step {
+    Resume,
+    /// A VMX instruction to emulate (the shadow VMCS may need draining first).
+    Vmx(R),
 }
 
-/// What to do to vmcs01 before L1 runs again.
+/// What to do to vmcs01 after L2 stopped.
 enum Pending {
     /// L2 exited to L1: load L1's host state from vmcs12.
     HostState,
@@ -61,6 +63,8 @@ pub struct L0<'a> {
     pub nested: NestedVmx,
     pub policy: L0Policy,
     pub meter: Meter,
+    /// vmcs01 links the shadow VMCS (L1 has a current VMCS and the processor shadows).
+    shadow_active: bool,
 }
 
 /// Enter the guest of `v`, with CR2 and the x87/SSE state switched.
@@ -73,17 +77,13 @@ fn enter(v: &mut CurrentVmcs, cpu: &mut Vcpu, fpu: &mut FpuState, resume: bool) 
     unsafe { v.run(&mut cpu.regs, fpu, resume) }
 }
 
-pub fn run(
-    op: &mut VmxOperation,
-    r01: &mut VmxRegion,
-    r02: &mut VmxRegion,
-    host: &VmxCaps,
-    l1caps: L1Caps,
-    eptp: u64,
-    start: &L1Start,
-) -> ! {
-    let (p01, p02) = (r01 as *const VmxRegion as u64, r02 as *const VmxRegion as u64);
-    let policy = l2::policy(host, eptp).unwrap_or_else(|e| log::fail(format_args!("vmcs02 controls: {e}")));
+fn or_fail<T>(r: Result<T, VmcsError>, what: &str) -> T {
+    r.unwrap_or_else(|e| log::fail(format_args!("{what}: {e}")))
+}
+
+pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, start: &L1Start) -> ! {
+    let mut vm = Vmcss::new(op);
+    let policy = or_fail(l2::policy(host, eptp), "vmcs02 controls");
     let mut l0 = L0 {
         host,
         cpu: Vcpu { regs: GuestRegisters::default(), cr2: None, maxphyaddr: maxphyaddr() },
@@ -91,69 +91,129 @@ pub fn run(
         nested: NestedVmx::new(l1caps),
         policy,
         meter: Meter::default(),
+        shadow_active: false,
     };
-    // SAFETY: L0's static regions, identity-mapped, not the VMXON region.
-    let mut v = unsafe { op.load(r01, p01) }.unwrap_or_else(|e| log::fail(format_args!("VMPTRLD vmcs01: {e}")));
-    if let Err(e) = vmcs01::setup(&mut v, host, eptp, start, &mut l0.cpu.regs) {
-        log::fail(format_args!("vmcs01 setup: {e}"));
+    let shadowing = host.has(Cap::Proc2VmcsShadowing);
+    let bitmaps = l0.nested.shadow_bitmaps();
+    vm.with(Which::Vmcs01, |v| {
+        or_fail(vmcs01::setup(v, host, eptp, start, &mut l0.cpu.regs), "vmcs01 setup");
+        if shadowing {
+            or_fail(vmcs01::set_shadow_bitmaps(v, &bitmaps), "vmcs01 shadow bitmaps");
+        }
+    });
+    if shadowing {
+        l0log!("VMCS shadowing of L1's VMREAD/VMWRITE: on");
     }
-    let mut launched01 = false;
-    let mut vmcs02_ready = false;
+    let (mut launched01, mut vmcs02_ready) = (false, false);
     loop {
-        let L1Stop::EnterL2 { launch, l1_efer } = l0.run_l1(&mut v, &mut launched01);
-        v.set_aside();
-        let mut w = if vmcs02_ready {
-            // SAFETY: vmcs02 was loaded and set aside before, never cleared.
-            unsafe { op.reload(r02, p02) }
-        } else {
-            // SAFETY: as for vmcs01.
-            unsafe { op.load(r02, p02) }
-        }
-        .unwrap_or_else(|e| log::fail(format_args!("VMPTRLD vmcs02: {e}")));
-        if !vmcs02_ready {
-            l2::init(&mut w).unwrap_or_else(|e| log::fail(format_args!("vmcs02 setup: {e}")));
-        }
-        let pending = l0.run_l2(&mut w, !vmcs02_ready, launch, l1_efer);
-        vmcs02_ready = true;
-        w.set_aside();
-        // SAFETY: vmcs01 was loaded and set aside, never cleared.
-        v = unsafe { op.reload(r01, p01) }.unwrap_or_else(|e| log::fail(format_args!("VMPTRLD vmcs01: {e}")));
-        let mut c = Counted::new(&mut v);
-        let done = match pending {
-            Pending::HostState => l0.nested.load_l1_host_state(&mut c),
-            Pending::VmFail(e) => match l0.nested.fail_vmentry(&mut c, e) {
-                Outcome::ResumeL1 => Ok(()),
-                o => log::fail(format_args!("L1's failed VM entry: {o:?}")),
-            },
+        let (launch, l1_efer) = loop {
+            match vm.with(Which::Vmcs01, |v| l0.l1_step(v, &mut launched01)) {
+                Step::Resume => {}
+                Step::Vmx(r) => {
+                    if let Some(enter) = l0.vmx(&mut vm, r, shadowing) {
+                        break enter;
+                    }
+                }
+            }
         };
-        l0.meter.reflect_l1 = c.counts();
-        if let Err(e) = done {
-            log::fail(format_args!("loading L1's host state: {e}"));
+        let first = !vmcs02_ready;
+        let pending = vm.with(Which::Vmcs02, |w| {
+            if first {
+                or_fail(l2::init(w), "vmcs02 setup");
+            }
+            l0.run_l2(w, first, launch, l1_efer)
+        });
+        vmcs02_ready = true;
+        l0.meter.reflect_l1 = vm.with(Which::Vmcs01, |v| {
+            let mut c = Counted::new(v);
+            match pending {
+                Pending::HostState => or_fail(l0.nested.load_l1_host_state(&mut c), "loading L1's host state"),
+                Pending::VmFail(e) => match l0.nested.fail_vmentry(&mut c, e) {
+                    Outcome::ResumeL1 => {}
+                    o => log::fail(format_args!("L1's failed VM entry: {o:?}")),
+                },
+            }
+            c.counts()
+        });
+        if l0.shadow_active {
+            // L1 reads the exit information (and L2's state) through the shadow.
+            l0.meter.reflect_l1 = l0.meter.reflect_l1 + l0.fill_shadow(&mut vm);
         }
     }
 }
 
 impl L0<'_> {
-    /// Run L1 until it enters L2.
-    fn run_l1(&mut self, v: &mut CurrentVmcs, launched: &mut bool) -> L1Stop {
-        loop {
-            let reason = match enter(v, &mut self.cpu, &mut self.fpu, *launched) {
-                Ok(r) => r,
-                Err(e) => log::fail(format_args!("VM entry of L1: {e}")),
-            };
-            *launched = true;
-            let mut c = Counted::new(&mut *v);
-            let r = self.l1_exit(&mut c, reason);
-            self.meter.l1_exit(c.counts());
-            match r {
-                Ok(None) => {}
-                Ok(Some(stop)) => return stop,
-                Err(e) => log::fail(format_args!("vmcs01 access: {e}")),
-            }
-        }
+    fn fill_shadow(&mut self, vm: &mut Vmcss) -> Counts {
+        vm.with(Which::Shadow, |s| {
+            let mut c = Counted::new(s);
+            or_fail(self.nested.fill_shadow(&mut c), "filling the shadow VMCS");
+            c.counts()
+        })
     }
 
-    fn l1_exit(&mut self, v: &mut Counted<CurrentVmcs>, reason: VmExitReason) -> Result<Option<L1Stop>, VmcsError> {
+    /// Emulate L1's VMX instruction `r`; Some((launch, L1's EFER)) when L2 is to be entered.
+    fn vmx(&mut self, vm: &mut Vmcss, r: R, shadowing: bool) -> Option<(bool, u64)> {
+        let mut drain = Counts::default();
+        if self.shadow_active && matches!(r, R::Vmclear | R::Vmptrld | R::Vmlaunch | R::Vmresume | R::Vmxoff) {
+            // These read (or release) vmcs12: L1's writes through the shadow come first.
+            drain = vm.with(Which::Shadow, |s| {
+                let c = Counted::new(s);
+                or_fail(self.nested.drain_shadow(&c), "draining the shadow VMCS");
+                c.counts()
+            });
+        }
+        let before = self.nested.current_pointer();
+        let out = vm.with(Which::Vmcs01, |v| {
+            let mut c = Counted::new(v);
+            let o = or_fail(self.handle_vmx(&mut c, r), "vmcs01 access");
+            self.meter.l1_exit(c.counts() + drain);
+            o
+        });
+        let mut extra = Counts::default();
+        if shadowing {
+            let now = self.nested.current_pointer();
+            if let Some((e, value)) = self.nested.take_shadow_write().filter(|_| self.shadow_active) {
+                extra = extra
+                    + vm.with(Which::Shadow, |s| {
+                        let mut c = Counted::new(s);
+                        or_fail(c.write_raw(e, value), "writing through to the shadow VMCS");
+                        c.counts()
+                    });
+            }
+            if now != before {
+                let link = (now != INVALID_POINTER).then(|| Vmcss::phys(Which::Shadow));
+                if link.is_some() {
+                    extra = extra + self.fill_shadow(vm);
+                }
+                extra = extra
+                    + vm.with(Which::Vmcs01, |v| {
+                        let mut c = Counted::new(v);
+                        or_fail(vmcs01::set_shadowing(&mut c, link), "vmcs01 shadowing");
+                        c.counts()
+                    });
+                self.shadow_active = link.is_some();
+            }
+        }
+        self.meter.l1 = self.meter.l1 + extra;
+        out
+    }
+
+    /// Run L1 until its next exit and handle it.
+    fn l1_step(&mut self, v: &mut CurrentVmcs, launched: &mut bool) -> Step {
+        let reason = match enter(v, &mut self.cpu, &mut self.fpu, *launched) {
+            Ok(r) => r,
+            Err(e) => log::fail(format_args!("VM entry of L1: {e}")),
+        };
+        *launched = true;
+        let mut c = Counted::new(&mut *v);
+        let r = self.l1_exit(&mut c, reason);
+        if !matches!(r, Ok(Step::Vmx(_))) {
+            self.meter.l1_exit(c.counts());
+        }
+        or_fail(r, "vmcs01 access")
+    }
+
+    fn l1_exit(&mut self, v: &mut Counted<CurrentVmcs>, reason: VmExitReason) -> Result<Step, VmcsError> {
         if reason.entry_failure() {
             let q = v.read_raw(F::EXIT_QUALIFICATION.raw()).unwrap_or(0);
             log::fail(format_args!("L1's VM entry failed: reason {:#x}, qualification {q:#x}", reason.bits()));
@@ -178,29 +238,7 @@ impl L0<'_> {
                 | R::Vmresume
                 | R::Invept
                 | R::Invvpid),
-            ) => match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
-                Outcome::ResumeL1 | Outcome::Invalidate(_) => {
-                    if let (R::Vmlaunch | R::Vmresume, Some(f)) = (r, self.nested.last_entry_failure()) {
-                        l0log!("L1's {r:?} fails: {f}");
-                    }
-                    Next::Resume
-                }
-                Outcome::EnterL2 { launch } => {
-                    let l1_efer = v.read_raw(F::GUEST_IA32_EFER.raw())?;
-                    return Ok(Some(L1Stop::EnterL2 { launch, l1_efer }));
-                }
-                Outcome::EntryFailed { reason, qualification } => {
-                    if let Some(f) = self.nested.last_entry_failure() {
-                        l0log!("L1's VM entry fails: {f}");
-                    }
-                    self.nested.fail_entry(reason.bits(), qualification)?;
-                    self.nested.load_l1_host_state(v)?;
-                    Next::Resume
-                }
-                Outcome::Memory(e) => log::fail(format_args!("L1 used memory L0 cannot reach: {:#x}", e.gpa)),
-                Outcome::Vmcs01(e) => return Err(e),
-                Outcome::NotVmxInstruction => log::fail(format_args!("{r:?}: not a VMX instruction")),
-            },
+            ) => return Ok(Step::Vmx(r)),
             Some(R::TripleFault) => log::fail(format_args!("L1 triple-faulted at RIP {:#x}", rip(v))),
             Some(R::EptViolation) => {
                 let gpa = v.read_raw(F::GUEST_PHYSICAL_ADDRESS.raw()).unwrap_or(0);
@@ -209,8 +247,31 @@ impl L0<'_> {
             _ => log::fail(format_args!("unexpected exit of L1: reason {:#x} at RIP {:#x}", reason.bits(), rip(v))),
         };
         match next {
-            Next::Resume => Ok(None),
+            Next::Resume => Ok(Step::Resume),
             Next::Exit(status) => log::finish(status),
+        }
+    }
+
+    fn handle_vmx(&mut self, v: &mut Counted<CurrentVmcs>, r: R) -> Result<Option<(bool, u64)>, VmcsError> {
+        match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
+            Outcome::ResumeL1 | Outcome::Invalidate(_) => {
+                if let (R::Vmlaunch | R::Vmresume, Some(f)) = (r, self.nested.last_entry_failure()) {
+                    l0log!("L1's {r:?} fails: {f}");
+                }
+                Ok(None)
+            }
+            Outcome::EnterL2 { launch } => Ok(Some((launch, v.read_raw(F::GUEST_IA32_EFER.raw())?))),
+            Outcome::EntryFailed { reason, qualification } => {
+                if let Some(f) = self.nested.last_entry_failure() {
+                    l0log!("L1's VM entry fails: {f}");
+                }
+                self.nested.fail_entry(reason.bits(), qualification)?;
+                self.nested.load_l1_host_state(v)?;
+                Ok(None)
+            }
+            Outcome::Memory(e) => log::fail(format_args!("L1 used memory L0 cannot reach: {:#x}", e.gpa)),
+            Outcome::Vmcs01(e) => Err(e),
+            Outcome::NotVmxInstruction => log::fail(format_args!("{r:?}: not a VMX instruction")),
         }
     }
 
@@ -235,14 +296,9 @@ impl L0<'_> {
             };
             resume = true;
             let mut c = Counted::new(&mut *w);
-            let exit = match exit_facts(&c, reason, &self.cpu) {
-                Ok(e) => e,
-                Err(e) => log::fail(format_args!("vmcs02 access: {e}")),
-            };
+            let exit = or_fail(exit_facts(&c, reason, &self.cpu), "vmcs02 access");
             if route(&exit, self.nested.current().vmcs12.inner(), &L1Memory, &KEEPS) == Route::L1 {
-                if let Err(e) = self.nested.sync_exit(&c, true, l1_efer) {
-                    log::fail(format_args!("syncing vmcs12: {e}"));
-                }
+                or_fail(self.nested.sync_exit(&c, true, l1_efer), "syncing vmcs12");
                 self.meter.reflect_l2 = c.counts();
                 self.meter.reflected(reason);
                 return Pending::HostState;
@@ -254,10 +310,10 @@ impl L0<'_> {
                 _ => Ok(L2Next::Unexpected),
             };
             self.meter.l0_handled(reason, c.counts());
-            match next {
-                Ok(L2Next::Resume) => {}
-                Ok(L2Next::Exit(status)) => log::finish(status),
-                Ok(L2Next::Unexpected) => {
+            match or_fail(next, "vmcs02 access") {
+                L2Next::Resume => {}
+                L2Next::Exit(status) => log::finish(status),
+                L2Next::Unexpected => {
                     let gpa = c.read_raw(F::GUEST_PHYSICAL_ADDRESS.raw()).unwrap_or(0);
                     log::fail(format_args!(
                         "L2 exit L0 cannot handle: reason {:#x} at RIP {:#x} (guest-physical {gpa:#x})",
@@ -265,7 +321,6 @@ impl L0<'_> {
                         rip(&c)
                     ))
                 }
-                Err(e) => log::fail(format_args!("vmcs02 access: {e}")),
             }
         }
     }

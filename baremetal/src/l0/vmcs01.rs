@@ -12,7 +12,7 @@ use vmcs::controls::{
 };
 use vmcs::fields as F;
 use vmcs::hw::{self, CurrentVmcs, GuestRegisters};
-use vmcs::{VmcsError, VmcsWrite};
+use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 
 use crate::cpu;
 use crate::loader::L1Start;
@@ -22,6 +22,8 @@ struct Page([u8; 4096]);
 static mut IO_A: Page = Page([0; 4096]);
 static mut IO_B: Page = Page([0; 4096]);
 static mut MSR_BITMAP: Page = Page([0; 4096]);
+static mut VMREAD_BITMAP: Page = Page([0; 4096]);
+static mut VMWRITE_BITMAP: Page = Page([0; 4096]);
 
 /// QEMU's isa-debug-exit port: a write ends the run with that status.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -92,6 +94,26 @@ pub fn write_host_state(v: &mut CurrentVmcs) -> Result<(), VmcsError> {
     // SAFETY: EFER exists on every processor with VMX.
     w(v, F::HOST_IA32_EFER.raw(), unsafe { hw::rdmsr(IA32_EFER) })?;
     Ok(())
+}
+
+/// VMCS shadowing for L1 (the processor has it): vmcs01 gets the VMREAD/VMWRITE bitmaps now; the
+/// control and the link pointer follow whether L1 has a current VMCS ([`set_shadowing`]).
+pub fn set_shadow_bitmaps(v: &mut CurrentVmcs, bitmaps: &vmcs::copy::ShadowBitmaps) -> Result<(), VmcsError> {
+    // SAFETY: L0's statics, written before L1 uses them.
+    unsafe {
+        crate::cpu::unique(&raw mut VMREAD_BITMAP).0 = bitmaps.vmread;
+        crate::cpu::unique(&raw mut VMWRITE_BITMAP).0 = bitmaps.vmwrite;
+    }
+    v.write_raw(F::VMREAD_BITMAP.raw(), phys(&raw const VMREAD_BITMAP))?;
+    v.write_raw(F::VMWRITE_BITMAP.raw(), phys(&raw const VMWRITE_BITMAP))
+}
+
+/// Turn L1's VMCS shadowing on (its VMREAD/VMWRITE go to the shadow VMCS at `shadow`) or off.
+pub fn set_shadowing<V: VmcsRead + VmcsWrite>(v: &mut V, shadow: Option<u64>) -> Result<(), VmcsError> {
+    let proc2 = v.read_raw(F::SECONDARY_VM_EXEC_CONTROL.raw())?;
+    let bit = Proc2::VMCS_SHADOWING.bits() as u64;
+    v.write_raw(F::SECONDARY_VM_EXEC_CONTROL.raw(), if shadow.is_some() { proc2 | bit } else { proc2 & !bit })?;
+    v.write_raw(F::VMCS_LINK_POINTER.raw(), shadow.unwrap_or(u64::MAX))
 }
 
 /// The VM-exit controls of every VMCS L0 runs: exits come back to 64-bit L0 with its EFER, and

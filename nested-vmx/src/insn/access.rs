@@ -61,7 +61,10 @@ impl NestedVmx {
         };
         let encoding = ops.read_reg(info.reg2())?;
         match self.current.l1_write(encoding, value, &self.caps) {
-            Ok(()) => Ok(Done::Succeed),
+            Ok(()) => {
+                self.last_vmwrite = Some(encoding);
+                Ok(Done::Succeed)
+            }
             Err(n) => Ok(Done::Fail(n)),
         }
     }
