@@ -4,7 +4,7 @@
 //! reflected, and L1's EFER after it.
 //!
 //! This L0 offers L1 no APIC virtualization, posted interrupts, ENCLS exiting, CET, MPX or a
-//! virtual PMU; runs every L2 on EPT (L0's for L1's memory, or none: nested EPT is refused); runs
+//! virtual PMU; runs every L2 on EPT (L0's for L1's memory, or the EPT02 L0 builds from L1's EPT12); runs
 //! vmcs02 without MSR and I/O bitmaps (L0 routes those exits, [`L0Policy::proc_clear`]).
 
 use vmcs::VmcsError;
@@ -179,7 +179,8 @@ impl NestedHooks for L0Hooks<'_> {
     }
     fn vmcs02_eptp(&mut self, _eptp12: u64, nested: bool) -> R<u64> {
         if nested {
-            return Err(PrepareError::Unsupported("nested EPT"));
+            // The EPT02 L0 keeps for vmcs12's EPTP (crate::nested_ept).
+            return self.policy.ept02_pointer.ok_or(PrepareError::Unsupported("nested EPT"));
         }
         self.policy.ept_pointer.ok_or(PrepareError::Unsupported("L2 without L0's EPT"))
     }

@@ -35,6 +35,9 @@ pub struct L0Policy {
     pub ept_pointer: Option<u64>,
     /// The VPID L2 runs with (L0's, never L1's).
     pub vpid02: Option<u16>,
+    /// With nested EPT: the EPTP of the EPT02 L0 keeps for vmcs12's EPTP12 ([`crate::nested_ept`]);
+    /// None refuses nested EPT.
+    pub ept02_pointer: Option<u64>,
 }
 
 /// Why a nested entry cannot be prepared.

@@ -30,6 +30,7 @@ fn policy() -> L0Policy {
         entry: Entry::LOAD_IA32_EFER.bits(),
         ept_pointer: Some(EPTP01),
         vpid02: Some(2),
+        ept02_pointer: None,
     }
 }
 

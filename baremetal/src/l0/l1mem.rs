@@ -29,6 +29,15 @@ impl L1Memory {
         }
     }
 
+    /// The host-physical page behind L1's guest-physical page `gpa` (4 KiB-aligned), as EPT01 maps
+    /// it: RAM, the legacy hole, the I/O APIC and local APIC pages; None for anything else.
+    pub fn host_page(gpa: u64) -> Option<u64> {
+        match gpa {
+            0xfec0_0000 | 0xfee0_0000 => Some(gpa),
+            _ => Self::host(gpa, 0x1000),
+        }
+    }
+
     /// L1 RAM as a mutable slice (for loading L1), if `gpa..gpa + len` is RAM.
     pub fn ram_mut(gpa: u64, len: u64) -> Option<&'static mut [u8]> {
         let end = gpa.checked_add(len)?;

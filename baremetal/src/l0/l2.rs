@@ -34,6 +34,7 @@ pub fn policy(caps: &VmxCaps, eptp: u64) -> Result<L0Policy, VmcsError> {
         entry: Entry::LOAD_IA32_EFER.bits(),
         ept_pointer: Some(eptp),
         vpid02: vpid.then_some(VPID02),
+        ept02_pointer: None,
     })
 }
 

@@ -13,6 +13,7 @@ mod boot;
 #[path = "../cpu.rs"]
 mod cpu;
 mod ept;
+mod ept02;
 mod l1exits;
 mod l1mem;
 mod loader;
@@ -31,8 +32,9 @@ use vmcs::caps::Cap;
 use vmcs::hw::{self, VmxOperation, VmxRegion};
 use vmcs_nested_vmx::caps::{L1Caps, Offer};
 
-/// What L0 offers L1: the controls the nested-VMX core routes and L0 implements (no EPT, VPID,
-/// shadowing or preemption timer for L2 yet), from the host when it has them.
+/// What L0 offers L1: the controls the nested-VMX core routes and L0 implements (nested EPT, VPID,
+/// unrestricted guest among them; no VMCS shadowing or preemption timer for L2 yet), from the host
+/// when it has them.
 const FROM_HOST: &[Cap] = &[
     Cap::PinExternalInterruptExiting,
     Cap::PinNmiExiting,
@@ -58,6 +60,9 @@ const FROM_HOST: &[Cap] = &[
     Cap::ProcActivateSecondaryControls,
     Cap::Proc2DescriptorTableExiting,
     Cap::Proc2WbinvdExiting,
+    Cap::Proc2EnableEpt,
+    Cap::Proc2UnrestrictedGuest,
+    Cap::Proc2EnableVpid,
     Cap::ExitHostAddressSpaceSize,
     Cap::ExitAckInterruptOnExit,
     Cap::ExitSaveIa32Efer,
@@ -65,6 +70,18 @@ const FROM_HOST: &[Cap] = &[
     Cap::EntryIa32eModeGuest,
     Cap::EntryLoadIa32Efer,
     Cap::MiscActivityHlt,
+    Cap::EptPageWalk4,
+    Cap::EptMemtypeWb,
+    Cap::EptPde2mb,
+    Cap::EptPdpte1gb,
+    Cap::EptInvept,
+    Cap::EptInveptSingleContext,
+    Cap::EptInveptAllContext,
+    Cap::VpidInvvpid,
+    Cap::VpidInvvpidIndividualAddress,
+    Cap::VpidInvvpidSingleContext,
+    Cap::VpidInvvpidAllContext,
+    Cap::VpidInvvpidSingleContextRetainingGlobals,
 ];
 /// Emulated whatever the host has: TRUE controls, and VMWRITE to exit-information fields (KVM
 /// offers it too: vmcs12 is software).

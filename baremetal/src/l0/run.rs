@@ -9,10 +9,12 @@ use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation};
 use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::caps::L1Caps;
 use vmcs_nested_vmx::count::{Counted, Counts};
+use vmcs_nested_vmx::nested_ept::{self, Access, Ept02, EptFault};
 use vmcs_nested_vmx::routing::{Exit, L0Keeps, Route, route};
 use vmcs_nested_vmx::vmcs02::L0Policy;
-use vmcs_nested_vmx::vmx::{INVALID_POINTER, NestedVmx, Outcome};
+use vmcs_nested_vmx::vmx::{INVALID_POINTER, Invalidation, NestedVmx, Outcome};
 
+use crate::ept02::Pool;
 use crate::l1exits::{self, Next};
 use crate::l1mem::L1Memory;
 use crate::l2::{self, L2Next};
@@ -65,6 +67,10 @@ pub struct L0<'a> {
     pub meter: Meter,
     /// vmcs01 links the shadow VMCS (L1 has a current VMCS and the processor shadows).
     shadow_active: bool,
+    /// L2's EPT when vmcs12 enables EPT, built from L1's EPT12.
+    ept02: Ept02<Pool>,
+    /// INVEPT/INVVPID L1 asked for, done once no VMCS handle is out.
+    invalidate: Option<Invalidation>,
 }
 
 /// Enter the guest of `v`, with CR2 and the x87/SSE state switched.
@@ -92,6 +98,8 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
         policy,
         meter: Meter::default(),
         shadow_active: false,
+        ept02: Ept02::new(Pool),
+        invalidate: None,
     };
     let shadowing = host.has(Cap::Proc2VmcsShadowing);
     let bitmaps = l0.nested.shadow_bitmaps();
@@ -143,6 +151,22 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
 }
 
 impl L0<'_> {
+    /// L1's INVEPT drops EPT02 (and the processor's translations through it); its INVVPID flushes
+    /// VPID02, the tag every L2 runs with.
+    fn flush(&mut self, vm: &Vmcss, inv: Invalidation) {
+        match inv {
+            Invalidation::EptSingle { .. } | Invalidation::EptAll => {
+                self.ept02.reset(None);
+                let _ = vm.op().invept(2, 0);
+            }
+            _ => {
+                if let Some(vpid) = self.policy.vpid02 {
+                    let _ = vm.op().invvpid(1, vpid, 0);
+                }
+            }
+        }
+    }
+
     fn fill_shadow(&mut self, vm: &mut Vmcss) -> Counts {
         vm.with(Which::Shadow, |s| {
             let mut c = Counted::new(s);
@@ -169,6 +193,9 @@ impl L0<'_> {
             self.meter.l1_exit(c.counts() + drain);
             o
         });
+        if let Some(inv) = self.invalidate.take() {
+            self.flush(vm, inv);
+        }
         let mut extra = Counts::default();
         if shadowing {
             let now = self.nested.current_pointer();
@@ -254,7 +281,11 @@ impl L0<'_> {
 
     fn handle_vmx(&mut self, v: &mut Counted<CurrentVmcs>, r: R) -> Result<Option<(bool, u64)>, VmcsError> {
         match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
-            Outcome::ResumeL1 | Outcome::Invalidate(_) => {
+            Outcome::Invalidate(inv) => {
+                self.invalidate = Some(inv);
+                Ok(None)
+            }
+            Outcome::ResumeL1 => {
                 if let (R::Vmlaunch | R::Vmresume, Some(f)) = (r, self.nested.last_entry_failure()) {
                     l0log!("L1's {r:?} fails: {f}");
                 }
@@ -277,8 +308,18 @@ impl L0<'_> {
 
     /// Enter L2 for L1's VMLAUNCH/VMRESUME and run it until an exit goes to L1.
     fn run_l2(&mut self, w: &mut CurrentVmcs, first: bool, launch: bool, l1_efer: u64) -> Pending {
+        let eptp12 = self.nested_eptp12();
+        if let Some(eptp12) = eptp12 {
+            // EPT02 caches one EPTP12's translations: another EPTP12 starts afresh.
+            if self.ept02.built_for != Some(eptp12) {
+                self.ept02.reset(Some(eptp12));
+                let _ = w.invept(1, self.ept02.eptp());
+            }
+        }
+        let mut policy = self.policy;
+        policy.ept02_pointer = Some(self.ept02.eptp());
         let mut c = Counted::new(&mut *w);
-        if let Err(e) = self.nested.prepare_vmcs02(&mut c, &self.policy, l1_efer, &L1Memory) {
+        if let Err(e) = self.nested.prepare_vmcs02(&mut c, &policy, l1_efer, &L1Memory) {
             log::fail(format_args!("preparing vmcs02: {e:?}"));
         }
         self.meter.entry = c.counts();
@@ -304,6 +345,12 @@ impl L0<'_> {
                 return Pending::HostState;
             }
             let next = match reason.basic() {
+                Some(R::EptViolation) if eptp12.is_some() => {
+                    match self.ept_violation(&mut c, eptp12.unwrap_or(0), l1_efer) {
+                        Some(pending) => return pending,
+                        None => Ok(L2Next::Resume),
+                    }
+                }
                 Some(R::IoInstruction) => l2::io(&mut c, &mut self.cpu),
                 Some(R::MsrRead) => l2::msr(&mut c, &mut self.cpu, self.nested.caps(), false),
                 Some(R::MsrWrite) => l2::msr(&mut c, &mut self.cpu, self.nested.caps(), true),
@@ -323,6 +370,52 @@ impl L0<'_> {
                 }
             }
         }
+    }
+}
+
+impl L0<'_> {
+    /// vmcs12's EPTP when it enables EPT for L2.
+    fn nested_eptp12(&self) -> Option<u64> {
+        let v12 = self.nested.current();
+        let proc = v12.get(F::CPU_BASED_VM_EXEC_CONTROL.raw());
+        let proc2 = if proc >> 31 & 1 == 1 { v12.get(F::SECONDARY_VM_EXEC_CONTROL.raw()) } else { 0 };
+        (proc2 & vmcs::controls::SecondaryVmExecControl::ENABLE_EPT.bits() as u64 != 0)
+            .then(|| v12.get(F::EPT_POINTER.raw()))
+    }
+
+    /// An EPT violation of L2 with nested EPT: EPT02 lacks the page. L0 walks EPT12: a page it
+    /// gives goes into EPT02 and L2 resumes (None); what it refuses goes to L1 as exit 48 or 49.
+    fn ept_violation(&mut self, w: &mut Counted<CurrentVmcs>, eptp12: u64, l1_efer: u64) -> Option<Pending> {
+        let gpa = or_fail(w.read_raw(F::GUEST_PHYSICAL_ADDRESS.raw()), "vmcs02 access");
+        let q = or_fail(w.read_raw(F::EXIT_QUALIFICATION.raw()), "vmcs02 access");
+        let access = Access::from_qualification(q);
+        let (reason, qualification) = match nested_ept::walk(&L1Memory, eptp12, gpa, access, false, self.cpu.maxphyaddr)
+        {
+            Ok(t) => {
+                let Some(hpa) = L1Memory::host_page(t.address & !0xfff) else {
+                    log::fail(format_args!(
+                        "L2's guest-physical {gpa:#x} is L1's {:#x}, where L1 has no memory",
+                        t.address
+                    ))
+                };
+                if self.ept02.map(gpa & !0xfff, hpa, t.permissions, t.memory_type).is_err() {
+                    // Out of tables: start over; this access faults once more and is mapped then.
+                    self.ept02.reset(Some(eptp12));
+                    let _ = w.inner_mut().invept(1, self.ept02.eptp());
+                }
+                return None;
+            }
+            Err(EptFault::Violation { permissions }) => (48, nested_ept::violation_qualification(q, permissions)),
+            Err(EptFault::Misconfig) => (49, 0),
+            Err(EptFault::Memory(e)) => log::fail(format_args!("L1's EPT12 is outside its memory ({:#x})", e.gpa)),
+        };
+        or_fail(self.nested.sync_exit(&*w, true, l1_efer), "syncing vmcs12");
+        let v12 = self.nested.current_mut();
+        or_fail(v12.set(F::VM_EXIT_REASON.raw(), reason), "vmcs12");
+        or_fail(v12.set(F::EXIT_QUALIFICATION.raw(), qualification), "vmcs12");
+        or_fail(v12.set(F::GUEST_PHYSICAL_ADDRESS.raw(), gpa), "vmcs12");
+        self.meter.reflect_l2 = w.counts();
+        Some(Pending::HostState)
     }
 }
 

@@ -45,6 +45,11 @@ impl<'o, 'r> Vmcss<'o, 'r> {
         region(which).1
     }
 
+    /// The VMX operation, for INVEPT/INVVPID.
+    pub fn op(&self) -> &VmxOperation<'r> {
+        self.op
+    }
+
     /// Run `f` with `which` current. The first use initializes the region (revision, VMCLEAR).
     pub fn with<R>(&mut self, which: Which, f: impl FnOnce(&mut CurrentVmcs) -> R) -> R {
         let (r, phys) = region(which);

@@ -2,8 +2,9 @@
 //! for what the bare-metal suite does not cover: two vmcs12 juggled with VMCLEAR/VMPTRLD and a
 //! byte copy of a cleared region, VMREAD/VMWRITE memory operands (a #PF among them), and an L2
 //! whose exits L1 routes by changing its controls between entries (exception bitmap, #PF
-//! error-code filter, I/O bitmaps, interrupt window, HLT). Every check prints one line on port
-//! 0xE9; the last line is `N passed, M failed`.
+//! error-code filter, I/O bitmaps, interrupt window, HLT), and a 32-bit PAE L2 on L1's own EPT
+//! (EPT violation, repair and INVEPT, misconfiguration, vmcs12's PDPTRs). Every check prints one
+//! line on port 0xE9; the last line is `N passed, M failed`.
 #![no_std]
 #![no_main]
 
@@ -14,6 +15,7 @@ mod cpu;
 mod l2;
 #[path = "../mem.rs"]
 mod mem;
+mod pae;
 #[macro_use]
 #[path = "../rt.rs"]
 mod rt;
@@ -70,6 +72,7 @@ extern "C" fn mb_main(_magic: u32, _info: u32) -> ! {
     check(true, format_args!("vmxon: revision {:#x}", op.revision()));
     regions::juggle(&mut op);
     l2::run(&mut op);
+    pae::run(&mut op);
     match op.exit() {
         Ok(()) => check(true, format_args!("vmxoff")),
         Err(e) => check(false, format_args!("vmxoff: {e}")),
