@@ -13,6 +13,8 @@
 //! - [`routing`]: which exits of L2 go to L1, from L1's controls.
 //! - [`vmcs02`], [`reflect`]: the nested VM entry (vmcs12 -> vmcs02) and exit (vmcs02 -> vmcs12,
 //!   exit information, L1's host state into vmcs01), on the generated copy routines.
+//! - [`migrate`]: L1's VMX state saved as a KVM_GET_NESTED_STATE blob (L2 running or not) and
+//!   restored with KVM's rules; vmcs12 through an older layout with the generated translators.
 //! - [`nested_ept`]: L1's EPT12 walked, EPT02 built from it lazily, EPT faults reflected.
 //! - [`shadow`]: VMCS shadowing of L1's VMREAD/VMWRITE (the generated bitmaps and shadow sets).
 //! - [`count`]: VMREAD/VMWRITE counting on any backend.
@@ -27,6 +29,7 @@ pub mod count;
 pub mod current;
 pub mod hooks;
 mod insn;
+pub mod migrate;
 pub mod nested_ept;
 pub mod operand;
 pub mod paging;

@@ -84,6 +84,23 @@ impl NestedVmx {
         V: VmcsRead + VmcsWrite + ?Sized,
         M: GuestMemory,
     {
+        self.prepare_vmcs02_for(vmcs02, policy, l1_efer, mem, true)
+    }
+
+    /// As [`Self::prepare_vmcs02`] with KVM's `run_pending` given: false rebuilds vmcs02 for an L2
+    /// that was running when its state was saved (no event injection, no pending-run state).
+    pub fn prepare_vmcs02_for<V, M>(
+        &mut self,
+        vmcs02: &mut V,
+        policy: &L0Policy,
+        l1_efer: u64,
+        mem: &M,
+        run_pending: bool,
+    ) -> Result<(), PrepareError>
+    where
+        V: VmcsRead + VmcsWrite + ?Sized,
+        M: GuestMemory,
+    {
         let v12 = *self.current.vmcs12.inner();
         for count in [F::VM_ENTRY_MSR_LOAD_COUNT, F::VM_EXIT_MSR_LOAD_COUNT, F::VM_EXIT_MSR_STORE_COUNT] {
             if get(&v12, count.raw()) != 0 {
@@ -95,8 +112,8 @@ impl NestedVmx {
             policy,
             l0_ept: policy.ept_pointer.is_some(),
             l1_efer,
-            run_pending: true,
-            pae_paging: pae_paging(&v12, true, l1_efer),
+            run_pending,
+            pae_paging: pae_paging(&v12, run_pending, l1_efer),
             mem: Some(mem),
             exit: Reflected::default(),
         };

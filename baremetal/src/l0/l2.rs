@@ -16,6 +16,10 @@ use vmcs_nested_vmx::vmcs02::L0Policy;
 use crate::vcpu::{FEATURE_CONTROL, Vcpu};
 use crate::vmcs01::{self, DEBUG_EXIT_PORT, IA32_FEATURE_CONTROL, VMX_MSRS};
 
+/// L0's test port: an L2 write to it (L1 not intercepting) saves L1's nested state and restores
+/// it into a fresh vCPU, L2 running (scripts/nested-suite's L1 test kernel uses it).
+pub const MIGRATE_PORT: u16 = 0xf5;
+
 /// The VPID L2 runs with (L1 has VPID 1).
 pub const VPID02: u16 = 2;
 
@@ -76,6 +80,8 @@ pub enum L2Next {
     Resume,
     /// L2 wrote `status` to port 0xF4.
     Exit(u8),
+    /// L2 wrote port 0xF5: L0 saves L1's nested state and restores it (a migration round trip).
+    Migrate,
     /// Not an exit L0 handles for L2.
     Unexpected,
 }
@@ -128,6 +134,10 @@ pub fn io<V: VmcsRead + VmcsWrite>(w: &mut V, cpu: &mut Vcpu) -> Result<L2Next, 
     let size = q.size_raw() + 1;
     if port == DEBUG_EXIT_PORT && !q.input() {
         return Ok(L2Next::Exit(cpu.regs.rax as u8));
+    }
+    if port == MIGRATE_PORT && !q.input() {
+        Guest::new(w).skip_instruction()?;
+        return Ok(L2Next::Migrate);
     }
     // SAFETY: the port access L2 makes, as it would on L1's machine.
     unsafe {

@@ -6,9 +6,12 @@ use vmcs::caps::{Cap, Capabilities, VmxCaps};
 use vmcs::exit::{ExitReason as R, VmExitReason};
 use vmcs::fields as F;
 use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation};
+use vmcs::layouts::vmcs12_base::Vmcs12Base;
+use vmcs::nested_state::VcpuContext;
 use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::caps::L1Caps;
 use vmcs_nested_vmx::count::{Counted, Counts};
+use vmcs_nested_vmx::migrate::MAX_STATE;
 use vmcs_nested_vmx::nested_ept::{self, Access, Ept02, EptFault};
 use vmcs_nested_vmx::routing::{Exit, L0Keeps, Route, route};
 use vmcs_nested_vmx::vmcs02::L0Policy;
@@ -50,8 +53,11 @@ enum Step {
     Vmx(R),
 }
 
-/// What to do to vmcs01 after L2 stopped.
+/// What to do after L2 stopped.
 enum Pending {
+    /// L1's nested state was saved and restored while L2 ran: rebuild vmcs02 from vmcs12 and
+    /// enter L2 again (`run_pending` as the saved flags say).
+    Rebuild { run_pending: bool },
     /// L2 exited to L1: load L1's host state from vmcs12.
     HostState,
     /// The processor refused vmcs02 with this VM-instruction error: L1's VMLAUNCH/VMRESUME fails.
@@ -71,6 +77,8 @@ pub struct L0<'a> {
     ept02: Ept02<Pool>,
     /// INVEPT/INVVPID L1 asked for, done once no VMCS handle is out.
     invalidate: Option<Invalidation>,
+    /// Nested-state round trips so far (port 0xF5).
+    migrations: u32,
 }
 
 /// Enter the guest of `v`, with CR2 and the x87/SSE state switched.
@@ -100,6 +108,7 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
         shadow_active: false,
         ept02: Ept02::new(Pool),
         invalidate: None,
+        migrations: 0,
     };
     let shadowing = host.has(Cap::Proc2VmcsShadowing);
     let bitmaps = l0.nested.shadow_bitmaps();
@@ -124,17 +133,33 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
                 }
             }
         };
-        let first = !vmcs02_ready;
-        let pending = vm.with(Which::Vmcs02, |w| {
-            if first {
-                or_fail(l2::init(w), "vmcs02 setup");
+        let mut restored = None;
+        let pending = loop {
+            let first = !vmcs02_ready;
+            let p = vm.with(Which::Vmcs02, |w| {
+                if first {
+                    or_fail(l2::init(w), "vmcs02 setup");
+                }
+                l0.run_l2(w, first, launch, l1_efer, restored)
+            });
+            vmcs02_ready = true;
+            match p {
+                Pending::Rebuild { run_pending } => {
+                    // The destination's vmcs02 starts clear; the shadow holds the restored vmcs12.
+                    vm.forget(Which::Vmcs02);
+                    vmcs02_ready = false;
+                    restored = Some(run_pending);
+                    if l0.shadow_active {
+                        l0.fill_shadow(&mut vm);
+                    }
+                }
+                p => break p,
             }
-            l0.run_l2(w, first, launch, l1_efer)
-        });
-        vmcs02_ready = true;
+        };
         l0.meter.reflect_l1 = vm.with(Which::Vmcs01, |v| {
             let mut c = Counted::new(v);
             match pending {
+                Pending::Rebuild { .. } => {}
                 Pending::HostState => or_fail(l0.nested.load_l1_host_state(&mut c), "loading L1's host state"),
                 Pending::VmFail(e) => match l0.nested.fail_vmentry(&mut c, e) {
                     Outcome::ResumeL1 => {}
@@ -307,7 +332,15 @@ impl L0<'_> {
     }
 
     /// Enter L2 for L1's VMLAUNCH/VMRESUME and run it until an exit goes to L1.
-    fn run_l2(&mut self, w: &mut CurrentVmcs, first: bool, launch: bool, l1_efer: u64) -> Pending {
+    /// `restored`: vmcs02 is rebuilt after a state restore, with this `run_pending`.
+    fn run_l2(
+        &mut self,
+        w: &mut CurrentVmcs,
+        first: bool,
+        launch: bool,
+        l1_efer: u64,
+        restored: Option<bool>,
+    ) -> Pending {
         let eptp12 = self.nested_eptp12();
         if let Some(eptp12) = eptp12 {
             // EPT02 caches one EPTP12's translations: another EPTP12 starts afresh.
@@ -319,12 +352,15 @@ impl L0<'_> {
         let mut policy = self.policy;
         policy.ept02_pointer = Some(self.ept02.eptp());
         let mut c = Counted::new(&mut *w);
-        if let Err(e) = self.nested.prepare_vmcs02(&mut c, &policy, l1_efer, &L1Memory) {
+        let run_pending = restored.unwrap_or(true);
+        if let Err(e) = self.nested.prepare_vmcs02_for(&mut c, &policy, l1_efer, &L1Memory, run_pending) {
             log::fail(format_args!("preparing vmcs02: {e:?}"));
         }
         self.meter.entry = c.counts();
         l2::flush_vpid02(w, self.host);
-        self.meter.nested_entry(launch);
+        if restored.is_none() {
+            self.meter.nested_entry(launch);
+        }
         let mut resume = !first;
         loop {
             let reason = match enter(w, &mut self.cpu, &mut self.fpu, resume) {
@@ -360,6 +396,7 @@ impl L0<'_> {
             match or_fail(next, "vmcs02 access") {
                 L2Next::Resume => {}
                 L2Next::Exit(status) => log::finish(status),
+                L2Next::Migrate => return self.migrate(&c, l1_efer),
                 L2Next::Unexpected => {
                     let gpa = c.read_raw(F::GUEST_PHYSICAL_ADDRESS.raw()).unwrap_or(0);
                     log::fail(format_args!(
@@ -374,6 +411,32 @@ impl L0<'_> {
 }
 
 impl L0<'_> {
+    /// Save L1's nested state while L2 runs (vmcs02 current) and restore it into a fresh vCPU,
+    /// every other migration through the older vmcs12_base layout; vmcs02 and EPT02 are rebuilt.
+    fn migrate(&mut self, w: &Counted<CurrentVmcs>, l1_efer: u64) -> Pending {
+        or_fail(self.nested.sync_for_save(w, true, l1_efer), "syncing vmcs12 for saving");
+        let mut blob = [0u8; MAX_STATE];
+        let n =
+            self.nested.save_state(true, false, &mut blob).unwrap_or_else(|e| log::fail(format_args!("saving: {e}")));
+        let mut fresh = NestedVmx::new(*self.nested.caps());
+        let vcpu = VcpuContext { has_vmx: true, in_smm: false, evmcs_enabled: false, maxphyaddr: self.cpu.maxphyaddr };
+        let restored =
+            fresh.restore_state(&blob[..n], &vcpu).unwrap_or_else(|e| log::fail(format_args!("restoring: {e}")));
+        self.migrations += 1;
+        if self.migrations.is_multiple_of(2) {
+            let t = fresh.through_layout::<Vmcs12Base>();
+            l0log!(
+                "nested state saved while L2 runs ({n} bytes) and restored through layout vmcs12_base ({} fields it lacks dropped)",
+                t.lost.len()
+            );
+        } else {
+            l0log!("nested state saved while L2 runs ({n} bytes) and restored into a fresh vCPU");
+        }
+        self.nested = fresh;
+        self.ept02.reset(None);
+        Pending::Rebuild { run_pending: restored.run_pending }
+    }
+
     /// vmcs12's EPTP when it enables EPT for L2.
     fn nested_eptp12(&self) -> Option<u64> {
         let v12 = self.nested.current();

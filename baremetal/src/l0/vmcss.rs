@@ -45,6 +45,15 @@ impl<'o, 'r> Vmcss<'o, 'r> {
         region(which).1
     }
 
+    /// Start `which` afresh at its next use (revision, VMCLEAR: launch state clear), as a VMCS on
+    /// a vCPU restored from saved state would be.
+    pub fn forget(&mut self, which: Which) {
+        self.loaded[which as usize] = false;
+        if self.current == Some(which) {
+            self.current = None;
+        }
+    }
+
     /// The VMX operation, for INVEPT/INVVPID.
     pub fn op(&self) -> &VmxOperation<'r> {
         self.op

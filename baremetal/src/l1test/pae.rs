@@ -29,6 +29,14 @@ l2p_entry:
     mov ebx, eax
     mov eax, 0x52
     vmcall
+    mov esi, 0x13579bdf
+    mov edi, 0x2468ace0
+    mov dword ptr [0x310000], 0xfeedface
+    out 0xf5, al
+    out 0xf5, al
+    mov ebx, [0x310000]
+    mov eax, 0x53
+    vmcall
     .global l2p_misconfig
 l2p_misconfig:
     mov eax, [0xa00000]
@@ -237,6 +245,27 @@ pub fn run(op: &mut VmxOperation) {
     check(
         regs.rax == 0x52 && regs.rbx as u32 == 0x3333_4444,
         format_args!("L2 read {:#x}: L1's page at 12 MiB, not its own 8 MiB", regs.rbx),
+    );
+    skip(&mut v, 3);
+    // L2 sets registers and memory, then port 0xF5 twice: L0 saves the nested state while L2 runs
+    // and restores it (the second time through the older vmcs12_base layout).
+    if !enter(&mut v, &mut regs, true, R::Vmcall, "L2 after two nested-state round trips") {
+        return;
+    }
+    check(
+        regs.rax == 0x53
+            && regs.rsi as u32 == 0x1357_9bdf
+            && regs.rdi as u32 == 0x2468_ace0
+            && regs.rbx as u32 == 0xfeed_face,
+        format_args!(
+            "L2's registers and memory intact: RSI {:#x}, RDI {:#x}, [0x310000] {:#x}",
+            regs.rsi, regs.rdi, regs.rbx
+        ),
+    );
+    let (cr3, p0) = (v.read_raw(F::GUEST_CR3.raw()), v.read_raw(F::GUEST_PDPTR0.raw()));
+    check(
+        p0 == Ok(pdptes[0]) && cr3.is_ok_and(|c| c != 0),
+        format_args!("vmcs12 after the restores: CR3 {cr3:x?}, PDPTR0 {p0:x?}"),
     );
     skip(&mut v, 3);
     if !enter(&mut v, &mut regs, true, R::EptMisconfig, "a read of guest-physical 10 MiB, write-only in EPT12") {
