@@ -49,19 +49,9 @@ boot_start:
     or al, 2
     and al, 0xfe
     out 0x92, al
-    mov eax, 0x620
-    mov cr4, eax
-    mov eax, offset boot_pml4
-    mov cr3, eax
-    mov ecx, 0xc0000080
-    rdmsr
-    or eax, 0x100
-    wrmsr
-    lgdt [gdt64_ptr]
-    mov eax, cr0
-    and eax, 0xfffffffb
-    or eax, 0x80000023
-    mov cr0, eax
+"#,
+    enter_long_mode_asm!("boot_pml4"),
+    r#"
     .byte 0x66, 0xea
     .long long_entry
     .word 0x08
@@ -85,20 +75,9 @@ dap_lba:
     .quad 1
 boot_drive:
     .byte 0
-    .balign 8
-    .global gdt64
-gdt64:
-    .quad 0
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
-    .quad 0
-    .quad 0
-gdt64_end:
-    .balign 4
-    .global gdt64_ptr
-gdt64_ptr:
-    .word gdt64_end - gdt64 - 1
-    .long gdt64
+"#,
+    gdt64_asm!(),
+    r#"
     .org 510
     .byte 0x55, 0xaa
 
@@ -112,19 +91,9 @@ gdt64_ptr:
 multiboot_entry:
     cli
     mov dword ptr [multiboot_booted], 1
-    mov eax, 0x620
-    mov cr4, eax
-    mov eax, offset boot_pml4
-    mov cr3, eax
-    mov ecx, 0xc0000080
-    rdmsr
-    or eax, 0x100
-    wrmsr
-    lgdt [gdt64_ptr]
-    mov eax, cr0
-    and eax, 0xfffffffb
-    or eax, 0x80000023
-    mov cr0, eax
+"#,
+    enter_long_mode_asm!("boot_pml4"),
+    r#"
     .byte 0xea
     .long long_entry
     .word 0x08

@@ -3,6 +3,8 @@
 #![no_std]
 #![no_main]
 
+#[macro_use]
+mod long_mode;
 mod boot;
 mod cpu;
 mod exits;

@@ -17,19 +17,9 @@ mb_entry32:
     cli
     mov edi, eax
     mov esi, ebx
-    mov eax, 0x620
-    mov cr4, eax
-    mov eax, offset mb_pml4
-    mov cr3, eax
-    mov ecx, 0xc0000080
-    rdmsr
-    or eax, 0x100
-    wrmsr
-    lgdt [mb_gdt_ptr]
-    mov eax, cr0
-    and eax, 0xfffffffb
-    or eax, 0x80000023
-    mov cr0, eax
+"#,
+    enter_long_mode_asm!("mb_pml4"),
+    r#"
     .byte 0xea
     .long mb_entry64
     .word 0x08
@@ -58,19 +48,9 @@ mb_entry64:
     jmp 2b
 
     .section .data.mb_boot, "aw"
-    .balign 8
-    .global gdt64
-gdt64:
-    .quad 0
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
-    .quad 0
-    .quad 0
-gdt64_end:
-    .balign 4
-mb_gdt_ptr:
-    .word gdt64_end - gdt64 - 1
-    .long gdt64
+"#,
+    gdt64_asm!(),
+    r#"
 
     .balign 4096
 mb_pml4:

@@ -1,7 +1,9 @@
-//! The suite kernel's runtime: its console (port 0xE9), its panic and exception reports, and the
-//! shared processor support ([`crate::cpu`]) under the names the suite uses.
+//! The test kernels' runtime (the suite and the L1 test kernel): the console (port 0xE9), counted
+//! checks and the final line, panic and exception reports, and the shared processor support
+//! ([`crate::cpu`]) under the names the kernels use.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 pub use crate::cpu::*;
 
@@ -22,6 +24,27 @@ macro_rules! println {
         use core::fmt::Write as _;
         let _ = writeln!($crate::rt::Console, $($t)*);
     }};
+}
+
+static PASSED: AtomicU32 = AtomicU32::new(0);
+static FAILED: AtomicU32 = AtomicU32::new(0);
+
+/// One check: a line `ok   ...` or `FAIL ...`, counted.
+pub fn check(ok: bool, what: fmt::Arguments) {
+    if ok {
+        PASSED.fetch_add(1, Ordering::Relaxed);
+        crate::println!("ok   {what}");
+    } else {
+        FAILED.fetch_add(1, Ordering::Relaxed);
+        crate::println!("FAIL {what}");
+    }
+}
+
+/// The last line, `N passed, M failed`, then the Bochs exit that says which.
+pub fn finish() -> ! {
+    let (p, f) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
+    crate::println!("{p} passed, {f} failed");
+    if f == 0 { exit_success() } else { exit_failure() }
 }
 
 #[panic_handler]

@@ -1,8 +1,6 @@
 //! The checks. Where Bochs contradicts the SDM, the schema keeps the SDM and the contradiction is
 //! a named exception here ([`EXCEPTIONS`]), printed as `exception: <name>: <why>`.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use vmcs::caps::{Cap, Msr, VmxCaps};
 use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::exit::ExitReason;
@@ -19,18 +17,7 @@ unsafe extern "C" {
     fn guest_entry();
 }
 
-static PASSED: AtomicU32 = AtomicU32::new(0);
-static FAILED: AtomicU32 = AtomicU32::new(0);
-
-pub(crate) fn check(ok: bool, what: core::fmt::Arguments) {
-    if ok {
-        PASSED.fetch_add(1, Ordering::Relaxed);
-        println!("ok   {what}");
-    } else {
-        FAILED.fetch_add(1, Ordering::Relaxed);
-        println!("FAIL {what}");
-    }
-}
+pub(crate) use crate::rt::{check, finish};
 
 /// A known contradiction between Bochs 2.7 and the SDM for one field encoding.
 struct Exception {
@@ -60,12 +47,6 @@ static mut GUEST_STACK: Stack = Stack([0; 8192]);
 /// The identity-mapped physical address of a static region.
 fn phys<T>(p: *const T) -> u64 {
     p as u64
-}
-
-fn finish() -> ! {
-    let (p, f) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
-    println!("{p} passed, {f} failed");
-    if f == 0 { rt::exit_success() } else { rt::exit_failure() }
 }
 
 pub fn run() -> ! {

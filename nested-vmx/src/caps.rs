@@ -21,6 +21,61 @@ const BASIC_MEMTYPE_WB: u64 = 6 << 50;
 /// IA32_VMX_MISC bits 4:0: the preemption-timer rate.
 const MISC_TIMER_RATE: u64 = 0x1f;
 
+/// The capabilities this crate's emulation, routing and nested entry/exit handle, for an L0 that
+/// runs L2 on EPT (L0's for L1's memory, or EPT02 from L1's EPT12, [`crate::nested_ept`]) with VPID,
+/// routes L2's I/O and MSR accesses itself, and lets L1 own interrupts: what such an L0 can offer
+/// L1 from the host ([`Offer::from_host`]). Not among them: APIC virtualization, posted
+/// interrupts, VMCS shadowing for L2, the preemption timer, PML, VM functions, MTF, TSC scaling,
+/// CET, PAT/DEBUGCTL/PERF_GLOBAL_CTRL loading, MSR-list features.
+pub const SUPPORTED: &[Cap] = &[
+    Cap::PinExternalInterruptExiting,
+    Cap::PinNmiExiting,
+    Cap::PinVirtualNmis,
+    Cap::ProcInterruptWindowExiting,
+    Cap::ProcUseTscOffsetting,
+    Cap::ProcHltExiting,
+    Cap::ProcInvlpgExiting,
+    Cap::ProcMwaitExiting,
+    Cap::ProcRdpmcExiting,
+    Cap::ProcRdtscExiting,
+    Cap::ProcCr3LoadExiting,
+    Cap::ProcCr3StoreExiting,
+    Cap::ProcCr8LoadExiting,
+    Cap::ProcCr8StoreExiting,
+    Cap::ProcNmiWindowExiting,
+    Cap::ProcMovDrExiting,
+    Cap::ProcUnconditionalIoExiting,
+    Cap::ProcUseIoBitmaps,
+    Cap::ProcUseMsrBitmaps,
+    Cap::ProcMonitorExiting,
+    Cap::ProcPauseExiting,
+    Cap::ProcActivateSecondaryControls,
+    Cap::Proc2DescriptorTableExiting,
+    Cap::Proc2WbinvdExiting,
+    Cap::Proc2EnableEpt,
+    Cap::Proc2UnrestrictedGuest,
+    Cap::Proc2EnableVpid,
+    Cap::ExitHostAddressSpaceSize,
+    Cap::ExitAckInterruptOnExit,
+    Cap::ExitSaveIa32Efer,
+    Cap::ExitLoadIa32Efer,
+    Cap::EntryIa32eModeGuest,
+    Cap::EntryLoadIa32Efer,
+    Cap::MiscActivityHlt,
+    Cap::EptPageWalk4,
+    Cap::EptMemtypeWb,
+    Cap::EptPde2mb,
+    Cap::EptPdpte1gb,
+    Cap::EptInvept,
+    Cap::EptInveptSingleContext,
+    Cap::EptInveptAllContext,
+    Cap::VpidInvvpid,
+    Cap::VpidInvvpidIndividualAddress,
+    Cap::VpidInvvpidSingleContext,
+    Cap::VpidInvvpidAllContext,
+    Cap::VpidInvvpidSingleContextRetainingGlobals,
+];
+
 /// What L0 offers L1.
 #[derive(Clone, Copy, Debug)]
 pub struct Offer<'a> {

@@ -224,6 +224,18 @@ impl NestedVmx {
         Ok(())
     }
 
+    /// The permission checks, then a current VMCS: VMfailInvalid (`Some`) without one, as VMREAD,
+    /// VMWRITE, VMLAUNCH and VMRESUME require.
+    pub(crate) fn check_current<V, C, M>(&self, ops: &Operands<V, C, M>) -> Result<Option<Done>, Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        self.check_permission(ops)?;
+        Ok((self.current_ptr == INVALID_POINTER).then_some(Done::FailInvalid))
+    }
+
     /// A 4 KiB-aligned address within L1's MAXPHYADDR (`page_address_valid`).
     pub(crate) fn page_address_valid<C: L1Cpu>(cpu: &C, gpa: u64) -> bool {
         gpa & 0xfff == 0 && gpa >> cpu.maxphyaddr().min(63) == 0

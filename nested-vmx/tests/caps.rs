@@ -82,7 +82,7 @@ fn rdmsr_gp_exactly_where_the_msr_does_not_exist() {
         assert!(narrow.rdmsr(i).is_some(), "{i:#x}");
     }
     let full = l1_caps("corei7_skylake_x", EMULATED);
-    assert_eq!(full.rdmsr(0x48c), Some(0x0000_0f01_0610_4040));
+    assert_eq!(full.rdmsr(0x48c), Some(0x0000_0f01_0613_4040));
     assert!(full.rdmsr(0x48b).is_some_and(|v| v >> 32 & 0x26 == 0x26), "EPT, VPID, descriptor-table exiting");
 }
 

@@ -8,6 +8,9 @@
 #![no_std]
 #![no_main]
 
+#[macro_use]
+#[path = "../long_mode.rs"]
+mod long_mode;
 #[path = "../mboot.rs"]
 mod boot;
 #[path = "../cpu.rs"]
@@ -30,61 +33,11 @@ mod vmcss;
 
 use vmcs::caps::Cap;
 use vmcs::hw::{self, VmxOperation, VmxRegion};
-use vmcs_nested_vmx::caps::{L1Caps, Offer};
+use vmcs_nested_vmx::caps::{L1Caps, Offer, SUPPORTED};
 
-/// What L0 offers L1: the controls the nested-VMX core routes and L0 implements (nested EPT, VPID,
-/// unrestricted guest among them; no VMCS shadowing or preemption timer for L2 yet), from the host
-/// when it has them.
-const FROM_HOST: &[Cap] = &[
-    Cap::PinExternalInterruptExiting,
-    Cap::PinNmiExiting,
-    Cap::PinVirtualNmis,
-    Cap::ProcInterruptWindowExiting,
-    Cap::ProcUseTscOffsetting,
-    Cap::ProcHltExiting,
-    Cap::ProcInvlpgExiting,
-    Cap::ProcMwaitExiting,
-    Cap::ProcRdpmcExiting,
-    Cap::ProcRdtscExiting,
-    Cap::ProcCr3LoadExiting,
-    Cap::ProcCr3StoreExiting,
-    Cap::ProcCr8LoadExiting,
-    Cap::ProcCr8StoreExiting,
-    Cap::ProcNmiWindowExiting,
-    Cap::ProcMovDrExiting,
-    Cap::ProcUnconditionalIoExiting,
-    Cap::ProcUseIoBitmaps,
-    Cap::ProcUseMsrBitmaps,
-    Cap::ProcMonitorExiting,
-    Cap::ProcPauseExiting,
-    Cap::ProcActivateSecondaryControls,
-    Cap::Proc2DescriptorTableExiting,
-    Cap::Proc2WbinvdExiting,
-    Cap::Proc2EnableEpt,
-    Cap::Proc2UnrestrictedGuest,
-    Cap::Proc2EnableVpid,
-    Cap::ExitHostAddressSpaceSize,
-    Cap::ExitAckInterruptOnExit,
-    Cap::ExitSaveIa32Efer,
-    Cap::ExitLoadIa32Efer,
-    Cap::EntryIa32eModeGuest,
-    Cap::EntryLoadIa32Efer,
-    Cap::MiscActivityHlt,
-    Cap::EptPageWalk4,
-    Cap::EptMemtypeWb,
-    Cap::EptPde2mb,
-    Cap::EptPdpte1gb,
-    Cap::EptInvept,
-    Cap::EptInveptSingleContext,
-    Cap::EptInveptAllContext,
-    Cap::VpidInvvpid,
-    Cap::VpidInvvpidIndividualAddress,
-    Cap::VpidInvvpidSingleContext,
-    Cap::VpidInvvpidAllContext,
-    Cap::VpidInvvpidSingleContextRetainingGlobals,
-];
-/// Emulated whatever the host has: TRUE controls, and VMWRITE to exit-information fields (KVM
-/// offers it too: vmcs12 is software).
+/// L0 offers L1 every capability the nested-VMX core supports that the host has (`SUPPORTED`),
+/// and emulates these whatever the host has: TRUE controls, and VMWRITE to exit-information
+/// fields (KVM offers it too: vmcs12 is software).
 const EMULATED: &[Cap] = &[Cap::BasicTrueCtls, Cap::MiscVmwriteAnyField];
 
 static mut VMXON_REGION: VmxRegion = VmxRegion::new();
@@ -109,7 +62,7 @@ extern "C" fn mb_main(magic: u32, info: u32) -> ! {
     };
     l0log!("L1 loaded: entry {:#x}, boot information at {:#x}", start.entry, start.info);
     let eptp = ept::build();
-    let l1caps = L1Caps::new(&host, &Offer { from_host: FROM_HOST, emulated: EMULATED });
+    let l1caps = L1Caps::new(&host, &Offer { from_host: SUPPORTED, emulated: EMULATED });
     // SAFETY: single-threaded; the static region is borrowed once, identity-mapped.
     let vmxon = unsafe { cpu::unique(&raw mut VMXON_REGION) };
     let vmxon_phys = vmxon as *const VmxRegion as u64;

@@ -8,6 +8,9 @@
 #![no_std]
 #![no_main]
 
+#[macro_use]
+#[path = "../long_mode.rs"]
+mod long_mode;
 #[path = "../mboot.rs"]
 mod boot;
 #[path = "../cpu.rs"]
@@ -21,28 +24,9 @@ mod pae;
 mod rt;
 mod regions;
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use vmcs::hw::{VmxOperation, VmxRegion};
 
-static PASSED: AtomicU32 = AtomicU32::new(0);
-static FAILED: AtomicU32 = AtomicU32::new(0);
-
-pub fn check(ok: bool, what: core::fmt::Arguments) {
-    if ok {
-        PASSED.fetch_add(1, Ordering::Relaxed);
-        println!("ok   {what}");
-    } else {
-        FAILED.fetch_add(1, Ordering::Relaxed);
-        println!("FAIL {what}");
-    }
-}
-
-fn finish() -> ! {
-    let (p, f) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
-    println!("{p} passed, {f} failed");
-    if f == 0 { rt::exit_success() } else { rt::exit_failure() }
-}
+pub use rt::{check, finish};
 
 /// Mask both 8259 PICs: L2 runs with interrupts enabled in the interrupt-window test, and the
 /// interrupts a loader left running have no handler here.

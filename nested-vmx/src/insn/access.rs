@@ -5,7 +5,7 @@ use vmcs::{VmcsRead, VmcsWrite};
 use super::insn_info;
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
+use crate::vmx::{Done, NestedVmx};
 
 impl NestedVmx {
     pub(crate) fn vmread_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
@@ -14,9 +14,8 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        self.check_permission(ops)?;
-        if self.current_ptr == INVALID_POINTER {
-            return Ok(Done::FailInvalid);
+        if let Some(done) = self.check_current(ops)? {
+            return Ok(done);
         }
         let info = insn_info(ops)?;
         let encoding = ops.read_reg(info.reg2())?;
@@ -42,9 +41,8 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        self.check_permission(ops)?;
-        if self.current_ptr == INVALID_POINTER {
-            return Ok(Done::FailInvalid);
+        if let Some(done) = self.check_current(ops)? {
+            return Ok(done);
         }
         let info = insn_info(ops)?;
         // The value is read (and may fault) before the field is looked up.

@@ -11,7 +11,7 @@ use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
 
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
+use crate::vmx::{Done, NestedVmx};
 
 /// Interruptibility bit 1: blocking by MOV SS.
 const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
@@ -40,9 +40,8 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        self.check_permission(ops)?;
-        if self.current_ptr == INVALID_POINTER {
-            return Ok(Done::FailInvalid);
+        if let Some(done) = self.check_current(ops)? {
+            return Ok(done);
         }
         let v12 = self.current.vmcs12.inner();
         let caps = self.caps.caps();

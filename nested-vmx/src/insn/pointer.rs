@@ -28,7 +28,10 @@ impl NestedVmx {
         self.current_ptr = INVALID_POINTER;
     }
 
-    pub(crate) fn vmclear_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    /// VMCLEAR's and VMPTRLD's common start: the permission checks, then the operand, which must
+    /// be a page address within the physical-address width (else `invalid`) and not the VMXON
+    /// pointer (else `vmxon`).
+    fn vmcs_pointer<V, C, M>(&self, ops: &mut Operands<V, C, M>, invalid: E, vmxon: E) -> Result<Result<u64, E>, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -36,12 +39,25 @@ impl NestedVmx {
     {
         self.check_permission(ops)?;
         let ptr = ops.read_pointer(insn_info(ops)?)?;
-        if !Self::page_address_valid(ops.cpu, ptr) {
-            return Ok(Done::Fail(E::VmclearInvalidAddress));
-        }
-        if Some(ptr) == self.vmxon_ptr {
-            return Ok(Done::Fail(E::VmclearVmxonPointer));
-        }
+        Ok(if !Self::page_address_valid(ops.cpu, ptr) {
+            Err(invalid)
+        } else if Some(ptr) == self.vmxon_ptr {
+            Err(vmxon)
+        } else {
+            Ok(ptr)
+        })
+    }
+
+    pub(crate) fn vmclear_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        let ptr = match self.vmcs_pointer(ops, E::VmclearInvalidAddress, E::VmclearVmxonPointer)? {
+            Ok(ptr) => ptr,
+            Err(e) => return Ok(Done::Fail(e)),
+        };
         if ptr == self.current_ptr {
             self.release_current(ops.mem);
         }
@@ -56,14 +72,10 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        self.check_permission(ops)?;
-        let ptr = ops.read_pointer(insn_info(ops)?)?;
-        if !Self::page_address_valid(ops.cpu, ptr) {
-            return Ok(Done::Fail(E::VmptrldInvalidAddress));
-        }
-        if Some(ptr) == self.vmxon_ptr {
-            return Ok(Done::Fail(E::VmptrldVmxonPointer));
-        }
+        let ptr = match self.vmcs_pointer(ops, E::VmptrldInvalidAddress, E::VmptrldVmxonPointer)? {
+            Ok(ptr) => ptr,
+            Err(e) => return Ok(Done::Fail(e)),
+        };
         if ptr == self.current_ptr {
             // Already current: memory is not re-read.
             return Ok(Done::Succeed);

@@ -92,48 +92,8 @@ pub fn bochs_models() -> Vec<String> {
     json["models"].as_object().unwrap().keys().cloned().collect()
 }
 
-/// What the tests' L0 offers: the minimum-viable set plus EPT, VPID and INVEPT/INVVPID.
-pub const FROM_HOST: &[Cap] = &[
-    Cap::PinExternalInterruptExiting,
-    Cap::PinNmiExiting,
-    Cap::PinVirtualNmis,
-    Cap::ProcInterruptWindowExiting,
-    Cap::ProcUseTscOffsetting,
-    Cap::ProcHltExiting,
-    Cap::ProcInvlpgExiting,
-    Cap::ProcRdtscExiting,
-    Cap::ProcCr3LoadExiting,
-    Cap::ProcCr3StoreExiting,
-    Cap::ProcCr8LoadExiting,
-    Cap::ProcCr8StoreExiting,
-    Cap::ProcNmiWindowExiting,
-    Cap::ProcMovDrExiting,
-    Cap::ProcUnconditionalIoExiting,
-    Cap::ProcUseIoBitmaps,
-    Cap::ProcUseMsrBitmaps,
-    Cap::ProcActivateSecondaryControls,
-    Cap::Proc2EnableEpt,
-    Cap::Proc2EnableVpid,
-    Cap::Proc2UnrestrictedGuest,
-    Cap::Proc2DescriptorTableExiting,
-    Cap::ExitHostAddressSpaceSize,
-    Cap::ExitAckInterruptOnExit,
-    Cap::ExitSaveIa32Efer,
-    Cap::ExitLoadIa32Efer,
-    Cap::EntryIa32eModeGuest,
-    Cap::EntryLoadIa32Efer,
-    Cap::MiscActivityHlt,
-    Cap::EptPageWalk4,
-    Cap::EptMemtypeWb,
-    Cap::EptInvept,
-    Cap::EptInveptSingleContext,
-    Cap::EptInveptAllContext,
-    Cap::VpidInvvpid,
-    Cap::VpidInvvpidIndividualAddress,
-    Cap::VpidInvvpidSingleContext,
-    Cap::VpidInvvpidAllContext,
-    Cap::VpidInvvpidSingleContextRetainingGlobals,
-];
+/// What the tests' L0 offers: everything the crate supports.
+pub use vmcs_nested_vmx::caps::SUPPORTED as FROM_HOST;
 pub const EMULATED: &[Cap] = &[Cap::BasicTrueCtls, Cap::MiscVmwriteAnyField];
 
 pub fn l1_caps(model: &str, emulated: &[Cap]) -> L1Caps {
