@@ -97,6 +97,8 @@ struct Run<'a, 'r> {
     op: &'a mut VmxOperation<'r>,
     caps: VmxCaps,
     facts: Facts,
+    /// The checker of this model (its capabilities evaluated once).
+    checker: entry::Checker,
     base: [(u32, u64); BASELINE_LEN],
     host: Host,
     dev_rules: DeviationRules,
@@ -142,7 +144,8 @@ impl Run<'_, '_> {
             }
         }
         let memory = Physical;
-        let failures = |v: &CurrentVmcs| entry::failures(v, &self.caps, &self.facts, &memory, Selection::ALL).ok();
+        let checker = &self.checker;
+        let failures = |v: &CurrentVmcs| checker.failures(v, &memory, Selection::ALL).ok();
         let blocker = a.target.and_then(|t| repair(&mut v, t, a.lists[0], &env, &mut undo, &failures));
         let Some(failing) = failures(&v) else {
             check(false, format_args!("entry: a field the checks read is unreadable"));
@@ -189,7 +192,9 @@ impl Run<'_, '_> {
             } else {
                 Facts { vmlaunch: false, ..self.facts }
             };
-            let Ok(failing) = entry::failures(&v, &self.caps, &facts, &Physical, Selection::ALL) else { return };
+            let mut checker = self.checker;
+            *checker.facts_mut() = facts;
+            let Ok(failing) = checker.failures(&v, &Physical, Selection::ALL) else { return };
             let covered = Covered::of(&self.caps, &v, &self.dev_rules);
             // SAFETY: both fail before anything is loaded (launch state), as the checker says.
             let r = unsafe { if twice { v.launch(&mut regs) } else { v.resume(&mut regs) } };
@@ -303,6 +308,7 @@ pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
         op,
         caps: *caps,
         facts: entry_state::facts(phys),
+        checker: entry::Checker::new(caps, entry_state::facts(phys)),
         base: entry_state::baseline(caps),
         host,
         dev_rules: DeviationRules::new(),

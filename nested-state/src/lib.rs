@@ -47,9 +47,11 @@
 //! - Rule 1 (the vendor has no `set_state` hook) has no meaning here.
 //! - The VM-entry consistency checks of `nested_vmx_check_restored_vmcs12()`
 //!   (`nested_vmx_check_controls`, `nested_vmx_check_host_state`, `nested_vmx_check_guest_state`)
-//!   and `nested_vmx_enter_non_root_mode()` are out of scope; only the shadow-vmcs12 header checks
-//!   of `nested_vmx_check_restored_vmcs12()` are applied. A blob that [`check`] accepts in guest
-//!   mode can still be refused by KVM.
+//!   need the vmcs12's fields by name and the schema's rules: the `vmcs` runtime applies them
+//!   (`vmcs::nested_state::check_restore`), as does `vmcs-gen state check --caps`. Here only the
+//!   shadow-vmcs12 header checks of `nested_vmx_check_restored_vmcs12()` are applied, so a blob that
+//!   [`check`] accepts in guest mode can still be refused by KVM.
+//! - `nested_vmx_enter_non_root_mode()` is out of scope.
 //! - `-ENOMEM` from `enter_vmx_operation()` and the eVMCS mapping (`CONFIG_KVM_HYPERV` is assumed).
 //!
 //! # Truncation

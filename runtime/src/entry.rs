@@ -5,9 +5,12 @@
 //! A nested hypervisor runs them on L1's vmcs12 (with the capabilities it gives L1) before building
 //! vmcs02; a VMM restoring nested state runs KVM's subset ([`Selection::KVM_RESTORE`]).
 //!
-//! - [`check`]: the first failing rule in the SDM's tiers, as a typed [`Failure`] naming the rule,
-//!   its SDM section and the [`Outcome`] (VMfailValid 7/8, or exit 33 with its qualification).
-//! - [`for_each_failure`] / [`failures`]: every failing rule (an audit).
+//! - [`Checker`]: the capabilities (evaluated once, [`EntryCaps`]) and facts of one vCPU;
+//!   [`Checker::check`] gives the first failing rule in the SDM's tiers, as a typed [`Failure`]
+//!   naming the rule, its SDM section and the [`Outcome`] (VMfailValid 7/8, or exit 33 with its
+//!   qualification); [`Checker::failures`] / [`Checker::for_each_failure`] every failing rule (an
+//!   audit).
+//! - [`check`] and friends: the same for a one-off check from raw [`VmxCaps`].
 //!
 //! Fields that do not exist for the capabilities are never read; memory (the virtual-APIC page's
 //! VTPR, the VMCS the link pointer references, PAE PDPTEs) is read through [`GuestMemory`].
@@ -17,7 +20,7 @@ use core::fmt;
 
 use crate::access::{VmcsError, VmcsRead};
 use crate::caps::VmxCaps;
-pub use crate::generated::entry::{Facts, Rule};
+pub use crate::generated::entry::{EntryCaps, Facts, Rule};
 
 /// What a processor does when a check fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -255,7 +258,75 @@ impl<F: FnMut(Failure)> FailureSink for Each<F> {
     }
 }
 
-/// The first failing rule of `selection` in check order, as VMLAUNCH/VMRESUME would report it.
+/// The VM-entry checks of one vCPU: its capabilities, evaluated once, and its facts. A nested
+/// hypervisor keeps one per vCPU (rebuilt when L1's IA32_VMX_* MSRs or the facts change) and checks
+/// vmcs12 with it on every VMLAUNCH/VMRESUME.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checker {
+    caps: EntryCaps,
+    facts: Facts,
+}
+
+impl Checker {
+    pub fn new(caps: &VmxCaps, facts: Facts) -> Self {
+        Checker { caps: EntryCaps::new(caps), facts }
+    }
+
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// The facts of the next check (e.g. `launched`, `vmlaunch` per instruction).
+    pub fn facts_mut(&mut self) -> &mut Facts {
+        &mut self.facts
+    }
+
+    /// The first failing rule in check order, as VMLAUNCH/VMRESUME would report it.
+    pub fn check<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(&self, vmcs: &V, memory: &M) -> Result<(), EntryError> {
+        self.check_only(vmcs, memory, Selection::ALL)
+    }
+
+    /// The first failing rule of `selection` in check order.
+    pub fn check_only<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+        &self,
+        vmcs: &V,
+        memory: &M,
+        selection: Selection,
+    ) -> Result<(), EntryError> {
+        let mut first = First(None);
+        crate::generated::entry::run(vmcs, &self.caps, &self.facts, memory, selection, &mut first)
+            .map_err(EntryError::Read)?;
+        match first.0 {
+            Some(f) => Err(EntryError::Failed(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls `f` for every failing rule of `selection`, in check order.
+    pub fn for_each_failure<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+        &self,
+        vmcs: &V,
+        memory: &M,
+        selection: Selection,
+        f: impl FnMut(Failure),
+    ) -> Result<(), ReadError> {
+        crate::generated::entry::run(vmcs, &self.caps, &self.facts, memory, selection, &mut Each(f))
+    }
+
+    /// Every failing rule of `selection`, as a set.
+    pub fn failures<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
+        &self,
+        vmcs: &V,
+        memory: &M,
+        selection: Selection,
+    ) -> Result<RuleSet, ReadError> {
+        let mut set = RuleSet::EMPTY;
+        self.for_each_failure(vmcs, memory, selection, |f| set.insert(f.rule))?;
+        Ok(set)
+    }
+}
+
+/// [`Checker::check_only`] once, from raw capability MSRs.
 pub fn check_only<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     vmcs: &V,
     caps: &VmxCaps,
@@ -263,15 +334,10 @@ pub fn check_only<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     memory: &M,
     selection: Selection,
 ) -> Result<(), EntryError> {
-    let mut first = First(None);
-    crate::generated::entry::run(vmcs, caps, facts, memory, selection, &mut first).map_err(EntryError::Read)?;
-    match first.0 {
-        Some(f) => Err(EntryError::Failed(f)),
-        None => Ok(()),
-    }
+    Checker::new(caps, *facts).check_only(vmcs, memory, selection)
 }
 
-/// The first failing rule in check order (every rule).
+/// [`Checker::check`] once, from raw capability MSRs.
 pub fn check<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     vmcs: &V,
     caps: &VmxCaps,
@@ -281,7 +347,7 @@ pub fn check<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     check_only(vmcs, caps, facts, memory, Selection::ALL)
 }
 
-/// Calls `f` for every failing rule of `selection`, in check order.
+/// [`Checker::for_each_failure`] once, from raw capability MSRs.
 pub fn for_each_failure<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     vmcs: &V,
     caps: &VmxCaps,
@@ -290,10 +356,10 @@ pub fn for_each_failure<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     selection: Selection,
     f: impl FnMut(Failure),
 ) -> Result<(), ReadError> {
-    crate::generated::entry::run(vmcs, caps, facts, memory, selection, &mut Each(f))
+    Checker::new(caps, *facts).for_each_failure(vmcs, memory, selection, f)
 }
 
-/// Every failing rule of `selection`, as a set.
+/// [`Checker::failures`] once, from raw capability MSRs.
 pub fn failures<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     vmcs: &V,
     caps: &VmxCaps,
@@ -301,9 +367,7 @@ pub fn failures<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized>(
     memory: &M,
     selection: Selection,
 ) -> Result<RuleSet, ReadError> {
-    let mut set = RuleSet::EMPTY;
-    for_each_failure(vmcs, caps, facts, memory, selection, |f| set.insert(f.rule))?;
-    Ok(set)
+    Checker::new(caps, *facts).failures(vmcs, memory, selection)
 }
 
 const WORDS: usize = Rule::ALL.len().div_ceil(64);

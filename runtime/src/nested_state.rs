@@ -6,6 +6,10 @@
 //! when the schema has errors); this module gives them [`VMCS12_SHAPE`], generated from the
 //! schema's vmcs12, and typed vmcs12 copies. See that crate for what is and is not checked.
 //!
+//! [`check_restore`] also applies what `nested_vmx_check_restored_vmcs12` checks on a vmcs12 in
+//! guest mode: the VM-entry checks KVM makes in software ([`crate::entry::Selection::KVM_RESTORE`]),
+//! each refusal naming the rule.
+//!
 //! Nothing in this module panics or reads out of bounds, whatever the input.
 
 pub use vmcs_nested_state::{
@@ -18,6 +22,8 @@ pub use vmcs_nested_state::{
     Vmcs12Shape, VmxHeader,
 };
 
+use crate::caps::VmxCaps;
+use crate::entry::{self, EntryError, Facts, Failure, NoMemory, ReadError, Selection};
 use crate::software::SoftwareVmcs;
 
 // VMCS12_SHAPE, generated from the schema's vmcs12 (with offset proofs against the struct).
@@ -51,6 +57,61 @@ pub fn uses_shadow_vmcs(vmcs12: &Vmcs12) -> bool {
 /// returns the view over the blob's first `size` bytes. Bytes past `size` are ignored.
 pub fn check<'a>(blob: &'a [u8], vcpu: &VcpuContext) -> Result<NestedState<'a>, NestedStateError> {
     vmcs_nested_state::check(blob, VMCS12_SHAPE, vcpu).map(|raw| NestedState { raw })
+}
+
+/// Why [`check_restore`] refuses a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// A rule of the blob ([`check`]).
+    Blob(NestedStateError),
+    /// Rule 22, `nested_vmx_check_restored_vmcs12`: the vmcs12 (in guest mode) fails a VM-entry
+    /// check KVM applies (its controls, host-state or guest-state checks), named.
+    Vmcs12(Failure),
+    /// The vmcs12 layout lacks a field the checks need for these capabilities.
+    Read(ReadError),
+}
+
+impl RestoreError {
+    /// The errno KVM returns (negative).
+    pub fn errno(&self) -> i32 {
+        match self {
+            RestoreError::Blob(e) => e.errno(),
+            RestoreError::Vmcs12(_) | RestoreError::Read(_) => -22,
+        }
+    }
+}
+
+impl core::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RestoreError::Blob(e) => e.fmt(f),
+            RestoreError::Vmcs12(x) => write!(f, "vmcs12 fails {x}"),
+            RestoreError::Read(e) => write!(f, "vmcs12 cannot provide field {:#06x} the checks need", e.encoding),
+        }
+    }
+}
+
+/// [`check`], then, for a blob in guest mode, the VM-entry checks KVM 7.2.8 applies to the restored
+/// vmcs12 (`nested_vmx_check_restored_vmcs12`), judged with `caps` (the IA32_VMX_* MSRs the vCPU
+/// gives L1) and `facts` (L1's MAXPHYADDR, as in `vcpu`; the EFER, DEBUGCTL and PERF_GLOBAL_CTRL
+/// bits its CPUID reserves). The first failing rule is the refusal.
+pub fn check_restore<'a>(
+    blob: &'a [u8],
+    vcpu: &VcpuContext,
+    caps: &VmxCaps,
+    facts: &Facts,
+) -> Result<NestedState<'a>, RestoreError> {
+    let state = check(blob, vcpu).map_err(RestoreError::Blob)?;
+    if state.flags() & KVM_STATE_NESTED_GUEST_MODE == 0 {
+        // KVM returns before looking at the contents (rule 19 is the last one outside L2).
+        return Ok(state);
+    }
+    let Some(vmcs12) = state.vmcs12() else { return Ok(state) };
+    match entry::check_only(&vmcs12, caps, facts, &NoMemory, Selection::KVM_RESTORE) {
+        Ok(()) => Ok(state),
+        Err(EntryError::Failed(f)) => Err(RestoreError::Vmcs12(f)),
+        Err(EntryError::Read(e)) => Err(RestoreError::Read(e)),
+    }
 }
 
 /// A blob that [`check`] accepted, cut to its declared size; dereferences to the byte-level view

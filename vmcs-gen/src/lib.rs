@@ -18,6 +18,7 @@ mod raw;
 pub mod report;
 pub mod source;
 pub mod state;
+pub mod state_contents;
 
 pub use caps::Caps;
 pub use diag::{Diagnostic, Diagnostics, SourceFile};

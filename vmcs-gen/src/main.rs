@@ -104,6 +104,10 @@ struct StateTarget {
     /// The guest MAXPHYADDR.
     #[arg(long, value_name = "BITS", default_value_t = 52)]
     maxphyaddr: u8,
+    /// The IA32_VMX_* MSRs the vCPU gives L1 (a capability file): with it, a vmcs12 in guest mode
+    /// is also checked as KVM's nested_vmx_check_restored_vmcs12 does (rule 22).
+    #[arg(long, value_name = "FILE")]
+    caps: Option<PathBuf>,
 }
 
 impl StateTarget {
@@ -240,22 +244,64 @@ fn run_state(schema: &Schema, cmd: &StateCommand, out: &mut String) -> Result<()
     let shape = vmcs_gen::state::shape(schema, layout).map_err(|e| format!("error: {e}"))?;
     let shown = file.display().to_string();
     let blob = read_bounded(file, MAX_STATE_BLOB).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
-    let result = vmcs_nested_state::check(&blob, shape, &target.vcpu()).map(|_| ());
+    let checked = vmcs_nested_state::check(&blob, shape, &target.vcpu());
+    let result = checked.map(|_| ());
     let verdict = vmcs_gen::state::verdict(&result);
+    // Rule 22: the contents of a vmcs12 in guest mode, with the vCPU's capabilities.
+    let contents = match (&checked, &target.caps) {
+        (Ok(state), Some(caps)) if state.flags() & vmcs_nested_state::KVM_STATE_NESTED_GUEST_MODE != 0 => {
+            let caps = read_caps(Some(caps), schema)?;
+            let vmcs12 = state.vmcs12().unwrap_or(&[]);
+            let c = vmcs_gen::state_contents::check(schema, layout, vmcs12, &caps, target.maxphyaddr)
+                .map_err(|e| format!("error: {shown}: {e}"))?;
+            Some(c)
+        }
+        _ => None,
+    };
+    let contents_line = match (&contents, &checked) {
+        (Some(c), _) => Some(vmcs_gen::state_contents::text(schema, c)),
+        (None, Ok(state)) if state.flags() & vmcs_nested_state::KVM_STATE_NESTED_GUEST_MODE != 0 => {
+            Some("vmcs12 contents not checked (give --caps FILE: the IA32_VMX_* MSRs the vCPU gives L1)".to_string())
+        }
+        _ => None,
+    };
+    let refused = matches!(contents, Some(vmcs_gen::state_contents::Contents::Failed { .. }));
     match cmd {
         StateCommand::Check { .. } => {
             if result.is_err() {
                 return Err(format!("{}: {verdict}", file.display()));
             }
+            if refused {
+                return Err(format!("{}: {}", file.display(), contents_line.unwrap_or_default()));
+            }
             let _ = writeln!(out, "{}: {verdict}", file.display());
+            if let Some(line) = contents_line {
+                let _ = writeln!(out, "{}: {line}", file.display());
+            }
         }
         StateCommand::Decode { json, .. } => {
             let state = vmcs_nested_state::read(&blob, shape)
                 .map_err(|e| format!("error: {}: cannot decode: {e}", file.display()))?;
             if *json {
-                let _ = writeln!(out, "{}", pretty(&vmcs_gen::state::decode_json(schema, layout, &state, &result)));
+                let mut v = vmcs_gen::state::decode_json(schema, layout, &state, &result);
+                if let (Some(c), Some(obj)) = (&contents, v.as_object_mut()) {
+                    let j = match c {
+                        vmcs_gen::state_contents::Contents::Passed { rules } => {
+                            serde_json::json!({"accepted": true, "rules": rules})
+                        }
+                        vmcs_gen::state_contents::Contents::Failed { rule } => {
+                            let r = &schema.checks.rules[*rule];
+                            serde_json::json!({"accepted": false, "rule": r.name, "section": r.section, "reference": r.reference, "outcome": r.outcome.text(), "reason": r.doc})
+                        }
+                    };
+                    obj.insert("vmcs12_checks".into(), j);
+                }
+                let _ = writeln!(out, "{}", pretty(&v));
             } else {
                 out.push_str(&vmcs_gen::state::decode_text(schema, layout, &state, &result));
+                if let Some(line) = contents_line {
+                    let _ = writeln!(out, "{line}");
+                }
             }
         }
     }

@@ -368,3 +368,49 @@ fn decoding_random_blobs_never_panics() {
     }
     assert!(decoded > 300, "most blobs have a header: {decoded}");
 }
+
+/// The capability MSRs KVM 7.2.8 gives L1 (testdata/reference/kvm-nested-caps-max.json).
+fn kvm_l1_caps() -> String {
+    format!("{}/../testdata/reference/kvm-nested-caps-max.json", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_with_caps_applies_kvms_vmcs12_checks_in_guest_mode() {
+    let r = Reference::load();
+    let caps = kvm_l1_caps();
+    // An L2 whose vmcs12 is all zero but its revision: the pin controls lack their must-be-1 bits.
+    let zero = Blob { flags: GUEST_MODE, ..Blob::l1(&r) }.write("l2-zero");
+    let (code, out, err) = vmcs_gen(&["state", "check", &zero, "--caps", &caps]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.contains(
+            "rejected (rule 22, -EINVAL): vmcs12 fails pin_controls_allowed (SDM 26.2.1.1, E1): VMfailValid(7)"
+        ),
+        "{err}"
+    );
+    // With the controls set as the TRUE MSRs require, the next category refuses: host CR0.
+    let controls = [
+        ("hdr", r.revision as u64),
+        ("pin_based_vm_exec_control", 0x16),
+        ("cpu_based_vm_exec_control", 0x0400_6172),
+        ("vm_exit_controls", 0x3_6dfb | 1 << 9),
+        ("vm_entry_controls", 0x11fb | 1 << 9),
+    ];
+    let blob = Blob { flags: GUEST_MODE, vmcs12: Some(area(&r, &controls)), ..Blob::l1(&r) }.write("l2-controls");
+    let (code, _, err) = vmcs_gen(&["state", "check", &blob, "--caps", &caps]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("vmcs12 fails host_cr0_fixed0 (SDM 26.2.2, H1): VMfailValid(8)"), "{err}");
+    // decode shows the same verdict, as JSON too.
+    let v = decode_json(&blob, &["--caps", &caps]);
+    assert_eq!(v["vmcs12_checks"]["rule"], "host_cr0_fixed0", "{v}");
+    assert_eq!(v["verdict"]["accepted"], true, "the blob rules accept it: {v}");
+    // Without capabilities the contents are not judged, and the command says so.
+    let (code, out, _) = vmcs_gen(&["state", "check", &blob]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("vmcs12 contents not checked (give --caps FILE"), "{out}");
+    // Outside guest mode KVM never looks at them (rule 19 is the last check).
+    let l1 = Blob { vmcs12: Some(area(&r, &[("hdr", r.revision as u64)])), ..Blob::l1(&r) }.write("l1-zero");
+    let (code, out, _) = vmcs_gen(&["state", "check", &l1, "--caps", &caps]);
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("vmcs12 fails") && !out.contains("not checked"), "{out}");
+}

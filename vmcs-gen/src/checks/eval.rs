@@ -201,3 +201,15 @@ fn field_mask(schema: &Schema, f: FieldId) -> u64 {
         _ => u64::MAX,
     }
 }
+
+impl Inputs<'_> {
+    /// The first rule, in check order, that `select` picks and that fails (its index).
+    pub fn first_failure(&self, select: impl Fn(&Rule) -> bool) -> Result<Option<usize>, Unreadable> {
+        for (i, r) in self.schema.checks.rules.iter().enumerate() {
+            if select(r) && self.holds(r)? == Some(false) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -5,8 +5,9 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use super::cap_variant;
 use super::caps::msr_variant;
-use super::checks_expr::{cap_gate, control_var, field_var, msr_var, negate};
+use super::checks_expr::{cap_gate, cap_var, control_var, field_var, msr_var, negate};
 use super::{camel_case, hex, ident};
 use crate::checks::expr::{Expr, Ty};
 use crate::checks::{Outcome, Rule, Tier};
@@ -78,6 +79,7 @@ pub(super) fn emit_all(schema: &Schema) -> TokenStream {
         quote!(#[doc = #doc] pub #name: #ty,)
     });
     let context = emit_context(schema);
+    let entry_caps = emit_entry_caps(schema);
     let tier_fns = Tier::ALL.iter().map(|t| emit_tier(schema, *t));
     let tier_calls = Tier::ALL.iter().map(|t| {
         let f = ident(&format!("tier_{}", t.name()));
@@ -115,12 +117,14 @@ pub(super) fn emit_all(schema: &Schema) -> TokenStream {
             #(#fact_fields)*
         }
 
+        #entry_caps
+
         #context
 
         /// Runs the selected rules in check order; stops when `sink` says so.
         pub(crate) fn run<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized, S: FailureSink + ?Sized>(
             vmcs: &V,
-            caps: &VmxCaps,
+            caps: &EntryCaps,
             facts: &Facts,
             memory: &M,
             selection: Selection,
@@ -182,33 +186,28 @@ fn control_gate(schema: &Schema, g: &Gate<CapId>) -> TokenStream {
     }
 }
 
-/// What the rules use of the shared context: control words (with those their `requires` reads),
-/// capability MSR values, allowed-settings tests.
+/// What the rules use of the control words (with those their `requires` reads), the capability
+/// MSR values and the allowed-settings tests.
 struct Used {
     /// Control words to read (locals), in dependency order.
     controls: Vec<MsrId>,
     /// Control words the rules test bits of (context members).
     control_members: Vec<MsrId>,
-    /// Capability MSR values to compute (locals).
+    /// Capability MSR values the checks read.
     msrs: Vec<MsrId>,
-    /// Capability MSR values the rules read (context members).
-    msr_members: Vec<MsrId>,
     allowed: Vec<MsrId>,
 }
 
 fn used(schema: &Schema) -> Used {
     let (mut controls, mut msrs, mut allowed) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut control_members, mut msr_members) = (Vec::new(), Vec::new());
+    let mut control_members = Vec::new();
     for r in &schema.checks.rules {
         r.check.walk(&mut |e| match e {
             Expr::Control { msr, .. } => {
                 controls.push(*msr);
                 control_members.push(*msr);
             }
-            Expr::Msr(m) => {
-                msrs.push(*m);
-                msr_members.push(*m);
-            }
+            Expr::Msr(m) => msrs.push(*m),
             Expr::Allowed(m) => {
                 allowed.push(*m);
                 controls.push(*m);
@@ -228,16 +227,72 @@ fn used(schema: &Schema) -> Used {
     let order = control_msrs(schema);
     controls = order.into_iter().filter(|m| controls.contains(m)).collect();
     control_members = controls.iter().copied().filter(|m| control_members.contains(m)).collect();
-    for v in [&mut msrs, &mut allowed, &mut msr_members] {
+    for v in [&mut msrs, &mut allowed] {
         v.sort();
         v.dedup();
     }
-    Used { controls, control_members, msrs, msr_members, allowed }
+    Used { controls, control_members, msrs, allowed }
 }
 
-/// The values every tier shares: control words as in effect, capability MSRs, allowed settings.
+/// Every capability the generated code tests: field gates of the fields it reads (control words
+/// included), rule gates and `cap(...)`.
+fn used_caps(schema: &Schema) -> Vec<CapId> {
+    let mut caps: Vec<CapId> = Vec::new();
+    let mut fields: Vec<FieldId> = Tier::ALL.iter().flat_map(|t| tier_fields(schema, *t)).collect();
+    fields.extend(used(schema).controls.iter().filter_map(|m| schema.msrs[*m].control_field));
+    for f in fields {
+        if let Some(g) = &schema.fields[f].gate {
+            caps.extend(g.caps().into_iter().copied());
+        }
+    }
+    for r in &schema.checks.rules {
+        if let Some(g) = &r.gate {
+            caps.extend(g.caps().into_iter().copied());
+        }
+        r.check.walk(&mut |e| {
+            if let Expr::Cap(c) = e {
+                caps.push(*c);
+            }
+        });
+    }
+    caps.sort();
+    caps.dedup();
+    caps
+}
+
+/// The capabilities the checks read, evaluated once per vCPU.
+fn emit_entry_caps(schema: &Schema) -> TokenStream {
+    let caps = used_caps(schema);
+    let cap_names: Vec<_> = caps.iter().map(|c| cap_var(schema, *c)).collect();
+    let cap_variants = caps.iter().map(|c| cap_variant(&schema.caps[*c].name));
+    let msrs = used(schema).msrs;
+    let msr_names: Vec<_> = msrs.iter().map(|m| msr_var(schema, *m)).collect();
+    let msr_variants = msrs.iter().map(|m| msr_variant(&schema.msrs[*m].name));
+    quote! {
+        /// The capabilities the checks read, evaluated once from a vCPU's IA32_VMX_* MSRs (the
+        /// TRUE MSRs where they exist, 0 for an MSR that does not): keep one per vCPU and check
+        /// every VM entry with it ([`crate::entry::Checker`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct EntryCaps {
+            #(#cap_names: bool,)*
+            #(#msr_names: u64,)*
+        }
+
+        impl EntryCaps {
+            /// Evaluate the capabilities the checks need.
+            pub fn new(caps: &VmxCaps) -> EntryCaps {
+                EntryCaps {
+                    #(#cap_names: caps.has(Cap::#cap_variants),)*
+                    #(#msr_names: caps.value(Msr::#msr_variants),)*
+                }
+            }
+        }
+    }
+}
+
+/// The values every tier shares: control words as in effect and their allowed settings.
 fn emit_context(schema: &Schema) -> TokenStream {
-    let Used { controls: ctl, control_members, msrs, msr_members, allowed: allowed_msrs } = used(schema);
+    let Used { controls: ctl, control_members, allowed: allowed_msrs, .. } = used(schema);
     let ctl_names: Vec<_> = control_members.iter().map(|m| control_var(schema, *m)).collect();
     let ctl_reads = ctl.iter().map(|&m| {
         let msr = &schema.msrs[m];
@@ -258,40 +313,32 @@ fn emit_context(schema: &Schema) -> TokenStream {
             quote!(let #v = if #(#cond)&&* { read(vmcs, #enc)? } else { 0 };)
         }
     });
-    let msr_names: Vec<_> = msr_members.iter().map(|m| msr_var(schema, *m)).collect();
-    // VmxCaps::value: 0 for an MSR that does not exist, its TRUE MSR where that exists.
-    let msr_reads = msrs.iter().map(|&m| {
-        let v = msr_var(schema, m);
-        let variant = msr_variant(&schema.msrs[m].name);
-        quote!(let #v = caps.value(Msr::#variant);)
-    });
     let allowed: Vec<_> = allowed_msrs.iter().map(|m| ident(&format!("allowed_{}", schema.msrs[*m].name))).collect();
     let allowed_exprs = allowed_msrs.iter().map(|&m| {
         let (c, v) = (control_var(schema, m), msr_var(schema, m));
         match schema.msrs[m].kind {
-            MsrKind::Control => quote!((#c & (#v & 0xffff_ffff) == #v & 0xffff_ffff) && #c & !(#v >> 32) == 0),
-            MsrKind::Flags => quote!(#c & !#v == 0),
+            MsrKind::Control => {
+                quote!((#c & (caps.#v & 0xffff_ffff) == caps.#v & 0xffff_ffff) && #c & !(caps.#v >> 32) == 0)
+            }
+            MsrKind::Flags => quote!(#c & !caps.#v == 0),
         }
     });
-    let unused = if ctl.is_empty() && msrs.is_empty() { quote!(let _ = (vmcs, caps);) } else { quote!() };
+    let unused = if ctl.is_empty() { quote!(let _ = (vmcs, caps);) } else { quote!() };
     quote! {
-        /// Control words as in effect, capability MSR values and their allowed settings.
+        /// Control words as in effect, and whether they meet their allowed settings.
         struct Context {
             #(#ctl_names: u64,)*
-            #(#msr_names: u64,)*
             #(#allowed: bool,)*
         }
 
         impl Context {
             #[inline(always)]
-            fn new<V: VmcsRead + ?Sized>(vmcs: &V, caps: &VmxCaps) -> Result<Context, ReadError> {
+            fn new<V: VmcsRead + ?Sized>(vmcs: &V, caps: &EntryCaps) -> Result<Context, ReadError> {
                 #unused
                 #(#ctl_reads)*
-                #(#msr_reads)*
                 Ok(Context {
                     #(#allowed: #allowed_exprs,)*
                     #(#ctl_names,)*
-                    #(#msr_names,)*
                 })
             }
         }
@@ -341,7 +388,7 @@ fn emit_tier(schema: &Schema, tier: Tier) -> TokenStream {
         #[inline(never)]
         fn #name<V: VmcsRead + ?Sized, M: GuestMemory + ?Sized, S: FailureSink + ?Sized>(
             vmcs: &V,
-            caps: &VmxCaps,
+            caps: &EntryCaps,
             facts: &Facts,
             memory: &M,
             cx: &Context,

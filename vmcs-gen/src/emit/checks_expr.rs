@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use super::{cap_variant, gate_expr, ident};
+use super::ident;
 use crate::checks::expr::{Arith, Cmp, Expr, IntTy, Logic, Ty};
 use crate::model::{FieldId, MsrId, Schema};
 
@@ -79,12 +79,12 @@ pub(super) fn emit(schema: &Schema, e: &Expr) -> TokenStream {
             quote!(cx.#v)
         }
         Expr::Cap(c) => {
-            let v = cap_variant(&schema.caps[*c].name);
-            quote!(caps.has_cap(Cap::#v))
+            let v = cap_var(schema, *c);
+            quote!(caps.#v)
         }
         Expr::Msr(m) => {
             let v = msr_var(schema, *m);
-            quote!(cx.#v)
+            quote!(caps.#v)
         }
         Expr::Fact(f) => {
             let name = ident(&facts[*f].name);
@@ -223,7 +223,26 @@ fn arith(schema: &Schema, op: Arith, ty: IntTy, lhs: &Expr, rhs: &Expr) -> Token
     }
 }
 
-/// `caps`-side gate of a rule or field.
+/// The prepared capability bit: `caps.cap_proc2_enable_ept`.
+pub(super) fn cap_var(schema: &Schema, c: crate::model::CapId) -> proc_macro2::Ident {
+    ident(&format!("cap_{}", schema.caps[c].name.replace('.', "_")))
+}
+
+/// A rule's or field's capability gate over the prepared capabilities (`EntryCaps`).
 pub(super) fn cap_gate(schema: &Schema, gate: &crate::gate::Gate<crate::model::CapId>) -> TokenStream {
-    gate_expr(schema, gate, &quote!(caps))
+    use crate::gate::Gate;
+    match gate {
+        Gate::Cap(c) => {
+            let v = cap_var(schema, *c);
+            quote!(caps.#v)
+        }
+        Gate::Any(gs) => {
+            let p = gs.iter().map(|g| cap_gate(schema, g));
+            quote!((#(#p)||*))
+        }
+        Gate::All(gs) => {
+            let p = gs.iter().map(|g| cap_gate(schema, g));
+            quote!((#(#p)&&*))
+        }
+    }
 }
