@@ -1,20 +1,21 @@
 //! Raw-encoding access to a software VMCS layout (vmcs12): the lookup L0 performs when it
 //! emulates L1's VMREAD/VMWRITE, where the encoding is chosen by the guest.
 //!
-//! The lookup is O(1), total over every `u64` input, never panics, and never indexes out of
-//! bounds, even speculatively: the table index is built by masking the encoding's bits, so it is
-//! inside the table whatever the validity branch predicts (KVM clamps with array_index_nospec for
-//! the same reason).
+//! [`Location`] says where an encoding lives; [`crate::lookup::LookupTable`] finds it in O(1)
+//! for any `u64`, and [`read()`]/[`write()`] access a location of any byte buffer (a layout, or the
+//! fields of a VMCS region a layout lacks).
 
-/// How a raw encoding accesses its member.
+/// How a raw encoding accesses its member. (The discriminants are what [`crate::lookup`] computes
+/// from a table slot.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Access {
-    U16,
-    U32,
+    U16 = 0,
+    U32 = 1,
     /// 64-bit and natural-width fields (natural width is 64 bits in a software VMCS).
-    U64,
+    U64 = 3,
     /// High-access encoding of a 64-bit field: bits 63:32, stored at offset + 4.
-    High,
+    High = 2,
 }
 
 /// Where an encoding lives in a layout.
@@ -47,68 +48,6 @@ impl core::fmt::Display for UnsupportedField {
 }
 
 impl core::error::Error for UnsupportedField {}
-
-/// A dense table over (width, type, index). A slot holds the member offset (bits 11:0) and the
-/// access size (bits 13:12: 1 = 16-bit, 2 = 32-bit, 3 = 64-bit); 0 means no field.
-/// `INDEX_BITS` is the number of index bits the layout needs (its largest mapped index fits).
-pub struct LookupTable<const LEN: usize, const INDEX_BITS: u32> {
-    pub slots: [u16; LEN],
-}
-
-/// Access of a slot's size code, and of a high access (code 4 | 3).
-const ACCESS: [Access; 8] =
-    [Access::U16, Access::U16, Access::U32, Access::U64, Access::U16, Access::U16, Access::U16, Access::High];
-
-impl<const LEN: usize, const INDEX_BITS: u32> LookupTable<LEN, INDEX_BITS> {
-    /// Encoding bits that may be set: width (14:13), type (11:10), the low INDEX_BITS index bits, access (0).
-    const VALID: u64 = 0x6C01 | (((1u64 << INDEX_BITS) - 1) << 1);
-
-    /// Build the table at compile time from (full encoding, member offset) pairs. A pair that does
-    /// not fit, or two fields in one slot, stops the build.
-    pub const fn build(entries: &[(u32, u16)]) -> Self {
-        assert!(LEN == 16 << INDEX_BITS, "LEN must be 16 << INDEX_BITS");
-        let mut slots = [0u16; LEN];
-        let mut i = 0;
-        while i < entries.len() {
-            let (encoding, offset) = entries[i];
-            assert!(encoding as u64 & !Self::VALID == 0 && encoding & 1 == 0, "encoding does not fit the table");
-            assert!(offset < 0x1000, "offset does not fit a slot");
-            let size = match (encoding >> 13) & 3 {
-                0 => 1,
-                2 => 2,
-                _ => 3,
-            };
-            let index = Self::slot_index(encoding as u64);
-            assert!(slots[index] == 0, "two fields share a table slot");
-            slots[index] = offset | size << 12;
-            i += 1;
-        }
-        LookupTable { slots }
-    }
-
-    #[inline(always)]
-    const fn slot_index(encoding: u64) -> usize {
-        let index = (((encoding >> 13) & 3) << (INDEX_BITS + 2))
-            | (((encoding >> 10) & 3) << INDEX_BITS)
-            | ((encoding >> 1) & ((1 << INDEX_BITS) - 1));
-        index as usize & (LEN - 1)
-    }
-
-    /// Where `encoding` lives. Branch-free but for the final validity test: L1 picks encodings at
-    /// random as far as the predictor is concerned.
-    #[inline(always)]
-    pub fn lookup(&self, encoding: u64) -> Option<Location> {
-        // In bounds by construction: the index is masked to LEN - 1 whatever the encoding.
-        let slot = self.slots[Self::slot_index(encoding)];
-        let size = (slot >> 12) as usize;
-        let high = (encoding & 1) as usize;
-        // A high access is valid only for 64-bit fields (width bits 14:13 = 01), not natural width.
-        let valid = (encoding & !Self::VALID == 0) & (size != 0) & ((high == 0) | ((encoding >> 13) & 3 == 1));
-        let offset = (slot & 0xfff) + 4 * high as u16;
-        let access = ACCESS[(size | high << 2) & 7];
-        if valid { Some(Location { offset, access }) } else { None }
-    }
-}
 
 /// Value masks by access, in `Access` order.
 const fn mask(access: Access) -> u64 {

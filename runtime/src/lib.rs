@@ -25,6 +25,7 @@ pub mod field;
 #[cfg(target_arch = "x86_64")]
 pub mod hw;
 pub mod layout;
+pub mod lookup;
 pub mod nested_state;
 pub mod restore;
 pub mod soft;

@@ -1,13 +1,16 @@
 //! Software VMCS layouts (vmcs12): raw-encoding and typed access shared by every generated layout.
 
 use crate::caps::Capabilities;
-use crate::layout::{self, Location, UnsupportedField};
+use crate::layout::{Location, UnsupportedField};
+use crate::lookup;
 
 /// A generated software VMCS layout.
 ///
 /// # Safety
 /// Implementors are `repr(C, packed)` structs of integers and byte arrays, exactly `USED_BYTES`
-/// long, so that viewing them as bytes is sound. Only the generator implements it.
+/// long, so that viewing them as bytes is sound, and `slot` returns 0 or a slot of a
+/// [`crate::lookup::LookupTable`] built for `USED_BYTES`, so that its window is inside the struct.
+/// Only the generator implements it.
 pub unsafe trait SoftwareVmcs: Sized + Copy {
     /// The VMCS revision identifier of this layout (IA32_VMX_BASIC bits 30:0).
     const REVISION: u32;
@@ -20,6 +23,13 @@ pub unsafe trait SoftwareVmcs: Sized + Copy {
 
     /// Where `encoding` lives, for any `u64` (L1 chooses it); None if no field of this layout.
     fn locate(encoding: u64) -> Option<Location>;
+
+    /// The lookup-table slot of `encoding` (0: no field), the whole lookup behind
+    /// [`SoftwareVmcs::read_any`] and [`SoftwareVmcs::write_any`] (see [`crate::lookup::LookupTable`]).
+    fn slot(encoding: u64) -> u64;
+
+    /// The same slot, None for no field, by an early exit (a write branches on it anyway).
+    fn slot_checked(encoding: u64) -> Option<u64>;
 
     /// The layout's bytes.
     fn as_bytes(&self) -> &[u8] {
@@ -35,18 +45,23 @@ pub unsafe trait SoftwareVmcs: Sized + Copy {
 
     /// VMREAD semantics by raw encoding: 16/32-bit fields zero-extended, a high access returns
     /// bits 63:32 of its 64-bit field, natural width is 64 bits.
-    #[inline]
+    #[inline(always)]
     fn read_any(&self, encoding: u64) -> Result<u64, UnsupportedField> {
-        Self::locate(encoding).and_then(|loc| layout::read(self.as_bytes(), loc)).ok_or(UnsupportedField(encoding))
+        let slot = Self::slot(encoding);
+        // SAFETY: `slot` comes from this layout's table (the trait's contract) and the bytes are
+        // this layout's.
+        let value = unsafe { lookup::read_slot(self.as_bytes().as_ptr(), slot) };
+        if slot != 0 { Ok(value) } else { Err(UnsupportedField(encoding)) }
     }
 
     /// VMWRITE semantics by raw encoding: 16/32-bit fields keep the low bits of `value`, a high
     /// access writes the low 32 bits of `value` into bits 63:32.
-    #[inline]
+    #[inline(always)]
     fn write_any(&mut self, encoding: u64, value: u64) -> Result<(), UnsupportedField> {
-        Self::locate(encoding)
-            .and_then(|loc| layout::write(self.as_bytes_mut(), loc, value))
-            .ok_or(UnsupportedField(encoding))
+        let Some(slot) = Self::slot_checked(encoding) else { return Err(UnsupportedField(encoding)) };
+        // SAFETY: as for read_any.
+        unsafe { lookup::write_slot(self.as_bytes_mut().as_mut_ptr(), slot, value) };
+        Ok(())
     }
 
     /// VMCS_ENUM for this layout: the highest index among its mapped fields that exist for `caps`

@@ -53,7 +53,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
     let revision = hex(layout.revision as u64);
     let region = hex(layout.size as u64);
     let bits = index_bits(schema, layout);
-    let len = Literal::usize_unsuffixed(16usize << bits);
+    let len = Literal::usize_unsuffixed(64usize << bits);
     let bits_lit = Literal::u32_unsuffixed(bits);
     let mut mapped: Vec<_> = layout.mapped().map(|(m, f)| (schema.fields[f].encoding.raw(), m.offset)).collect();
     mapped.sort();
@@ -86,7 +86,8 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         layout.size
     );
     quote! {
-        use crate::layout::{Location, LookupTable};
+        use crate::layout::Location;
+        use crate::lookup::LookupTable;
         use crate::software::SoftwareVmcs;
 
         #[doc = #doc]
@@ -104,7 +105,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         /// (full encoding, member offset) of every mapped field, in encoding order.
         const ENTRIES: [(u32, u16); #count] = [#(#entries),*];
 
-        static TABLE: LookupTable<#len, #bits_lit> = LookupTable::build(&ENTRIES);
+        static TABLE: LookupTable<#len, #bits_lit> = LookupTable::build(&ENTRIES, #used);
 
         impl #name {
             /// An all-zero instance.
@@ -132,6 +133,16 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
             #[inline(always)]
             fn locate(encoding: u64) -> Option<Location> {
                 TABLE.lookup(encoding)
+            }
+
+            #[inline(always)]
+            fn slot(encoding: u64) -> u64 {
+                TABLE.slot(encoding)
+            }
+
+            #[inline(always)]
+            fn slot_checked(encoding: u64) -> Option<u64> {
+                TABLE.slot_checked(encoding)
             }
         }
     }
