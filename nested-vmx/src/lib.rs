@@ -15,6 +15,7 @@
 //!   exit information, L1's host state into vmcs01), on the generated copy routines.
 //! - [`migrate`]: L1's VMX state saved as a KVM_GET_NESTED_STATE blob (L2 running or not) and
 //!   restored with KVM's rules; vmcs12 through an older layout with the generated translators.
+//! - [`msr_list`]: vmcs12's VM-entry MSR-load, VM-exit MSR-store and MSR-load lists, in software.
 //! - [`nested_ept`]: L1's EPT12 walked, EPT02 built from it lazily, EPT faults reflected.
 //! - [`shadow`]: VMCS shadowing of L1's VMREAD/VMWRITE (the generated bitmaps and shadow sets).
 //! - [`count`]: VMREAD/VMWRITE counting on any backend.
@@ -30,6 +31,7 @@ pub mod current;
 pub mod hooks;
 mod insn;
 pub mod migrate;
+pub mod msr_list;
 pub mod nested_ept;
 pub mod operand;
 pub mod paging;

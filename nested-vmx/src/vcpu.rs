@@ -49,6 +49,17 @@ pub trait L1Cpu {
     fn maxphyaddr(&self) -> u8;
 }
 
+/// The MSRs of the vCPU as L0 keeps them, for vmcs12's MSR lists ([`crate::msr_list`]): an MSR
+/// a VMCS switches (EFER, PAT, SYSENTER_*, DEBUGCTL, ...) lives in the VMCS of the context
+/// (vmcs02 for L2, vmcs01 for L1), the others on the machine or in L0's emulation.
+pub trait Msrs {
+    /// WRMSR of `index` as the guest of `vmcs` would execute it at CPL 0: false where it would
+    /// raise #GP (nothing changed then).
+    fn wrmsr<V: VmcsRead + VmcsWrite + ?Sized>(&mut self, vmcs: &mut V, index: u32, value: u64) -> bool;
+    /// RDMSR of `index` as the guest of `vmcs` would execute it: None where it would raise #GP.
+    fn rdmsr<V: VmcsRead + ?Sized>(&mut self, vmcs: &V, index: u32) -> Option<u64>;
+}
+
 /// An exception for L1 (injected through vmcs01's VM-entry interruption-information field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {

@@ -45,8 +45,6 @@ pub struct L0Policy {
 pub enum PrepareError {
     Vmcs(VmcsError),
     Memory(MemoryError),
-    /// vmcs12 uses VM-entry or VM-exit MSR lists, which this L0 does not process yet.
-    MsrLists,
     /// vmcs12 asks for what this L0 does not offer or emulate.
     Unsupported(&'static str),
 }
@@ -102,11 +100,6 @@ impl NestedVmx {
         M: GuestMemory,
     {
         let v12 = *self.current.vmcs12.inner();
-        for count in [F::VM_ENTRY_MSR_LOAD_COUNT, F::VM_EXIT_MSR_LOAD_COUNT, F::VM_EXIT_MSR_STORE_COUNT] {
-            if get(&v12, count.raw()) != 0 {
-                return Err(PrepareError::MsrLists);
-            }
-        }
         let caps = *self.caps.host();
         let mut hooks = L0Hooks {
             policy,

@@ -80,6 +80,8 @@ pub struct NestedVmx {
     pub(crate) entry_failure: Option<vmcs::entry::Failure>,
     /// The field of the last VMWRITE emulated (for the shadow VMCS's write-through).
     pub(crate) last_vmwrite: Option<u64>,
+    /// What the shadow VMCS holds ([`crate::shadow`]).
+    pub(crate) shadow_cache: crate::shadow::ShadowCache,
 }
 
 impl NestedVmx {
@@ -92,6 +94,7 @@ impl NestedVmx {
             current: Current::from_region(&[0; crate::current::REGION_SIZE]),
             entry_failure: None,
             last_vmwrite: None,
+            shadow_cache: Default::default(),
         }
     }
 
@@ -122,7 +125,8 @@ impl NestedVmx {
         self.entry_failure
     }
 
-    /// Emulate the VMX instruction L1 executed (basic exit reason `reason`, vmcs01 current).
+    /// Emulate the VMX instruction (or VMCALL) L1 executed (basic exit reason `reason`, vmcs01
+    /// current).
     pub fn handle_exit<V, C, M>(&mut self, reason: ExitReason, vmcs01: &mut V, cpu: &mut C, mem: &mut M) -> Outcome
     where
         V: VmcsRead + VmcsWrite,
@@ -133,6 +137,7 @@ impl NestedVmx {
         let done = match reason {
             ExitReason::Vmxon => self.vmxon_insn(&mut ops),
             ExitReason::Vmxoff => self.vmxoff_insn(&mut ops),
+            ExitReason::Vmcall => self.vmcall_insn(&mut ops),
             ExitReason::Vmclear => self.vmclear_insn(&mut ops),
             ExitReason::Vmptrld => self.vmptrld_insn(&mut ops),
             ExitReason::Vmptrst => self.vmptrst_insn(&mut ops),

@@ -69,3 +69,42 @@ fn emulated_writes_of_read_only_shadowed_fields_are_written_through() {
     assert!(!bitmaps.read_exits(F::GUEST_RIP.raw()) && !bitmaps.write_exits(F::GUEST_RIP.raw()));
     assert!(bitmaps.read_exits(F::VM_INSTRUCTION_ERROR.raw()), "never shadowed");
 }
+
+#[test]
+fn fills_write_only_what_the_shadow_does_not_hold() {
+    let mut w = World::new();
+    vmxon_and_load(&mut w);
+    let host = bochs_caps("corei7_skylake_x");
+    let mut shadow = SoftVmcs::new(&host);
+    w.nested.fill_shadow(&mut shadow).unwrap();
+    let first = shadow.writes();
+    assert!(first >= 30, "the first fill writes every field: {first}");
+    shadow.reset_counts();
+    w.nested.fill_shadow(&mut shadow).unwrap();
+    assert_eq!(shadow.writes(), 0, "nothing changed");
+    // L1 writes a read-write field through the shadow; the drain sees it, the next fill skips it.
+    shadow.write_raw(F::GUEST_RIP.raw(), 0x4000).unwrap();
+    w.nested.drain_shadow(&shadow).unwrap();
+    shadow.reset_counts();
+    w.nested.fill_shadow(&mut shadow).unwrap();
+    assert_eq!(shadow.writes(), 0, "L1's write came back and is what the shadow holds");
+    // vmcs12 changes under L1 (an emulated VMWRITE, as a nested exit's sync would): one write.
+    assert_eq!(vmwrite(&mut w, F::GUEST_RSP.raw(), 0x5000), InsnResult::Succeed);
+    assert_eq!(vmwrite(&mut w, F::VM_EXIT_REASON.raw(), 0x12), InsnResult::Succeed);
+    let (e, v) = w.nested.take_shadow_write().unwrap();
+    w.nested.write_shadow(&mut shadow, e, v).unwrap();
+    shadow.reset_counts();
+    w.nested.fill_shadow(&mut shadow).unwrap();
+    assert_eq!(shadow.writes(), 1, "GUEST_RSP only; the exit reason was written through");
+    assert_eq!(shadow.read_raw(F::GUEST_RSP.raw()), Ok(0x5000));
+    assert_eq!(shadow.read_raw(F::VM_EXIT_REASON.raw()), Ok(0x12));
+    // A high-half write forgets its field; a new shadow VMCS forgets everything.
+    w.nested.write_shadow(&mut shadow, F::GUEST_PHYSICAL_ADDRESS.raw() | 1, 7).unwrap();
+    shadow.reset_counts();
+    w.nested.fill_shadow(&mut shadow).unwrap();
+    assert_eq!(shadow.writes(), 1, "GUEST_PHYSICAL_ADDRESS again");
+    let mut fresh = SoftVmcs::new(&host);
+    w.nested.forget_shadow();
+    w.nested.fill_shadow(&mut fresh).unwrap();
+    assert_eq!(fresh.writes(), first);
+}

@@ -13,6 +13,8 @@ use vmcs::fields as F;
 use vmcs::soft::SoftVmcs;
 use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::count::Counted;
+use vmcs_nested_vmx::msr_list::{EntryMsrFailure, VmxAbort};
+use vmcs_nested_vmx::vcpu::Msrs;
 use vmcs_nested_vmx::vmcs02::L0Policy;
 use vmcs_nested_vmx::vmx::Outcome;
 
@@ -217,13 +219,171 @@ fn a_vmcs02_the_processor_refuses_is_l1s_vmfail_7() {
     assert_eq!(w.result(), InsnResult::FailValid(7));
 }
 
+/// L0's MSRs for the list tests: SYSENTER_ESP lives in the context's VMCS, the others in a map;
+/// an MSR in `gp` raises #GP.
+#[derive(Default)]
+struct FakeMsrs {
+    machine: std::collections::BTreeMap<u32, u64>,
+    gp: Vec<u32>,
+    writes: Vec<(u32, u64)>,
+}
+
+impl Msrs for FakeMsrs {
+    fn wrmsr<V: VmcsRead + VmcsWrite + ?Sized>(&mut self, vmcs: &mut V, index: u32, value: u64) -> bool {
+        if self.gp.contains(&index) {
+            return false;
+        }
+        self.writes.push((index, value));
+        if index == 0x175 {
+            return vmcs.write_raw(F::GUEST_SYSENTER_ESP.raw(), value).is_ok();
+        }
+        self.machine.insert(index, value);
+        true
+    }
+    fn rdmsr<V: VmcsRead + ?Sized>(&mut self, vmcs: &V, index: u32) -> Option<u64> {
+        if self.gp.contains(&index) {
+            return None;
+        }
+        if index == 0x175 {
+            return vmcs.read_raw(F::GUEST_SYSENTER_ESP.raw()).ok();
+        }
+        Some(self.machine.get(&index).copied().unwrap_or(0))
+    }
+}
+
+const ENTRY_LIST: u64 = 0x30_1000;
+const STORE_LIST: u64 = 0x30_2000;
+const EXIT_LIST: u64 = 0x30_3000;
+const KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+fn put_list(w: &mut World, at: u64, entries: &[(u32, u32, u64)]) {
+    for (i, &(index, reserved, data)) in entries.iter().enumerate() {
+        let e = at + 16 * i as u64;
+        w.mem.put64(e, (reserved as u64) << 32 | index as u64);
+        w.mem.put64(e + 8, data);
+    }
+}
+
+fn use_lists(w: &mut World, entry: u64, store: u64, exit: u64) {
+    for (f, v) in [
+        (F::VM_ENTRY_MSR_LOAD_ADDR.raw(), ENTRY_LIST),
+        (F::VM_ENTRY_MSR_LOAD_COUNT.raw(), entry),
+        (F::VM_EXIT_MSR_STORE_ADDR.raw(), STORE_LIST),
+        (F::VM_EXIT_MSR_STORE_COUNT.raw(), store),
+        (F::VM_EXIT_MSR_LOAD_ADDR.raw(), EXIT_LIST),
+        (F::VM_EXIT_MSR_LOAD_COUNT.raw(), exit),
+    ] {
+        assert_eq!(vmwrite(w, f, v), InsnResult::Succeed, "{f:#x}");
+    }
+}
+
 #[test]
-fn msr_lists_are_refused_rather_than_ignored() {
+fn msr_lists_load_l2s_msrs_store_them_at_exit_and_load_l1s() {
     let mut w = ready();
-    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_ADDR.raw(), 0x3000), InsnResult::Succeed);
-    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 1), InsnResult::Succeed);
-    assert_eq!(w.exec(R::Vmlaunch, 0, 0), Outcome::EnterL2 { launch: true });
+    put_list(&mut w, ENTRY_LIST, &[(KERNEL_GS_BASE, 0, 0x1111), (0x175, 0, 0x5000)]);
+    put_list(&mut w, STORE_LIST, &[(KERNEL_GS_BASE, 0, 0), (0x175, 0, 0)]);
+    put_list(&mut w, EXIT_LIST, &[(KERNEL_GS_BASE, 0, 0x7777)]);
+    use_lists(&mut w, 2, 2, 1);
+    let mut v02 = enter(&mut w, true);
+    let mut msrs = FakeMsrs::default();
+    assert_eq!(w.nested.load_entry_msrs(&mut v02, &w.mem, &mut msrs), Ok(()));
+    assert_eq!(msrs.writes, [(KERNEL_GS_BASE, 0x1111), (0x175, 0x5000)], "in order");
+    assert_eq!(v02.read_raw(F::GUEST_SYSENTER_ESP.raw()), Ok(0x5000), "a VMCS-switched MSR goes into vmcs02");
+    assert_eq!(w.nested.current().get(F::GUEST_SYSENTER_ESP.raw()), 0x5000, "and through into vmcs12");
+    // L2 runs and changes KERNEL_GS_BASE; the exit stores L2's values, then loads L1's.
+    msrs.machine.insert(KERNEL_GS_BASE, 0x2222);
+    l2_exit(&mut v02, R::Cpuid.number().into(), 0);
+    w.nested.sync_exit(&v02, true, 0xd01).unwrap();
+    assert_eq!(w.nested.store_exit_msrs(&v02, &mut w.mem, &mut msrs), Ok(()));
+    assert_eq!((w.mem.u64(STORE_LIST + 8), w.mem.u64(STORE_LIST + 24)), (0x2222, 0x5000));
+    assert_eq!(w.mem.u64(STORE_LIST), KERNEL_GS_BASE as u64, "only the data quadword is written");
+    w.nested.load_l1_host_state(&mut w.vmcs01).unwrap();
+    assert_eq!(w.nested.load_exit_msrs(&mut w.vmcs01, &w.mem, &mut msrs), Ok(()));
+    assert_eq!(msrs.machine[&KERNEL_GS_BASE], 0x7777);
+}
+
+#[test]
+fn l2_wrmsr_writes_through_what_vmcs12_keeps() {
+    let mut w = ready();
+    let _ = enter(&mut w, true);
+    w.nested.l2_wrmsr(0x176, 0x1234);
+    assert_eq!(w.nested.current().get(F::GUEST_SYSENTER_EIP.raw()), 0x1234, "SYSENTER_EIP always");
+    let exit = w.nested.current().get(F::VM_EXIT_CONTROLS.raw());
+    w.nested.l2_wrmsr(0x1d9, 1);
+    let want = if exit & Exit::SAVE_DEBUG_CONTROLS.bits() as u64 != 0 { 1 } else { 0 };
+    assert_eq!(w.nested.current().get(F::GUEST_IA32_DEBUGCTL.raw()), want, "DEBUGCTL with save debug controls");
+    let before = w.nested.current().get(F::GUEST_IA32_EFER.raw());
+    w.nested.l2_wrmsr(0xc000_0080, 0);
+    assert_eq!(w.nested.current().get(F::GUEST_IA32_EFER.raw()), before, "EFER comes back from vmcs02 at exit");
+}
+
+#[test]
+fn an_entry_msr_that_fails_is_exit_34_with_its_index_and_the_ones_before_stay_loaded() {
+    let fs_base = 0xc000_0100;
+    for (bad, why) in [
+        ((KERNEL_GS_BASE, 1, 0), "reserved bits 63:32"),
+        ((fs_base, 0, 0), "IA32_FS_BASE"),
+        ((0xc000_0101, 0, 0), "IA32_GS_BASE"),
+        ((0x9b, 0, 0), "IA32_SMM_MONITOR_CTL"),
+        ((0x79, 0, 0), "microcode update trigger"),
+        ((0x8b, 0, 0), "microcode signature"),
+        ((0x1234, 0, 0), "WRMSR would #GP"),
+    ] {
+        let mut w = ready();
+        put_list(&mut w, ENTRY_LIST, &[(0x10, 0, 5), bad, (0x11, 0, 6)]);
+        use_lists(&mut w, 3, 0, 0);
+        let mut v02 = enter(&mut w, true);
+        let mut msrs = FakeMsrs { gp: vec![0x1234], ..Default::default() };
+        let r = w.nested.load_entry_msrs(&mut v02, &w.mem, &mut msrs);
+        assert_eq!(r, Err(EntryMsrFailure(2)), "{why}");
+        assert_eq!(msrs.writes, [(0x10, 5)], "{why}: the first entry stays loaded, the third is not reached");
+    }
+    // x2APIC MSRs only while the APIC is in x2APIC mode.
+    for (apic_base, want) in [(0xfee0_0900u64, Ok(())), (0xfee0_0d00, Err(EntryMsrFailure(1)))] {
+        let mut w = ready();
+        put_list(&mut w, ENTRY_LIST, &[(0x808, 0, 0)]);
+        use_lists(&mut w, 1, 0, 0);
+        let mut v02 = enter(&mut w, true);
+        let mut msrs = FakeMsrs::default();
+        msrs.machine.insert(0x1b, apic_base);
+        assert_eq!(w.nested.load_entry_msrs(&mut v02, &w.mem, &mut msrs), want, "APIC base {apic_base:#x}");
+    }
+    // An entry L1's memory does not hold, and a list longer than IA32_VMX_MISC allows (512).
+    let mut w = ready();
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_ADDR.raw(), MEM_SIZE as u64 - 16), InsnResult::Succeed);
+    assert_eq!(vmwrite(&mut w, F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 2), InsnResult::Succeed);
+    w.mem.put64(MEM_SIZE as u64 - 16, 0x10);
     let mut v02 = vmcs02();
-    let r = w.nested.prepare_vmcs02(&mut v02, &policy(), 0xd01, &w.mem);
-    assert_eq!(r, Err(vmcs_nested_vmx::vmcs02::PrepareError::MsrLists));
+    let mut msrs = FakeMsrs::default();
+    assert_eq!(w.nested.load_entry_msrs(&mut v02, &w.mem, &mut msrs), Err(EntryMsrFailure(2)), "beyond memory");
+    assert_eq!((w.nested.caps().caps().raw(0x485) >> 25) & 7, 0);
+    let mut w = ready();
+    put_list(&mut w, ENTRY_LIST, &[(0x10, 0, 1); 513]);
+    use_lists(&mut w, 513, 0, 0);
+    let mut msrs = FakeMsrs::default();
+    assert_eq!(w.nested.load_entry_msrs(&mut v02, &w.mem, &mut msrs), Err(EntryMsrFailure(513)));
+    assert_eq!(msrs.writes.len(), 512);
+}
+
+#[test]
+fn exit_msr_list_failures_are_vmx_aborts_1_and_4() {
+    for (store, exit, want_store, want_load) in [
+        ((0x9e, 0), (0x10, 0), Err(VmxAbort::StoreMsr), Ok(())),
+        ((0x8b, 0), (0x10, 0), Err(VmxAbort::StoreMsr), Ok(())),
+        ((0x10, 1), (0x10, 0), Err(VmxAbort::StoreMsr), Ok(())),
+        ((0x1234, 0), (0x10, 0), Err(VmxAbort::StoreMsr), Ok(())),
+        ((0x10, 0), (0xc000_0100, 0), Ok(()), Err(VmxAbort::LoadMsr)),
+        ((0x10, 0), (0x1234, 0), Ok(()), Err(VmxAbort::LoadMsr)),
+    ] {
+        let mut w = ready();
+        put_list(&mut w, STORE_LIST, &[(store.0, store.1, 0)]);
+        put_list(&mut w, EXIT_LIST, &[(exit.0, exit.1, 0)]);
+        use_lists(&mut w, 0, 1, 1);
+        let mut v02 = enter(&mut w, true);
+        l2_exit(&mut v02, R::Cpuid.number().into(), 0);
+        let mut msrs = FakeMsrs { gp: vec![0x1234], ..Default::default() };
+        assert_eq!(w.nested.store_exit_msrs(&v02, &mut w.mem, &mut msrs), want_store, "{store:x?}");
+        assert_eq!(w.nested.load_exit_msrs(&mut w.vmcs01, &w.mem, &mut msrs), want_load, "{exit:x?}");
+    }
+    assert_eq!((VmxAbort::StoreMsr as u32, VmxAbort::LoadMsr as u32), (1, 4));
 }

@@ -265,3 +265,30 @@ fn memory_outside_l1_is_reported_to_l0() {
     w.cpu.gprs[3] = 0x40_0000;
     assert!(matches!(w.exec(R::Vmptrst, mem_info(3), 0), Outcome::Memory(_)));
 }
+
+#[test]
+fn vmcall_in_vmx_root_is_vmfail_1_as_on_a_processor_without_an_smm_monitor() {
+    let mut w = World::new();
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), UD, "outside VMX operation");
+    vmxon(&mut w);
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), InsnResult::FailInvalid, "no current VMCS");
+    w.mem.put32(VMCS_A, REV);
+    assert_eq!(vmptrld(&mut w, VMCS_A), InsnResult::Succeed);
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), InsnResult::FailValid(1));
+    // Compatibility mode (IA-32e, CS.L = 0) and virtual-8086 mode: #UD, before the CPL check.
+    w.set(F::GUEST_SS_AR_BYTES.raw(), AR_DATA | 3 << 5);
+    w.set(F::GUEST_CS_AR_BYTES.raw(), AR_CODE32);
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), UD, "compatibility mode");
+    w.set(F::GUEST_CS_AR_BYTES.raw(), AR_CODE64);
+    let rflags = w.get(F::GUEST_RFLAGS.raw());
+    w.set(F::GUEST_RFLAGS.raw(), rflags | 1 << 17);
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), UD, "virtual-8086 mode");
+    w.set(F::GUEST_RFLAGS.raw(), rflags);
+    w.exec(R::Vmcall, 0, 0);
+    assert_eq!(w.result(), GP0, "CPL 3");
+}

@@ -7,14 +7,15 @@ use vmcs::controls::VmExitControls as Exit;
 use vmcs::controls::{CpuBasedVmExecControl as Proc, SecondaryVmExecControl as Proc2, VmEntryControls as Entry};
 use vmcs::exit::IoQualification;
 use vmcs::fields as F;
-use vmcs::hw::{self, CurrentVmcs};
+use vmcs::hw::CurrentVmcs;
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
-use vmcs_nested_vmx::caps::L1Caps;
-use vmcs_nested_vmx::vcpu::Guest;
+use vmcs_nested_vmx::vcpu::{Guest, Msrs};
 use vmcs_nested_vmx::vmcs02::L0Policy;
+use vmcs_nested_vmx::vmx::NestedVmx;
 
-use crate::vcpu::{FEATURE_CONTROL, Vcpu};
-use crate::vmcs01::{self, DEBUG_EXIT_PORT, IA32_FEATURE_CONTROL, VMX_MSRS};
+use crate::msr::L0Msrs;
+use crate::vcpu::Vcpu;
+use crate::vmcs01::{self, DEBUG_EXIT_PORT};
 
 /// L0's test port: an L2 write to it (L1 not intercepting) saves L1's nested state and restores
 /// it into a fresh vCPU, L2 running (scripts/nested-suite's L1 test kernel uses it).
@@ -61,20 +62,6 @@ pub fn flush_vpid02(w: &CurrentVmcs, caps: &VmxCaps) {
     }
 }
 
-/// The MSRs whose guest values a VMCS holds: L2's live in vmcs02, not in the processor.
-fn vmcs_msr(index: u32) -> Option<u64> {
-    Some(match index {
-        0x174 => F::GUEST_SYSENTER_CS.raw(),
-        0x175 => F::GUEST_SYSENTER_ESP.raw(),
-        0x176 => F::GUEST_SYSENTER_EIP.raw(),
-        0x1d9 => F::GUEST_IA32_DEBUGCTL.raw(),
-        0xc000_0080 => F::GUEST_IA32_EFER.raw(),
-        0xc000_0100 => F::GUEST_FS_BASE.raw(),
-        0xc000_0101 => F::GUEST_GS_BASE.raw(),
-        _ => return None,
-    })
-}
-
 /// What an L2 exit that L0 keeps leads to.
 pub enum L2Next {
     Resume,
@@ -86,41 +73,33 @@ pub enum L2Next {
     Unexpected,
 }
 
-/// RDMSR/WRMSR of L2 that L1 does not intercept: as on L1's machine.
+/// RDMSR/WRMSR of L2 that L1 does not intercept: as on L1's machine ([`L0Msrs`]), #GP where the
+/// machine or L0's emulation refuses it; vmcs12 gets what it keeps of a write
+/// (`NestedVmx::l2_wrmsr`).
 pub fn msr<V: VmcsRead + VmcsWrite>(
     w: &mut V,
     cpu: &mut Vcpu,
-    caps: &L1Caps,
+    nested: &mut NestedVmx,
     write: bool,
 ) -> Result<L2Next, VmcsError> {
     let index = cpu.regs.rcx as u32;
-    let value = cpu.regs.rdx << 32 | cpu.regs.rax & 0xffff_ffff;
-    let emulated = index == IA32_FEATURE_CONTROL || VMX_MSRS.contains(&index);
-    if let Some(field) = vmcs_msr(index) {
-        if write {
-            w.write_raw(field, value)?;
-        } else {
-            let v = w.read_raw(field)?;
-            (cpu.regs.rax, cpu.regs.rdx) = (v & 0xffff_ffff, v >> 32);
+    let mut msrs = L0Msrs(nested.caps());
+    let done = if write {
+        let value = cpu.regs.rdx << 32 | cpu.regs.rax & 0xffff_ffff;
+        let done = msrs.wrmsr(w, index, value);
+        if done {
+            nested.l2_wrmsr(index, value);
         }
-    } else if emulated {
-        let v = if index == IA32_FEATURE_CONTROL { Some(FEATURE_CONTROL) } else { caps.rdmsr(index) };
-        match v {
-            Some(v) if !write => (cpu.regs.rax, cpu.regs.rdx) = (v & 0xffff_ffff, v >> 32),
-            _ => {
-                Guest::new(w).inject(vmcs_nested_vmx::vcpu::Fault::gp0())?;
-                return Ok(L2Next::Resume);
-            }
-        }
-    } else if write {
-        // SAFETY: L2 runs in L1's place on this machine: the access is the one it would make.
-        unsafe { hw::wrmsr(index, value) };
+        done
     } else {
-        // SAFETY: as above.
-        let v = unsafe { hw::rdmsr(index) };
-        (cpu.regs.rax, cpu.regs.rdx) = (v & 0xffff_ffff, v >> 32);
+        msrs.rdmsr(w, index).map(|v| (cpu.regs.rax, cpu.regs.rdx) = (v & 0xffff_ffff, v >> 32)).is_some()
+    };
+    let mut l2 = Guest::new(w);
+    if done {
+        l2.skip_instruction()?
+    } else {
+        l2.inject(vmcs_nested_vmx::vcpu::Fault::gp0())?
     }
-    Guest::new(w).skip_instruction()?;
     Ok(L2Next::Resume)
 }
 

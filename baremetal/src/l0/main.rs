@@ -20,6 +20,7 @@ mod ept02;
 mod l1exits;
 mod l1mem;
 mod loader;
+mod msr;
 #[macro_use]
 mod log;
 mod l2;
@@ -45,6 +46,7 @@ static mut VMXON_REGION: VmxRegion = VmxRegion::new();
 #[unsafe(no_mangle)]
 extern "C" fn mb_main(magic: u32, info: u32) -> ! {
     cpu::init_cpu_tables();
+    msr::install();
     if magic != vmcs_multiboot::BOOTLOADER_MAGIC {
         log::fail(format_args!("not started by a Multiboot loader (EAX {magic:#x})"));
     }

@@ -8,10 +8,11 @@ use vmcs::fields as F;
 use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation};
 use vmcs::layouts::vmcs12_base::Vmcs12Base;
 use vmcs::nested_state::VcpuContext;
-use vmcs::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
+use vmcs::{VmInstructionError, VmcsError, VmcsRead};
 use vmcs_nested_vmx::caps::L1Caps;
 use vmcs_nested_vmx::count::{Counted, Counts};
 use vmcs_nested_vmx::migrate::MAX_STATE;
+use vmcs_nested_vmx::msr_list::EntryMsrFailure;
 use vmcs_nested_vmx::nested_ept::{self, Access, Ept02, EptFault};
 use vmcs_nested_vmx::routing::{Exit, L0Keeps, Route, route};
 use vmcs_nested_vmx::vmcs02::L0Policy;
@@ -24,6 +25,7 @@ use crate::l2::{self, L2Next};
 use crate::loader::L1Start;
 use crate::log;
 use crate::meter::Meter;
+use crate::msr::L0Msrs;
 use crate::vcpu::Vcpu;
 use crate::vmcs01;
 use crate::vmcss::{Vmcss, Which};
@@ -62,6 +64,8 @@ enum Pending {
     HostState,
     /// The processor refused vmcs02 with this VM-instruction error: L1's VMLAUNCH/VMRESUME fails.
     VmFail(VmInstructionError),
+    /// The VM-entry MSR-load list failed at this entry (1-based): L1's entry fails with exit 34.
+    MsrLoadFailed(u32),
 }
 
 pub struct L0<'a> {
@@ -142,7 +146,8 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
                 }
                 l0.run_l2(w, first, launch, l1_efer, restored)
             });
-            vmcs02_ready = true;
+            // vmcs02 stays clear (VMLAUNCH next time) when its first entry did not happen.
+            vmcs02_ready = !(first && matches!(p, Pending::VmFail(_) | Pending::MsrLoadFailed(_)));
             match p {
                 Pending::Rebuild { run_pending } => {
                     // The destination's vmcs02 starts clear; the shadow holds the restored vmcs12.
@@ -160,7 +165,15 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
             let mut c = Counted::new(v);
             match pending {
                 Pending::Rebuild { .. } => {}
-                Pending::HostState => or_fail(l0.nested.load_l1_host_state(&mut c), "loading L1's host state"),
+                Pending::HostState => {
+                    or_fail(l0.nested.load_l1_host_state(&mut c), "loading L1's host state");
+                    l0.load_exit_msrs(&mut c);
+                }
+                Pending::MsrLoadFailed(index) => {
+                    or_fail(l0.nested.fail_entry(ENTRY_FAILED_MSR_LOADING, index.into()), "vmcs12");
+                    or_fail(l0.nested.load_l1_host_state(&mut c), "loading L1's host state");
+                    l0.load_exit_msrs(&mut c);
+                }
                 Pending::VmFail(e) => match l0.nested.fail_vmentry(&mut c, e) {
                     Outcome::ResumeL1 => {}
                     o => log::fail(format_args!("L1's failed VM entry: {o:?}")),
@@ -175,7 +188,25 @@ pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, sta
     }
 }
 
+/// VM exit 34 (VM-entry failure during MSR loading) with the entry-failure bit.
+const ENTRY_FAILED_MSR_LOADING: u32 = 0x8000_0022;
+
 impl L0<'_> {
+    /// vmcs12's VM-exit MSR-load list into L1's MSRs (vmcs01 current, L1's host state loaded).
+    fn load_exit_msrs(&self, v: &mut Counted<CurrentVmcs>) {
+        if let Err(abort) = self.nested.load_exit_msrs(v, &L1Memory, &mut L0Msrs(self.nested.caps())) {
+            log::fail(format_args!("L1's VMX abort {} (loading its MSRs on a VM exit): L1 shuts down", abort as u32));
+        }
+    }
+
+    /// L2's exit goes to L1 (vmcs02 current): vmcs12's sync, then the VM-exit MSR-store list.
+    fn sync_exit(&mut self, w: &Counted<CurrentVmcs>, l1_efer: u64) {
+        or_fail(self.nested.sync_exit(w, true, l1_efer), "syncing vmcs12");
+        if let Err(abort) = self.nested.store_exit_msrs(w, &mut L1Memory, &mut L0Msrs(self.nested.caps())) {
+            log::fail(format_args!("L1's VMX abort {} (storing L2's MSRs on a VM exit): L1 shuts down", abort as u32));
+        }
+    }
+
     /// L1's INVEPT drops EPT02 (and the processor's translations through it); its INVVPID flushes
     /// VPID02, the tag every L2 runs with.
     fn flush(&mut self, vm: &Vmcss, inv: Invalidation) {
@@ -228,7 +259,7 @@ impl L0<'_> {
                 extra = extra
                     + vm.with(Which::Shadow, |s| {
                         let mut c = Counted::new(s);
-                        or_fail(c.write_raw(e, value), "writing through to the shadow VMCS");
+                        or_fail(self.nested.write_shadow(&mut c, e, value), "writing through to the shadow VMCS");
                         c.counts()
                     });
             }
@@ -281,6 +312,7 @@ impl L0<'_> {
             Some(
                 r @ (R::Vmxon
                 | R::Vmxoff
+                | R::Vmcall
                 | R::Vmclear
                 | R::Vmptrld
                 | R::Vmptrst
@@ -323,6 +355,7 @@ impl L0<'_> {
                 }
                 self.nested.fail_entry(reason.bits(), qualification)?;
                 self.nested.load_l1_host_state(v)?;
+                self.load_exit_msrs(v);
                 Ok(None)
             }
             Outcome::Memory(e) => log::fail(format_args!("L1 used memory L0 cannot reach: {:#x}", e.gpa)),
@@ -356,6 +389,15 @@ impl L0<'_> {
         if let Err(e) = self.nested.prepare_vmcs02_for(&mut c, &policy, l1_efer, &L1Memory, run_pending) {
             log::fail(format_args!("preparing vmcs02: {e:?}"));
         }
+        // KVM does not load the list again on a state restore: it ran at the original entry.
+        if restored.is_none() {
+            let caps = *self.nested.caps();
+            let entry_msrs = self.nested.load_entry_msrs(&mut c, &L1Memory, &mut L0Msrs(&caps));
+            if let Err(EntryMsrFailure(index)) = entry_msrs {
+                l0log!("L1's VM entry fails loading MSRs: entry {index} of its VM-entry MSR-load list");
+                return Pending::MsrLoadFailed(index);
+            }
+        }
         self.meter.entry = c.counts();
         l2::flush_vpid02(w, self.host);
         if restored.is_none() {
@@ -375,7 +417,7 @@ impl L0<'_> {
             let mut c = Counted::new(&mut *w);
             let exit = or_fail(exit_facts(&c, reason, &self.cpu), "vmcs02 access");
             if route(&exit, self.nested.current().vmcs12.inner(), &L1Memory, &KEEPS) == Route::L1 {
-                or_fail(self.nested.sync_exit(&c, true, l1_efer), "syncing vmcs12");
+                self.sync_exit(&c, l1_efer);
                 self.meter.reflect_l2 = c.counts();
                 self.meter.reflected(reason);
                 return Pending::HostState;
@@ -388,8 +430,8 @@ impl L0<'_> {
                     }
                 }
                 Some(R::IoInstruction) => l2::io(&mut c, &mut self.cpu),
-                Some(R::MsrRead) => l2::msr(&mut c, &mut self.cpu, self.nested.caps(), false),
-                Some(R::MsrWrite) => l2::msr(&mut c, &mut self.cpu, self.nested.caps(), true),
+                Some(R::MsrRead) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, false),
+                Some(R::MsrWrite) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, true),
                 _ => Ok(L2Next::Unexpected),
             };
             self.meter.l0_handled(reason, c.counts());
@@ -472,7 +514,7 @@ impl L0<'_> {
             Err(EptFault::Misconfig) => (49, 0),
             Err(EptFault::Memory(e)) => log::fail(format_args!("L1's EPT12 is outside its memory ({:#x})", e.gpa)),
         };
-        or_fail(self.nested.sync_exit(&*w, true, l1_efer), "syncing vmcs12");
+        self.sync_exit(w, l1_efer);
         let v12 = self.nested.current_mut();
         or_fail(v12.set(F::VM_EXIT_REASON.raw(), reason), "vmcs12");
         or_fail(v12.set(F::EXIT_QUALIFICATION.raw(), qualification), "vmcs12");

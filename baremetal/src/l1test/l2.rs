@@ -1,6 +1,8 @@
 //! An L2 that L1 steers through its controls, changing them between entries: each of L2's steps
 //! exits to L1 or not depending on what L1 set last, and L1 checks the exit it gets.
 //!
+//! Last, vmcs12's MSR lists: loaded at entry, stored and loaded at exit, an entry failing on one.
+//!
 //! L2 shares L1's page tables and GDT and has an IDT of its own, whose #UD and #PF handlers count
 //! (R15, R14) and skip the 2-byte faulting instruction.
 
@@ -238,5 +240,76 @@ pub fn run(op: &mut VmxOperation) {
     let want = (&raw const l2_after_sti_nop) as u64;
     check(rip == want, format_args!("the window opens after STI's shadow: RIP {rip:#x} (want {want:#x})"));
     let _ = v.write_raw(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc);
-    expect(&mut v, &mut regs, true, R::Hlt, "HLT");
+    if expect(&mut v, &mut regs, true, R::Hlt, "HLT") {
+        skip(&mut v);
+        msr_lists(&mut v, &mut regs);
+    }
+}
+
+#[repr(C, align(16))]
+struct MsrList([u64; 4]);
+static mut ENTRY_LOAD: MsrList = MsrList([0; 4]);
+static mut EXIT_STORE: MsrList = MsrList([0; 4]);
+static mut EXIT_LOAD: MsrList = MsrList([0; 4]);
+
+const KERNEL_GS_BASE: u32 = 0xc000_0102;
+const SYSENTER_ESP: u32 = 0x175;
+const FS_BASE: u32 = 0xc000_0100;
+
+fn kernel_gs_base() -> u64 {
+    // SAFETY: CPL 0; the MSR exists on every model with long mode.
+    unsafe { vmcs::hw::rdmsr(KERNEL_GS_BASE) }
+}
+
+/// vmcs12's MSR lists (L0 processes them): the VM-entry MSR-load list sets L2's KERNEL_GS_BASE
+/// (an MSR on the machine) and SYSENTER_ESP (one the VMCS holds), the VM-exit MSR-store list
+/// gets them back at L2's next exit, the VM-exit MSR-load list gives L1 its own KERNEL_GS_BASE;
+/// then an entry list naming IA32_FS_BASE second fails the entry with exit 34, qualification 2,
+/// the first entry loaded.
+fn msr_lists(v: &mut CurrentVmcs, regs: &mut GuestRegisters) {
+    // SAFETY: single-threaded; the lists are only used here, while L2 does not run.
+    let (entry, store, exit) = unsafe {
+        (cpu::unique(&raw mut ENTRY_LOAD), cpu::unique(&raw mut EXIT_STORE), cpu::unique(&raw mut EXIT_LOAD))
+    };
+    entry.0 = [KERNEL_GS_BASE as u64, 0x1111_0000, SYSENTER_ESP as u64, 0x5000];
+    store.0 = [KERNEL_GS_BASE as u64, 0, SYSENTER_ESP as u64, 0];
+    exit.0 = [KERNEL_GS_BASE as u64, 0x7777_0000, 0, 0];
+    let lists = [
+        (F::VM_ENTRY_MSR_LOAD_ADDR.raw(), entry as *const MsrList as u64),
+        (F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 2),
+        (F::VM_EXIT_MSR_STORE_ADDR.raw(), store as *const MsrList as u64),
+        (F::VM_EXIT_MSR_STORE_COUNT.raw(), 2),
+        (F::VM_EXIT_MSR_LOAD_ADDR.raw(), exit as *const MsrList as u64),
+        (F::VM_EXIT_MSR_LOAD_COUNT.raw(), 1),
+    ];
+    let w = lists.iter().try_for_each(|&(f, val)| v.write_raw(f, val));
+    check(w.is_ok(), format_args!("MSR lists in vmcs12: {w:?}"));
+    expect(v, regs, true, R::Cpuid, "CPUID, with MSR lists");
+    // SAFETY: as above; L0 wrote the list while emulating the exit.
+    let stored = unsafe { core::ptr::read_volatile(&raw const EXIT_STORE).0 };
+    check(
+        stored[1] == 0x1111_0000 && stored[3] == 0x5000,
+        format_args!("VM-exit MSR-store list: KERNEL_GS_BASE {:#x}, SYSENTER_ESP {:#x} (L2's)", stored[1], stored[3]),
+    );
+    let esp = v.read_raw(F::GUEST_SYSENTER_ESP.raw());
+    check(esp == Ok(0x5000), format_args!("vmcs12 guest SYSENTER_ESP {esp:x?}"));
+    let gs = kernel_gs_base();
+    check(gs == 0x7777_0000, format_args!("L1's KERNEL_GS_BASE {gs:#x} from the VM-exit MSR-load list"));
+    skip(v);
+    entry.0 = [KERNEL_GS_BASE as u64, 0x2222_0000, FS_BASE as u64, 0];
+    let _ = v.write_raw(F::VM_EXIT_MSR_LOAD_COUNT.raw(), 0);
+    // SAFETY: as in expect; the entry fails and L2 does not run.
+    let r = unsafe { v.resume(regs) };
+    let q = v.read_raw(F::EXIT_QUALIFICATION.raw());
+    let gs = kernel_gs_base();
+    check(
+        r.map(|e| e.bits()) == Ok(0x8000_0022) && q == Ok(2) && gs == 0x2222_0000,
+        format_args!(
+            "an entry list naming IA32_FS_BASE: exit {:x?}, qualification {q:x?}, KERNEL_GS_BASE {gs:#x} (entry 1 loaded)",
+            r.map(|e| e.bits())
+        ),
+    );
+    for f in [F::VM_ENTRY_MSR_LOAD_COUNT, F::VM_EXIT_MSR_STORE_COUNT, F::VM_EXIT_MSR_LOAD_COUNT] {
+        let _ = v.write_raw(f.raw(), 0);
+    }
 }

@@ -1,6 +1,7 @@
 //! VMCS regions as an L1 juggles them: two current VMCSs in turn (VMPTRLD alone keeps each one's
 //! contents), a cleared region copied byte for byte and loaded, and VMREAD/VMWRITE with memory
-//! operands, including a destination and a source on a page L1's paging does not map (#PF).
+//! operands, including a destination and a source on a page L1's paging does not map (#PF), and
+//! VMCALL in VMX root operation (VMfail 1).
 
 use vmcs::fields as F;
 use vmcs::hw::{VmxOperation, VmxRegion};
@@ -156,6 +157,21 @@ pub fn juggle(op: &mut VmxOperation) {
         format_args!("the byte copy of cleared A: GUEST_RIP {r:x?}, GUEST_SMBASE {s:x?}"),
     );
     memory_operands(&mut v);
+    vmcall_in_root(&v);
+}
+
+/// VMCALL in VMX root operation without an SMM monitor: VMfailValid(1) as the SDM says. (Bochs
+/// 2.7 itself stops there, "VMCALL: not implemented yet"; L0 emulates L1's VMCALL.)
+fn vmcall_in_root(v: &vmcs::hw::CurrentVmcs) {
+    let flags: u64;
+    // SAFETY: VMX root operation at CPL 0 with a current VMCS: VMCALL fails and falls through,
+    // changing only RFLAGS.
+    unsafe { core::arch::asm!("vmcall", "pushfq", "pop {f}", f = out(reg) flags) };
+    let e = v.read(F::VM_INSTRUCTION_ERROR);
+    check(
+        flags & CF_ZF == 1 << 6 && e == Ok(1),
+        format_args!("VMCALL in VMX root: flags {flags:#x}, error {e:?} (1; Bochs itself does not implement it)"),
+    );
 }
 
 static mut SLOT: [u64; 2] = [0; 2];

@@ -1,6 +1,7 @@
-//! VMXON and VMXOFF.
+//! VMXON and VMXOFF, and VMCALL in VMX root operation.
 
 use vmcs::VmInstructionError as E;
+use vmcs::fields as F;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite};
 
 use super::insn_info;
@@ -63,5 +64,28 @@ impl NestedVmx {
         self.vmxon_ptr = None;
         self.current_ptr = INVALID_POINTER;
         Ok(Done::Succeed)
+    }
+
+    /// VMCALL of L1 (every VMCALL of L1 exits to L0), as the SDM has it for a processor without
+    /// an SMM monitor: #UD outside VMX operation, and in VMX root operation #UD in virtual-8086
+    /// or compatibility mode, #GP(0) above CPL 0, else VMfail(1). KVM instead takes it as a
+    /// hypercall (kvm_emulate_hypercall); this L0 gives L1 the machine's behaviour.
+    pub(crate) fn vmcall_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    where
+        V: VmcsRead + VmcsWrite,
+        C: L1Cpu,
+        M: GuestMemory,
+    {
+        if self.vmxon_ptr.is_none() {
+            return Err(Fault::ud().into());
+        }
+        let vm86 = ops.l1.read(F::GUEST_RFLAGS.raw())? >> 17 & 1 == 1;
+        if vm86 || (ops.l1.long_mode()? && !ops.l1.mode64()?) {
+            return Err(Fault::ud().into());
+        }
+        if ops.l1.cpl()? > 0 {
+            return Err(Fault::gp0().into());
+        }
+        Ok(Done::Fail(E::VmcallInVmxRoot))
     }
 }
