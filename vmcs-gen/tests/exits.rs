@@ -96,15 +96,20 @@ const MISTAKES: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-#[test]
-fn every_mistake_in_exits_is_located() {
-    for (marker, from, to, at, message) in MISTAKES {
+/// Each mistake of `cases` in `file` alone: one diagnostic, at the mutated text.
+fn each_located(file: &str, cases: &[(&str, &str, &str, &str, &str)]) {
+    for (marker, from, to, at, message) in cases {
         eprintln!("mistake: {to:?} for {from:?} after {marker:?}");
-        let sources = edited(&[("exits.toml", marker, from, to)]);
+        let sources = edited(&[(file, marker, from, to)]);
         let diags = errors(&sources);
-        expect_at(&diags, &sources, "exits.toml", marker, at, message);
+        expect_at(&diags, &sources, file, marker, at, message);
         assert_eq!(diags.len(), 1, "one mistake, one error:\n{diags}");
     }
+}
+
+#[test]
+fn every_mistake_in_exits_is_located() {
+    each_located("exits.toml", MISTAKES);
 }
 
 #[test]
@@ -121,13 +126,7 @@ fn every_mistake_in_instruction_errors_is_located() {
         ("number = 2\n", "VMCLEAR_INVALID_ADDRESS", "vmclear", "\"vmclear\"", "must be UPPER_SNAKE_CASE"),
         ("number = 3\n", "doc =", "text =", "text", "unknown field `text`"),
     ];
-    for (marker, from, to, at, message) in cases {
-        eprintln!("mistake: {to:?} for {from:?} after {marker:?}");
-        let sources = edited(&[("instruction_errors.toml", marker, from, to)]);
-        let diags = errors(&sources);
-        expect_at(&diags, &sources, "instruction_errors.toml", marker, at, message);
-        assert_eq!(diags.len(), 1, "one mistake, one error:\n{diags}");
-    }
+    each_located("instruction_errors.toml", cases);
 }
 
 #[test]
