@@ -8,11 +8,13 @@ fn main() {
         println!("cargo:rerun-if-changed={dir}/{script}");
         println!("cargo:rustc-link-arg-bin={bin}=-Wl,-T,{dir}/{script}");
     }
-    let schema_dir = PathBuf::from(&dir).join("../schema");
-    println!("cargo:rerun-if-changed={}", schema_dir.display());
-    let sources = vmcs_gen::SchemaSources::from_dir(&schema_dir).expect("cannot read the schema");
-    for f in &sources.files {
-        println!("cargo:rerun-if-changed={}", f.path);
+    // The runtime's schema: VMCS_SCHEMA_DIR, else the one vmcs-gen carries.
+    println!("cargo:rerun-if-env-changed={}", vmcs_gen::source::SCHEMA_DIR_VAR);
+    let sources = vmcs_gen::SchemaSources::for_build().unwrap_or_else(|e| panic!("{e}"));
+    if std::env::var_os(vmcs_gen::source::SCHEMA_DIR_VAR).is_some() {
+        for f in &sources.files {
+            println!("cargo:rerun-if-changed={}", f.path);
+        }
     }
     let schema = vmcs_gen::Schema::load(&sources).unwrap_or_else(|d| panic!("the schema has errors:\n{d}"));
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());

@@ -1,14 +1,20 @@
-//! Embeds the repository's schema/ so that `vmcs-gen` runs on it by default.
+//! Embeds the schema this package carries (`schema/`, the repository's schema directory) so that
+//! `vmcs-gen`, the runtime's build.rs and the derive use it by default. A package without it fails
+//! here, loudly: an empty embedded schema would only fail later, elsewhere.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
     collect(&dir, &mut files);
     files.sort();
-    let mut out = String::from("/// The schema shipped in the repository: (path relative to schema/, contents).\n");
+    let have = |name: &str| files.iter().any(|f| f.strip_prefix(&dir).is_ok_and(|r| r == Path::new(name)));
+    if let Some(missing) = ["fields.toml", "capabilities.toml"].into_iter().find(|f| !have(f)) {
+        panic!("vmcs-gen embeds the schema in {}, which has no {missing}", dir.display());
+    }
+    let mut out = String::from("/// The schema this package carries: (path relative to schema/, contents).\n");
     out.push_str("pub static EMBEDDED: &[(&str, &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
@@ -21,7 +27,7 @@ fn main() {
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("vmcs-gen embeds {}: {e}", dir.display()));
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

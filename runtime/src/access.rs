@@ -84,3 +84,27 @@ pub trait VmcsWrite {
         self.write_raw(field.encoding() as u64, value.into())
     }
 }
+
+impl<W: Width, A: Access> Field<W, A> {
+    /// [`VmcsRead::read`] for any backend, unsized ones (`dyn VmcsRead`) included.
+    #[inline(always)]
+    pub fn read_from<B: VmcsRead + ?Sized>(self, vmcs: &B) -> Result<W::Value, VmcsError> {
+        vmcs.read_raw(self.raw()).map(W::from_raw)
+    }
+}
+
+impl<W: Width, A: Writable> Field<W, A> {
+    /// [`VmcsWrite::write`] for any backend, unsized ones (`dyn VmcsWrite`) included.
+    #[inline(always)]
+    pub fn write_to<B: VmcsWrite + ?Sized>(self, vmcs: &mut B, value: W::Value) -> Result<(), VmcsError> {
+        vmcs.write_raw(self.raw(), value.into())
+    }
+}
+
+/// A layout with clean-field bits (the eVMCS's `hv_clean_fields`): a set bit says L1 did not change
+/// that group since the last VM entry. Generated for layouts with a `[clean]` table; the copy
+/// routines that read them with `clean = true` skip clean groups.
+pub trait CleanFields {
+    /// The clean-field bits.
+    fn clean_fields(&self) -> u32;
+}

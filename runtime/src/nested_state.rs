@@ -25,9 +25,10 @@ pub use vmcs_nested_state::{
 use crate::caps::VmxCaps;
 use crate::entry::{self, EntryError, Facts, Failure, NoMemory, ReadError, Selection};
 use crate::software::SoftwareVmcs;
+use crate::vmcs12::Vmcs12;
 
-// VMCS12_SHAPE, generated from the schema's vmcs12 (with offset proofs against the struct).
-include!(concat!(env!("OUT_DIR"), "/nested_state.rs"));
+// Generated from the schema's vmcs12 (with offset proofs against the struct).
+pub use crate::generated::nested_state::VMCS12_SHAPE;
 
 /// `sizeof(struct vmcs12)`: the meaningful bytes of each area.
 pub const VMCS12_STRUCT_SIZE: usize = VMCS12_SHAPE.struct_size;

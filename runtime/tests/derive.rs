@@ -1,7 +1,18 @@
 //! `#[derive(vmcs_derive::VmcsFields)]` on a hypervisor's own structs, round-tripped through vmcs12.
 
+// The runtime under another name, as a renamed dependency or a re-export would give it.
+extern crate vmcs as hv;
+
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 use vmcs_derive::VmcsFields;
+
+/// Expanded over `::hv::fields::*`: nothing names `::vmcs`.
+#[derive(VmcsFields, Debug, PartialEq)]
+#[vmcs(crate = "::hv", store)]
+struct Renamed {
+    guest_rip: u64,
+    guest_cs_selector: u16,
+}
 
 /// An exit-information cache: read-only fields, load only.
 #[derive(VmcsFields, Debug, Clone, PartialEq, Eq)]
@@ -181,4 +192,14 @@ fn a_backend_with_the_field_loads_it() {
     // GUEST_SMBASE is architectural: a backend that has it (here the recorder) loads it.
     let s = WithSmbase::load(&Recorder::default()).unwrap();
     assert_eq!((s.guest_rip, s.guest_smbase), (u64::MAX, 0xffff_ffff));
+}
+
+#[test]
+fn a_renamed_runtime_and_unsized_backends_work() {
+    let mut v = Vmcs12::zeroed();
+    let dyn_v: &mut dyn VmcsWrite = &mut v;
+    Renamed { guest_rip: 0x1000, guest_cs_selector: 8 }.store(dyn_v).unwrap();
+    let dyn_r: &dyn VmcsRead = &v;
+    assert_eq!(Renamed::load(dyn_r), Ok(Renamed { guest_rip: 0x1000, guest_cs_selector: 8 }));
+    assert_eq!(Renamed::ENCODINGS, &[0x681E, 0x0802]);
 }

@@ -1,8 +1,9 @@
 //! Proc-macro front-end over the vmcs-gen model, for code written inside a hypervisor.
 //!
-//! The macros read the schema through vmcs-gen (the copy embedded when vmcs-gen was built, so they
-//! rebuild when the schema changes) and report schema names they do not know at the offending
-//! token.
+//! The macros read the schema the runtime's build.rs reads (`VMCS_SCHEMA_DIR`, else the one
+//! vmcs-gen carries) and report schema names they do not know at the offending token. The derive's
+//! output names the runtime's handles (`vmcs::fields::GUEST_RIP`), so the runtime's generated code
+//! decides encodings and widths.
 
 use proc_macro::TokenStream;
 use quote::quote_spanned;
@@ -17,12 +18,9 @@ mod vmcs_fields;
 #[proc_macro]
 pub fn field_encoding(input: TokenStream) -> TokenStream {
     let name = parse_macro_input!(input as Ident);
-    let schema = match vmcs_gen::Schema::shipped() {
+    let schema = match vmcs_fields::build_schema() {
         Ok(s) => s,
-        Err(diags) => {
-            let msg = format!("the vmcs schema has errors:\n{diags}");
-            return quote_spanned!(name.span()=> compile_error!(#msg)).into();
-        }
+        Err(msg) => return quote_spanned!(name.span()=> compile_error!(#msg)).into(),
     };
     match schema.field(&name.to_string()) {
         Some(f) => {
@@ -50,8 +48,10 @@ pub fn field_encoding(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// generates `ExitInfo::ENCODINGS: &'static [u32]` (the encodings in member order),
-/// `ExitInfo::load(&impl VmcsRead) -> Result<ExitInfo, VmcsError>` (one `read_raw` per member, in
-/// order) and, with `#[vmcs(store)]` on the struct, `store(&self, &mut impl VmcsWrite)`.
+/// `ExitInfo::load(&impl VmcsRead) -> Result<ExitInfo, VmcsError>` (one read per member, in
+/// order) and, with `#[vmcs(store)]` on the struct, `store(&self, &mut impl VmcsWrite)`, all over
+/// the runtime's field handles (`vmcs::fields::NAME`). `#[vmcs(crate = "path")]` on the struct
+/// names the runtime crate when it is not `::vmcs` (a renamed dependency, a re-export).
 ///
 /// Member types follow the field width: `u16` for 16-bit fields, `u32` for 32-bit fields and
 /// `u64` for 64-bit and natural-width fields. Unknown field names (with the closest schema name

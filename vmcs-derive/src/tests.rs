@@ -1,6 +1,6 @@
 //! Unit tests of the `VmcsFields` expansion (over proc_macro2, outside the compiler).
 
-use crate::vmcs_fields::{expand, shipped_schema};
+use crate::vmcs_fields::{build_schema, expand};
 
 fn expand_text(input: proc_macro2::TokenStream) -> String {
     let input: syn::DeriveInput = syn::parse2(input).expect("test input parses");
@@ -18,7 +18,7 @@ fn expand_errors(input: proc_macro2::TokenStream) -> Vec<String> {
 
 #[test]
 fn schema_loads() {
-    assert!(shipped_schema().is_ok());
+    assert!(build_schema().is_ok());
 }
 
 #[test]
@@ -50,8 +50,8 @@ fn store_is_generated_only_on_request() {
     assert!(!load_only.contains("fn store"));
     let both = expand_text(quote::quote! { #[vmcs(store)] struct H { host_rip: u64, host_cs_selector: u16 } });
     assert!(both.contains("fn store"));
-    assert!(both.contains("write_raw(vmcs, 0x6c16_u64, self.host_rip)"));
-    assert!(both.contains("::core::convert::From::from(self.host_cs_selector)"), "{both}");
+    assert!(both.contains("::vmcs::fields::HOST_RIP.write_to(vmcs, self.host_rip)?;"), "{both}");
+    assert!(both.contains("::vmcs::fields::HOST_CS_SELECTOR.write_to(vmcs, self.host_cs_selector)?;"), "{both}");
 }
 
 #[test]
@@ -113,4 +113,16 @@ fn suggestions_count_transpositions() {
         "{}",
         errs[0]
     );
+}
+
+#[test]
+fn the_runtime_path_can_be_named() {
+    let text = expand_text(quote::quote! { #[vmcs(crate = "::hv::vmcs", store)] struct H { host_rip: u64 } });
+    assert!(text.contains("::hv::vmcs::fields::HOST_RIP.read_from(vmcs)?"), "{text}");
+    assert!(text.contains("B: ::hv::vmcs::VmcsWrite"), "{text}");
+    assert!(!text.contains(" ::vmcs::"), "{text}");
+    let errs = expand_errors(quote::quote! { #[vmcs(crate = "not a path")] struct H { host_rip: u64 } });
+    assert!(errs[0].contains("takes the runtime crate's path"), "{}", errs[0]);
+    let errs = expand_errors(quote::quote! { struct H { #[vmcs(crate = "x")] host_rip: u64 } });
+    assert!(errs[0].contains("`crate` belongs on the struct"), "{}", errs[0]);
 }

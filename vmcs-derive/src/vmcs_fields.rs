@@ -14,18 +14,42 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Type};
 use vmcs_gen::{Kind, Schema, Width};
 
-/// The shipped schema, loaded once per compiler process; its diagnostics rendered on failure.
-pub fn shipped_schema() -> Result<&'static Schema, &'static str> {
+/// The build's schema (the one the runtime's build.rs reads: `VMCS_SCHEMA_DIR`, else the one
+/// vmcs-gen carries), loaded once per compiler process; its diagnostics rendered on failure.
+pub fn build_schema() -> Result<&'static Schema, &'static str> {
     static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
-    SCHEMA.get_or_init(|| Schema::shipped().map_err(|d| d.to_string())).as_ref().map_err(String::as_str)
+    SCHEMA
+        .get_or_init(|| {
+            let sources = vmcs_gen::SchemaSources::for_build()?;
+            Schema::load(&sources).map_err(|d| format!("the vmcs schema has errors:\n{d}"))
+        })
+        .as_ref()
+        .map_err(String::as_str)
 }
 
-/// Expand `#[derive(VmcsFields)]` against the shipped schema.
+/// Expand `#[derive(VmcsFields)]` against the build's schema.
 pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
-    match shipped_schema() {
+    match build_schema() {
         Ok(schema) => expand_with(schema, input),
-        Err(diags) => Err(syn::Error::new(Span::call_site(), format!("the vmcs schema has errors:\n{diags}"))),
+        Err(e) => Err(syn::Error::new(Span::call_site(), e)),
     }
+}
+
+/// The runtime crate's path: `#[vmcs(crate = "path")]`, else `::vmcs`. Malformed attributes are
+/// reported by [`expand`]; here they fall back to the default.
+pub fn crate_path(input: &DeriveInput) -> syn::Path {
+    let mut path = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("vmcs")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                path = meta.value()?.parse::<LitStr>()?.parse::<syn::Path>().ok();
+            } else {
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+    }
+    path.unwrap_or_else(|| syn::parse_quote!(::vmcs))
 }
 
 /// What the derive emits next to its errors: the same items with bodies that never run, so code
@@ -33,22 +57,23 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
 /// real ones.
 pub fn fallback(input: &DeriveInput) -> TokenStream {
     let name = &input.ident;
+    let krate = crate_path(input);
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         impl #impl_generics #name #ty_generics #where_clause {
             #[allow(dead_code)]
             pub const ENCODINGS: &'static [::core::primitive::u32] = &[];
             #[allow(dead_code)]
-            pub fn load<B: ::vmcs::VmcsRead + ?::core::marker::Sized>(
+            pub fn load<B: #krate::VmcsRead + ?::core::marker::Sized>(
                 _vmcs: &B,
-            ) -> ::core::result::Result<Self, ::vmcs::VmcsError> {
+            ) -> ::core::result::Result<Self, #krate::VmcsError> {
                 ::core::unreachable!()
             }
             #[allow(dead_code)]
-            pub fn store<B: ::vmcs::VmcsWrite + ?::core::marker::Sized>(
+            pub fn store<B: #krate::VmcsWrite + ?::core::marker::Sized>(
                 &self,
                 _vmcs: &mut B,
-            ) -> ::core::result::Result<(), ::vmcs::VmcsError> {
+            ) -> ::core::result::Result<(), #krate::VmcsError> {
                 ::core::unreachable!()
             }
         }
@@ -106,6 +131,14 @@ fn parse_struct_attrs(input: &DeriveInput, errors: &mut Errors) -> bool {
                     errors.at(meta.path.span(), "duplicate `store` in `#[vmcs(...)]`");
                 }
                 store = Some(meta.path.span());
+            } else if meta.path.is_ident("crate") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if let Err(e) = lit.parse::<syn::Path>() {
+                    errors.at(
+                        lit.span(),
+                        format!("`crate = \"...\"` takes the runtime crate's path, e.g. `crate = \"::vmcs\"`: {e}"),
+                    );
+                }
             } else if meta.path.is_ident("field") || meta.path.is_ident("skip") {
                 errors.at(
                     meta.path.span(),
@@ -114,7 +147,8 @@ fn parse_struct_attrs(input: &DeriveInput, errors: &mut Errors) -> bool {
                 skip_value(&meta)?;
             } else {
                 let key = path_text(&meta.path);
-                let help = key_hint(&key, &["store"]).unwrap_or_else(|| "the struct accepts only `store`".into());
+                let help = key_hint(&key, &["store", "crate"])
+                    .unwrap_or_else(|| "the struct accepts `store` and `crate = \"PATH\"`".into());
                 errors.at(meta.path.span(), format!("unknown `#[vmcs(...)]` key `{key}` on the struct; {help}"));
                 skip_value(&meta)?;
             }
@@ -155,8 +189,12 @@ fn parse_member_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> MemberAt
                     errors.at(meta.path.span(), "duplicate `skip` in `#[vmcs(...)]`");
                 }
                 out.skip = Some(meta.path.span());
-            } else if meta.path.is_ident("store") {
-                errors.at(meta.path.span(), "`store` belongs on the struct, not on a member");
+            } else if meta.path.is_ident("store") || meta.path.is_ident("crate") {
+                errors.at(
+                    meta.path.span(),
+                    format!("`{}` belongs on the struct, not on a member", path_text(&meta.path)),
+                );
+                skip_value(&meta)?;
             } else {
                 let key = path_text(&meta.path);
                 let help = key_hint(&key, &["field", "skip"])
@@ -374,67 +412,54 @@ pub fn expand_with(schema: &Schema, input: DeriveInput) -> syn::Result<TokenStre
     Ok(generate(&input, &members, store))
 }
 
-fn hex_u64(enc: u32) -> syn::LitInt {
-    syn::LitInt::new(&format!("{enc:#06x}_u64"), Span::call_site())
-}
-
-fn hex_u32(enc: u32) -> syn::LitInt {
-    syn::LitInt::new(&format!("{enc:#06x}_u32"), Span::call_site())
+/// `KRATE::fields::NAME`: the runtime's handle, so the encoding and the width come from the
+/// runtime's generated code (the derive and the runtime cannot disagree).
+fn handle(krate: &syn::Path, field: &vmcs_gen::model::Field) -> TokenStream {
+    let name = Ident::new(&field.name, Span::call_site());
+    quote!(#krate::fields::#name)
 }
 
 fn generate(input: &DeriveInput, members: &[Member<'_>], store: bool) -> TokenStream {
     let name = &input.ident;
+    let krate = crate_path(input);
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
 
     let loads = members.iter().map(|m| match m {
         Member::Mapped(Mapped { ident, field }) => {
-            let enc = hex_u64(field.encoding.raw());
-            let read = quote!(::vmcs::VmcsRead::read_raw(vmcs, #enc)?);
-            let value = match field.width {
-                Width::W16 => quote!(#read as ::core::primitive::u16),
-                Width::W32 => quote!(#read as ::core::primitive::u32),
-                Width::W64 | Width::Natural => read,
-            };
-            quote!(#ident: #value)
+            let handle = handle(&krate, field);
+            quote!(#ident: #handle.read_from(vmcs)?)
         }
         Member::Skipped(ident) => quote!(#ident: ::core::default::Default::default()),
     });
 
-    let encodings: Vec<_> = members
+    let mapped: Vec<&vmcs_gen::model::Field> = members
         .iter()
         .filter_map(|m| match m {
-            Member::Mapped(m) => Some(hex_u32(m.field.encoding.raw())),
+            Member::Mapped(m) => Some(m.field),
             Member::Skipped(_) => None,
         })
         .collect();
-
-    let names: Vec<&str> = members
-        .iter()
-        .filter_map(|m| match m {
-            Member::Mapped(m) => Some(m.field.name.as_str()),
-            Member::Skipped(_) => None,
-        })
-        .collect();
+    let encodings = mapped.iter().map(|f| {
+        let handle = handle(&krate, f);
+        quote!(#handle.encoding())
+    });
+    let names: Vec<&str> = mapped.iter().map(|f| f.name.as_str()).collect();
     let encodings_doc = format!(" The encodings of the mapped VMCS fields, in member order: {}.", names.join(", "));
 
     let store_fn = store.then(|| {
         let writes = members.iter().filter_map(|m| match m {
             Member::Mapped(Mapped { ident, field, .. }) => {
-                let enc = hex_u64(field.encoding.raw());
-                let value = match field.width {
-                    Width::W16 | Width::W32 => quote!(::core::convert::From::from(self.#ident)),
-                    Width::W64 | Width::Natural => quote!(self.#ident),
-                };
-                Some(quote!(::vmcs::VmcsWrite::write_raw(vmcs, #enc, #value)?;))
+                let handle = handle(&krate, field);
+                Some(quote!(#handle.write_to(vmcs, self.#ident)?;))
             }
             Member::Skipped(_) => None,
         });
         quote! {
             /// Write every mapped member to `vmcs` (VMWRITE semantics), in member order.
-            pub fn store<B: ::vmcs::VmcsWrite + ?::core::marker::Sized>(
+            pub fn store<B: #krate::VmcsWrite + ?::core::marker::Sized>(
                 &self,
                 vmcs: &mut B,
-            ) -> ::core::result::Result<(), ::vmcs::VmcsError> {
+            ) -> ::core::result::Result<(), #krate::VmcsError> {
                 #(#writes)*
                 ::core::result::Result::Ok(())
             }
@@ -448,9 +473,9 @@ fn generate(input: &DeriveInput, members: &[Member<'_>], store: bool) -> TokenSt
 
             /// Read every mapped member from `vmcs` (VMREAD semantics), in member order; members
             /// marked `#[vmcs(skip)]` are `Default::default()`.
-            pub fn load<B: ::vmcs::VmcsRead + ?::core::marker::Sized>(
+            pub fn load<B: #krate::VmcsRead + ?::core::marker::Sized>(
                 vmcs: &B,
-            ) -> ::core::result::Result<Self, ::vmcs::VmcsError> {
+            ) -> ::core::result::Result<Self, #krate::VmcsError> {
                 ::core::result::Result::Ok(Self { #(#loads),* })
             }
 

@@ -227,7 +227,11 @@ fn run(cli: &Cli, out: &mut String) -> Result<(), String> {
             if !layout.released {
                 return Err(format!("error: layout `{name}` is not released; set `released = true` first"));
             }
-            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema"));
+            // Without --schema: the directory the embedded schema came from, if it is still there.
+            let dir = cli.schema.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("schema"));
+            if !dir.join("fields.toml").is_file() {
+                return Err(format!("error: no schema directory at {}; name one with --schema DIR", dir.display()));
+            }
             let path = dir.join("locks").join(format!("{name}.lock.toml"));
             std::fs::write(&path, vmcs_gen::lock_text(layout))
                 .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;

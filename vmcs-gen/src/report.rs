@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+#[cfg(feature = "cli")]
 use serde_json::{Value, json};
 
 use crate::caps::Caps;
@@ -49,6 +50,7 @@ pub fn layout_table(schema: &Schema, layout: &Layout) -> String {
 }
 
 /// `{"members": [{"name", "offset", "size", "encodings": [...]}, ...]}` in offset order.
+#[cfg(feature = "cli")]
 pub fn layout_json(schema: &Schema, layout: &Layout) -> Value {
     let mut members: Vec<&Member> = layout.members.iter().collect();
     members.sort_by_key(|m| m.offset);
@@ -85,6 +87,7 @@ pub fn field_table(schema: &Schema, fields: &[FieldId]) -> String {
 }
 
 /// `[{"name", "encoding", "width", "kind"}, ...]`.
+#[cfg(feature = "cli")]
 pub fn fields_json(schema: &Schema, fields: &[FieldId]) -> Value {
     Value::Array(
         fields

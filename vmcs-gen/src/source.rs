@@ -1,4 +1,5 @@
-//! Where a schema comes from: the copy embedded at build time, or a directory.
+//! Where a schema comes from: the copy embedded at build time (the one this package carries), or a
+//! directory.
 //!
 //! A schema directory holds `fields.toml`, `capabilities.toml`, `layouts/*.toml` and
 //! `locks/*.lock.toml`.
@@ -22,6 +23,27 @@ impl SchemaSources {
     pub fn embedded() -> SchemaSources {
         let files = embedded::EMBEDDED.iter().map(|(p, t)| SourceFile::new(format!("schema/{p}"), *t)).collect();
         SchemaSources { files }
+    }
+
+    /// The schema a build uses, the same for the runtime's build.rs and the derive: the directory
+    /// named by the environment variable [`SCHEMA_DIR_VAR`] (absolute), else the embedded one.
+    /// A relative path is an error: a build script runs in its package's directory and a proc
+    /// macro in the workspace's, so neither is where cargo was invoked.
+    pub fn for_build() -> Result<SchemaSources, String> {
+        match std::env::var_os(SCHEMA_DIR_VAR) {
+            None => Ok(SchemaSources::embedded()),
+            Some(dir) => {
+                let dir = std::path::PathBuf::from(dir);
+                if dir.is_relative() {
+                    return Err(format!(
+                        "{SCHEMA_DIR_VAR}={} is a relative path; give an absolute one (e.g. {SCHEMA_DIR_VAR}=\"$PWD/{}\")",
+                        dir.display(),
+                        dir.display()
+                    ));
+                }
+                SchemaSources::from_dir(&dir).map_err(|e| format!("cannot read schema {}: {e}", dir.display()))
+            }
+        }
     }
 
     /// Read every `.toml` file below `dir`: at most [`MAX_SCHEMA_FILES`] files of at most
@@ -74,6 +96,9 @@ impl SchemaSources {
         }
     }
 }
+
+/// The environment variable naming another schema directory for a build ([`SchemaSources::for_build`]).
+pub const SCHEMA_DIR_VAR: &str = "VMCS_SCHEMA_DIR";
 
 /// The largest schema file vmcs-gen reads (the shipped ones are below 64 KiB).
 pub const MAX_SCHEMA_FILE: u64 = 1 << 21;

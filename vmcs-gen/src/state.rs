@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+#[cfg(feature = "cli")]
 use serde_json::{Value, json};
 use vmcs_nested_state::{INVALID_GPA, NestedState, NestedStateError, Vmcs12Shape, flag_names};
 
@@ -166,6 +167,7 @@ pub fn decode_text(
 }
 
 /// The same as [`decode_text`], as JSON.
+#[cfg(feature = "cli")]
 pub fn decode_json(
     schema: &Schema,
     layout: &Layout,

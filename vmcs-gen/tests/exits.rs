@@ -76,6 +76,13 @@ const MISTAKES: &[(&str, &str, &str, &str, &str)] = &[
         "\"EXIT_QUALIFICATION\"",
         "has 64 bits",
     ),
+    (
+        "name = \"vm_exit_reason\"",
+        "[\"VM_EXIT_REASON\"]",
+        "\"VM_EXIT_REASON\"",
+        "\"VM_EXIT_REASON\"",
+        "invalid type: string, expected an array",
+    ),
     ("name = \"enclave_mode\"", "bits = \"27\"", "bits = \"15\"", "\"15\"", "overlap `basic`"),
     ("name = \"entry_failure\"", "bits = \"31\"", "bits = \"32\"", "\"32\"", "outside the 32-bit field"),
     ("name = \"lmsw_source\"", "\"31:16\"", "\"16:31\"", "\"16:31\"", "the high bit comes first"),

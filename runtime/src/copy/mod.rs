@@ -44,6 +44,7 @@
 mod flow;
 mod tracked;
 
+pub use crate::access::CleanFields;
 use crate::access::{VmcsError, VmcsRead};
 use crate::caps::Capabilities;
 pub use crate::generated::copy::*;
@@ -55,12 +56,6 @@ pub use tracked::Tracked;
 #[inline(always)]
 pub fn control_bit<V: VmcsRead + ?Sized>(v: &V, encoding: u64, bit: u32) -> Result<bool, VmcsError> {
     Ok(v.read_raw(encoding)? >> bit & 1 == 1)
-}
-
-/// A layout with clean-field bits (the eVMCS's `hv_clean_fields`): a set bit says L1 did not change
-/// that group since the last VM entry.
-pub trait CleanFields {
-    fn clean_fields(&self) -> u32;
 }
 
 /// The VMREAD and VMWRITE bitmaps of a shadow VMCS: bit n (n = encoding bits 14:0) set means the

@@ -29,7 +29,8 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     quote! {
         use crate::access::{VmcsError, VmcsRead, VmcsWrite};
         use crate::caps::{Cap, Capabilities};
-        use crate::copy::{CleanFields, Tracked, control_bit};
+        use crate::access::CleanFields;
+        use crate::copy::{Tracked, control_bit};
         use crate::fields;
 
         #trait_

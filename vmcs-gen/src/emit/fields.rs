@@ -52,7 +52,10 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         );
         quote!(#[doc = #doc] pub const #name: Field<#w, #a> = Field::from_encoding(#enc);)
     });
-    let infos = schema.fields.iter().map(|f| {
+    // In encoding order whatever the order of fields.toml: the runtime binary-searches ALL.
+    let mut sorted: Vec<_> = schema.fields.iter().collect();
+    sorted.sort_by_key(|f| f.encoding.raw());
+    let infos = sorted.into_iter().map(|f| {
         let name = &f.name;
         let enc = hex(f.encoding.raw() as u64);
         let w = width_variant(f.width);

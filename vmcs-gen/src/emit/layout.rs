@@ -68,7 +68,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         Some(c) => {
             let member = ident(&c.member);
             quote! {
-                impl crate::copy::CleanFields for #name {
+                impl crate::access::CleanFields for #name {
                     #[inline(always)]
                     fn clean_fields(&self) -> u32 {
                         self.#member

@@ -8,6 +8,7 @@ mod copy;
 mod copy_item;
 mod exits;
 mod fields;
+mod index;
 mod instruction_errors;
 mod layout;
 mod mutations;
@@ -21,6 +22,7 @@ use crate::gate::Gate;
 use crate::model::{CapId, Schema};
 
 pub use caps::cap_variant;
+pub use index::{OPTIONAL, parts};
 pub use mutations::mutation_table;
 
 /// A generated source file.
@@ -31,8 +33,11 @@ pub struct Artifact {
     pub contents: String,
 }
 
-/// Every artifact the runtime includes: capabilities, fields, exits, instruction errors, and one per layout. The emitters are
-/// independent, so they run on their own threads.
+/// The runtime's whole generated tree, what its build.rs writes into OUT_DIR and `vmcs-gen generate`
+/// into a directory: capabilities, fields, controls, exits, instruction errors, the entry checks,
+/// the copy routines (with copy sets), translators (with several layouts), nested-state facts
+/// (with `vmcs12`), one file per layout, and `generated.rs`, the module tree over them all. The
+/// emitters are independent, so they run on their own threads.
 pub fn all(schema: &Schema) -> Vec<Artifact> {
     type Job<'a> = Box<dyn FnOnce() -> Artifact + Send + 'a>;
     let mut jobs: Vec<Job> = vec![
@@ -93,10 +98,14 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
             artifact(schema, &format!("{}.rs", l.name), &what, layout::emit(schema, l))
         }));
     }
-    std::thread::scope(|s| {
+    let mut artifacts: Vec<Artifact> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
         handles.into_iter().map(|h| h.join().expect("an emitter panicked")).collect()
-    })
+    });
+    let what = "the module tree of the generated files";
+    let index = artifact(schema, "generated.rs", what, index::emit(schema, &artifacts));
+    artifacts.push(index);
+    artifacts
 }
 
 fn artifact(schema: &Schema, file: &str, what: &str, tokens: TokenStream) -> Artifact {
