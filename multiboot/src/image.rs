@@ -24,12 +24,18 @@ pub const FLAG_ALIGN_MODULES: u32 = 1;
 pub struct Header {
     /// Offset of the header in the image.
     pub offset: usize,
+    /// Requirements (bits 15:0) and the a.out kludge (bit 16).
     pub flags: u32,
-    /// The a.out-kludge address fields (meaningful with flag 16).
+    /// The a.out-kludge address fields (meaningful with flag 16): the physical address the header
+    /// is loaded at.
     pub header_addr: u32,
+    /// Where the image's text starts (physical).
     pub load_addr: u32,
+    /// The end of the data to load (0: the whole file).
     pub load_end_addr: u32,
+    /// The end of the bss, zeroed (0: none).
     pub bss_end_addr: u32,
+    /// The entry point (physical).
     pub entry_addr: u32,
 }
 
@@ -65,9 +71,13 @@ impl Header {
 /// `mem_size` is zeroed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Segment {
+    /// Where the bytes start in the image.
     pub file_offset: usize,
+    /// How many bytes come from the image.
     pub file_size: usize,
+    /// The physical address they go to.
     pub address: u64,
+    /// Bytes the segment occupies in memory (at least `file_size`).
     pub mem_size: u64,
 }
 
@@ -81,6 +91,7 @@ impl Segment {
 /// What loading an image means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernel {
+    /// The image's Multiboot header.
     pub header: Header,
     /// Entry point (physical), entered in 32-bit protected mode with paging off.
     pub entry: u32,

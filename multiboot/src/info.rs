@@ -4,11 +4,15 @@
 
 use crate::{Error, u32_at};
 
-/// `flags` bits of the information structure.
+/// `flags` bit 0 of the information structure: `mem_lower` and `mem_upper` are valid.
 pub const INFO_MEMORY: u32 = 1;
+/// `flags` bit 2: `cmdline` is valid.
 pub const INFO_CMDLINE: u32 = 1 << 2;
+/// `flags` bit 3: `mods_count` and `mods_addr` are valid.
 pub const INFO_MODULES: u32 = 1 << 3;
+/// `flags` bit 6: `mmap_length` and `mmap_addr` are valid.
 pub const INFO_MEMORY_MAP: u32 = 1 << 6;
+/// `flags` bit 9: `boot_loader_name` is valid.
 pub const INFO_LOADER_NAME: u32 = 1 << 9;
 
 /// Size of the fixed structure as GRUB writes it (through the framebuffer fields).
@@ -22,16 +26,22 @@ pub const MEMORY_RESERVED: u32 = 2;
 /// A boot module: bytes `start..end` of physical memory, and its string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Module<'a> {
+    /// `mod_start`: the first byte's physical address.
     pub start: u32,
+    /// `mod_end`: the physical address past the last byte.
     pub end: u32,
+    /// The module's string (e.g. its command line), without the terminating zero.
     pub string: &'a [u8],
 }
 
 /// One memory-map entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryRegion {
+    /// `base_addr`: the first physical address.
     pub base: u64,
+    /// `length` in bytes.
     pub length: u64,
+    /// `type`: [`MEMORY_AVAILABLE`], [`MEMORY_RESERVED`] or another value (not usable).
     pub kind: u32,
 }
 
@@ -42,9 +52,13 @@ pub struct BootInfo<'a> {
     pub mem_lower_kb: u32,
     /// KiB of memory from 1 MiB to the first hole.
     pub mem_upper_kb: u32,
+    /// The kernel's command line, without the terminating zero.
     pub cmdline: &'a [u8],
+    /// The boot modules.
     pub modules: &'a [Module<'a>],
+    /// The memory map.
     pub memory_map: &'a [MemoryRegion],
+    /// The loader's name, without the terminating zero.
     pub loader_name: &'a [u8],
 }
 
@@ -137,9 +151,13 @@ impl BootInfo<'_> {
 /// The fixed part of an information structure a loader left for us.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Received {
+    /// Which fields are valid (the `INFO_*` bits).
     pub flags: u32,
+    /// KiB of memory from 0 (0 without [`INFO_MEMORY`]).
     pub mem_lower_kb: u32,
+    /// KiB of memory from 1 MiB (0 without [`INFO_MEMORY`]).
     pub mem_upper_kb: u32,
+    /// The physical address of the zero-terminated command line.
     pub cmdline: Option<u32>,
     /// (count, address of the first 16-byte module entry).
     pub modules: Option<(u32, u32)>,

@@ -4,6 +4,7 @@
 //!
 //! Everything is bounds-checked: a kernel image or a module is untrusted input, and no input
 //! makes these functions panic or read outside their slices.
+#![deny(missing_docs)]
 #![no_std]
 
 pub mod image;

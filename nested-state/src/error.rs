@@ -2,8 +2,9 @@
 
 use core::fmt;
 
-/// Why [`check`](crate::check) refuses a blob. The number in each description is the rule's number in the
-/// reference (`nested-state-uapi.md`, "KVM_SET_NESTED_STATE — every rejection condition").
+/// Why [`check`](crate::check) refuses a blob. The number in each description is the rule's place
+/// among every rejection condition of `KVM_SET_NESTED_STATE` for VMX (Linux 7.2.8:
+/// `kvm_arch_vcpu_ioctl` and `vmx_set_nested_state`), in the order KVM tests them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NestedStateError {
     /// Rule 2: the 128-byte header cannot be read (the blob is shorter than 128 bytes). `-EFAULT`.

@@ -63,6 +63,7 @@
 //! cannot happen after that check.
 //!
 //! Nothing in this crate panics or reads out of bounds, whatever the input.
+#![deny(missing_docs)]
 #![no_std]
 
 mod builder;

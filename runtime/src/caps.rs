@@ -9,6 +9,7 @@ pub use crate::generated::caps::{Cap, Msr};
 
 /// Something that answers "does this vCPU have capability `cap`?".
 pub trait Capabilities {
+    /// Whether the vCPU has `cap`.
     fn has(&self, cap: Cap) -> bool;
 }
 
@@ -55,6 +56,7 @@ impl Default for VmxCaps {
 }
 
 impl VmxCaps {
+    /// Every MSR 0: no capability at all (VMX without any optional feature, not even TRUE MSRs).
     pub const fn new() -> Self {
         VmxCaps { values: [0; Msr::ALL.len()] }
     }

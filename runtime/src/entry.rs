@@ -31,7 +31,12 @@ pub enum Outcome {
     VmFailValid(u32),
     /// A VM-entry failure: exit reason `reason` (33 guest state, 34 MSR loading) with bit 31 set, and
     /// the exit qualification.
-    EntryFailure { reason: u32, qualification: u32 },
+    EntryFailure {
+        /// The basic exit reason (33 or 34).
+        reason: u32,
+        /// The exit qualification.
+        qualification: u32,
+    },
 }
 
 impl Outcome {
@@ -85,7 +90,8 @@ pub struct RuleInfo {
     pub name: &'static str,
     /// The SDM section (2016-2022 numbering, "VM Entries" as chapter 26).
     pub section: &'static str,
-    /// The row of the shared reference (vmentry-checks.md) the rule comes from.
+    /// The id of the row (e.g. "H1") in the table of VM-entry checks the schema was written from
+    /// (checks.toml's `ref`).
     pub reference: &'static str,
     /// The check as written in the schema; it holds on a valid VMCS.
     pub text: &'static str,
@@ -93,6 +99,7 @@ pub struct RuleInfo {
     pub doc: &'static str,
     /// What a processor does when the check fails.
     pub outcome: Outcome,
+    /// The group the SDM checks it in (and so its order among the others).
     pub tier: Tier,
     /// The Linux 7.2.8 function that checks it for vmcs12, if any.
     pub kvm: Option<&'static str>,
@@ -101,24 +108,31 @@ pub struct RuleInfo {
 }
 
 impl Rule {
+    /// [`RuleInfo::name`].
     pub const fn name(self) -> &'static str {
         self.info().name
     }
+    /// [`RuleInfo::section`].
     pub const fn section(self) -> &'static str {
         self.info().section
     }
+    /// [`RuleInfo::reference`].
     pub const fn reference(self) -> &'static str {
         self.info().reference
     }
+    /// [`RuleInfo::doc`].
     pub const fn doc(self) -> &'static str {
         self.info().doc
     }
+    /// [`RuleInfo::outcome`].
     pub const fn outcome(self) -> Outcome {
         self.info().outcome
     }
+    /// [`RuleInfo::tier`].
     pub const fn tier(self) -> Tier {
         self.info().tier
     }
+    /// [`RuleInfo::kvm_restore`].
     pub const fn kvm_restore(self) -> bool {
         self.info().kvm_restore
     }
@@ -131,10 +145,12 @@ impl Rule {
 /// A failed check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Failure {
+    /// The rule that fails.
     pub rule: Rule,
 }
 
 impl Failure {
+    /// A failure of `rule`.
     pub const fn new(rule: Rule) -> Self {
         Failure { rule }
     }
@@ -154,7 +170,9 @@ impl fmt::Display for Failure {
 /// A field the checks needed could not be read from the VMCS backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadError {
+    /// The field's encoding.
     pub encoding: u32,
+    /// What the backend answered.
     pub error: VmcsError,
 }
 
@@ -268,10 +286,12 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A checker for a vCPU with capabilities `caps` (evaluated here, once) and `facts`.
     pub fn new(caps: &VmxCaps, facts: Facts) -> Self {
         Checker { caps: EntryCaps::new(caps), facts }
     }
 
+    /// The facts the checks use.
     pub fn facts(&self) -> &Facts {
         &self.facts
     }
@@ -377,23 +397,29 @@ const WORDS: usize = Rule::ALL.len().div_ceil(64);
 pub struct RuleSet([u64; WORDS]);
 
 impl RuleSet {
+    /// No rule.
     pub const EMPTY: RuleSet = RuleSet([0; WORDS]);
 
+    /// Add `rule`.
     pub fn insert(&mut self, rule: Rule) {
         let i = rule as usize;
         self.0[i / 64] |= 1 << (i % 64);
     }
+    /// Take `rule` out.
     pub fn remove(&mut self, rule: Rule) {
         let i = rule as usize;
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    /// Whether `rule` is in the set.
     pub fn contains(&self, rule: Rule) -> bool {
         let i = rule as usize;
         self.0[i / 64] >> (i % 64) & 1 == 1
     }
+    /// Whether the set has no rule.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+    /// How many rules the set has.
     pub fn len(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }

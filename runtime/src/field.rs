@@ -8,27 +8,39 @@ use core::marker::PhantomData;
 /// The width of a field (encoding bits 14:13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldWidth {
+    /// 16 bits (bits 14:13 = 0).
     W16,
+    /// 32 bits (bits 14:13 = 2).
     W32,
+    /// 64 bits (bits 14:13 = 1), with a high-access encoding for bits 63:32.
     W64,
+    /// Natural width (bits 14:13 = 3): 64 bits on x86-64.
     Natural,
 }
 
 /// The kind of a field (encoding bits 11:10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldKind {
+    /// A control field (bits 11:10 = 0).
     Control,
+    /// A VM-exit information (read-only data) field (bits 11:10 = 1).
     ReadOnly,
+    /// A guest-state field (bits 11:10 = 2).
     GuestState,
+    /// A host-state field (bits 11:10 = 3).
     HostState,
 }
 
 /// Static facts about one architectural field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldInfo {
+    /// The schema's name (Linux's where Linux has the field).
     pub name: &'static str,
+    /// The full encoding (bit 0 clear: a 64-bit field's high access is `encoding | 1`).
     pub encoding: u32,
+    /// The width (encoding bits 14:13).
     pub width: FieldWidth,
+    /// The kind (encoding bits 11:10).
     pub kind: FieldKind,
 }
 
@@ -38,7 +50,9 @@ mod sealed {
 
 /// A width marker: the Rust type a field of this width holds.
 pub trait Width: sealed::Sealed + Copy {
+    /// The width as a value.
     const WIDTH: FieldWidth;
+    /// The Rust type of a value of this width (`u16`, `u32` or `u64`).
     type Value: Copy + Into<u64>;
     /// Truncate a raw 64-bit VMREAD result to this width.
     fn from_raw(raw: u64) -> Self::Value;

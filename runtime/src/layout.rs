@@ -10,7 +10,9 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Access {
+    /// A 16-bit field: two bytes, zero-extended on read.
     U16 = 0,
+    /// A 32-bit field: four bytes, zero-extended on read.
     U32 = 1,
     /// 64-bit and natural-width fields (natural width is 64 bits in a software VMCS).
     U64 = 3,
@@ -23,10 +25,12 @@ pub enum Access {
 pub struct Location {
     /// Byte offset of the accessed bytes in the layout.
     pub offset: u16,
+    /// How the encoding accesses the bytes at `offset`.
     pub access: Access,
 }
 
 impl Location {
+    /// How many bytes the access touches.
     pub const fn bytes(self) -> usize {
         match self.access {
             Access::U16 => 2,
@@ -38,7 +42,10 @@ impl Location {
 
 /// The encoding names no field of this layout (VM-instruction error 12 in VMREAD/VMWRITE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnsupportedField(pub u64);
+pub struct UnsupportedField(
+    /// The encoding, as the caller gave it.
+    pub u64,
+);
 
 /// E.g. `encoding 0x2032 names no field of this layout`.
 impl core::fmt::Display for UnsupportedField {

@@ -11,6 +11,29 @@
 //! each refusal naming the rule.
 //!
 //! Nothing in this module panics or reads out of bounds, whatever the input.
+//!
+//! ```
+//! use vmcs::nested_state::{self, NestedStateBuilder, NestedStateError, VMCS12_REVISION, VcpuContext};
+//! use vmcs::{Vmcs12, VmcsRead, VmcsWrite, fields};
+//!
+//! // L1 in VMX operation with a current vmcs12 (not running L2): KVM_GET_NESTED_STATE's blob.
+//! let mut vmcs12 = Vmcs12::zeroed();
+//! vmcs12.hdr = VMCS12_REVISION;
+//! vmcs12.vmcs_link_pointer = u64::MAX; // no shadow VMCS
+//! vmcs12.write(fields::GUEST_RIP, 0x1000).unwrap();
+//! let builder = NestedStateBuilder::new().vmxon_pa(0x1000).vmcs12_pa(0x2000).vmcs12(Some(vmcs12));
+//! let mut blob = [0u8; 128 + 4096];
+//! let len = builder.emit(&mut blob).unwrap(); // the header and one 4 KiB vmcs12 area
+//!
+//! // KVM_SET_NESTED_STATE on the destination: KVM's rules, then the typed vmcs12 back.
+//! let state = nested_state::check(&blob[..len], &VcpuContext::default()).unwrap();
+//! assert_eq!(state.vmcs12().unwrap().read(fields::GUEST_RIP), Ok(0x1000));
+//! // A VMXON region that is not page-aligned: KVM refuses with -EINVAL.
+//! let bad = NestedStateBuilder::new().vmxon_pa(0x1001).vmcs12_pa(0x2000).vmcs12(Some(vmcs12));
+//! let len = bad.emit(&mut blob).unwrap();
+//! let refusal = nested_state::check(&blob[..len], &VcpuContext::default()).unwrap_err();
+//! assert_eq!(refusal.errno(), -22);
+//! ```
 
 pub use vmcs_nested_state::{
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS, EmitError, HEADER_SIZE, INVALID_GPA, KVM_STATE_NESTED_EVMCS,
@@ -157,8 +180,26 @@ fn vmcs12_from(bytes: &[u8]) -> Vmcs12 {
     v
 }
 
-/// rust-vmm's `kvm_bindings::KvmNestedStateBuffer` (what `VcpuFd::get_nested_state` fills).
+/// rust-vmm's `kvm_bindings::nested::KvmNestedStateBuffer` (what kvm-ioctls'
+/// `VcpuFd::get_nested_state` fills), with the `kvm-bindings` feature (kvm-bindings needs `std`).
+///
+/// ```
+/// use vmcs::nested_state::kvm_bindings_buffer::{check_buffer, to_buffer};
+/// use vmcs::nested_state::{NestedStateBuilder, VMCS12_REVISION, VcpuContext};
+/// use vmcs::{Vmcs12, VmcsRead, VmcsWrite, fields};
+///
+/// let mut vmcs12 = Vmcs12::zeroed();
+/// vmcs12.hdr = VMCS12_REVISION;
+/// vmcs12.vmcs_link_pointer = u64::MAX;
+/// vmcs12.write(fields::GUEST_RIP, 0x1000).unwrap();
+/// let builder = NestedStateBuilder::new().vmxon_pa(0x1000).vmcs12_pa(0x2000).vmcs12(Some(vmcs12));
+/// // What KVM_SET_NESTED_STATE takes, from kvm-bindings, and KVM's verdict on it.
+/// let buffer: kvm_bindings::nested::KvmNestedStateBuffer = to_buffer(&builder).unwrap();
+/// let state = check_buffer(&buffer, &VcpuContext::default()).unwrap();
+/// assert_eq!(state.vmcs12().unwrap().read(fields::GUEST_RIP), Ok(0x1000));
+/// ```
 #[cfg(feature = "kvm-bindings")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kvm-bindings")))]
 pub mod kvm_bindings_buffer {
     use super::{EmitError, NestedState, NestedStateBuilder, NestedStateError, VcpuContext, check};
     use kvm_bindings::nested::KvmNestedStateBuffer;

@@ -1,4 +1,28 @@
 //! Software VMCS layouts (vmcs12): raw-encoding and typed access shared by every generated layout.
+//!
+//! An L0 emulating L1's VMREAD and VMWRITE takes the encoding from L1's register: any `u64`.
+//! [`SoftwareVmcs::read_any`] and [`SoftwareVmcs::write_any`] look it up in O(1) and refuse an
+//! encoding the layout does not map, never panicking; L0 turns the refusal into
+//! VM-instruction error 12 for L1.
+//!
+//! ```
+//! use vmcs::{SoftwareVmcs, Vmcs12, fields};
+//!
+//! let mut vmcs12 = Vmcs12::zeroed();
+//! // L1: VMWRITE GUEST_RIP (0x681e), then VMREAD it and GUEST_CS_SELECTOR (0x0802).
+//! vmcs12.write_any(0x681e, 0x1000).unwrap();
+//! assert_eq!(vmcs12.read_any(0x681e), Ok(0x1000));
+//! assert_eq!(vmcs12.read_any(0x0802), Ok(0));
+//! assert_eq!({ vmcs12.guest_rip }, 0x1000); // the member of KVM's struct vmcs12 (packed: copied out)
+//! // A 16-bit field keeps the low 16 bits of what L1 writes (SDM: VMWRITE).
+//! vmcs12.write_any(fields::GUEST_CS_SELECTOR.raw(), 0x1_0008).unwrap();
+//! assert_eq!(vmcs12.read_any(0x0802), Ok(0x0008));
+//! // An architectural field KVM's vmcs12 lacks (EPTP_INDEX), encodings no VMCS has: refused.
+//! for encoding in [fields::EPTP_INDEX.raw(), 0x8000_0000_0000_681e, u64::MAX] {
+//!     assert!(vmcs12.read_any(encoding).is_err());
+//!     assert!(vmcs12.write_any(encoding, 1).is_err());
+//! }
+//! ```
 
 use crate::caps::Capabilities;
 use crate::layout::{Location, UnsupportedField};

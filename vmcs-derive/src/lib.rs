@@ -4,6 +4,7 @@
 //! vmcs-gen carries) and report schema names they do not know at the offending token. The derive's
 //! output names the runtime's handles (`vmcs::fields::GUEST_RIP`), so the runtime's generated code
 //! decides encodings and widths.
+#![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 use quote::quote_spanned;

@@ -49,6 +49,7 @@ pub enum ExitKind {
 
 /// A vmcs12 layout with a launch state (KVM sets it to 1 on a nested VM exit after a successful entry).
 pub trait Launched {
+    /// Mark the vmcs12 launched (VMRESUME, not VMLAUNCH, enters it next).
     fn set_launched(&mut self);
 }
 

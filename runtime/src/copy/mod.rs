@@ -32,6 +32,31 @@
 //! Not generated (L0's own): vmcs02's host state, exit controls and constant state; the MSR-load
 //! and MSR-store lists; merging L1's MSR bitmap page; event re-injection; the entry checks.
 //!
+//! # Example: the shadow VMCS around a nested exit
+//!
+//! ```
+//! use vmcs::caps::AllCaps;
+//! use vmcs::copy::{Tracked, shadow_read_write, shadow_read_write_back};
+//! use vmcs::soft::SoftVmcs;
+//! use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
+//!
+//! let mut vmcs12 = Tracked::new(Vmcs12::zeroed());
+//! vmcs12.write(fields::GUEST_RIP, 0x1000)?;
+//! vmcs12.write(fields::GUEST_CS_SELECTOR, 8)?;
+//! // The processor's shadow VMCS (here a software one, with the processor's semantics).
+//! let mut shadow = SoftVmcs::new(&AllCaps);
+//! // Before L1 runs: the fields KVM shadows read-write, vmcs12 -> shadow. GUEST_CS_SELECTOR is
+//! // not one of them (L1's VMREAD of it exits), so it stays behind.
+//! shadow_read_write(vmcs12.inner(), &mut shadow, &AllCaps)?;
+//! assert_eq!(shadow.read(fields::GUEST_RIP)?, 0x1000);
+//! assert_eq!(shadow.read(fields::GUEST_CS_SELECTOR)?, 0);
+//! // L1 VMWRITEs GUEST_RIP without an exit; before the next nested entry it comes back.
+//! shadow.write(fields::GUEST_RIP, 0x2000)?;
+//! shadow_read_write_back(&shadow, &mut vmcs12, &AllCaps)?;
+//! assert_eq!({ vmcs12.inner().guest_rip }, 0x2000);
+//! # Ok::<(), VmcsError>(())
+//! ```
+//!
 //! # What is equivalent to KVM
 //!
 //! Membership and conditions: each set moves the vmcs12 fields of its KVM 7.2.8 routine under the
@@ -62,7 +87,9 @@ pub fn control_bit<V: VmcsRead + ?Sized>(v: &V, encoding: u64, bit: u32) -> Resu
 /// instruction exits; clear means it is served by the shadow VMCS.
 #[derive(Clone)]
 pub struct ShadowBitmaps {
+    /// The VMREAD bitmap (the page VMREAD_BITMAP points at).
     pub vmread: [u8; 4096],
+    /// The VMWRITE bitmap (the page VMWRITE_BITMAP points at).
     pub vmwrite: [u8; 4096],
 }
 

@@ -29,6 +29,7 @@ impl<L> Tracked<L> {
         Tracked { layout, dirty: [u64::MAX; DIRTY_WORDS], seen: [0; DIRTY_SETS], lazy: false }
     }
 
+    /// The layout, to read (reading marks nothing).
     pub fn inner(&self) -> &L {
         &self.layout
     }
@@ -39,6 +40,7 @@ impl<L> Tracked<L> {
         &mut self.layout
     }
 
+    /// The layout, no longer tracked.
     pub fn into_inner(self) -> L {
         self.layout
     }

@@ -13,6 +13,21 @@ use crate::model::Schema;
 /// only under `cfg(vmcs_PART)`, which its build.rs sets for the parts a schema has.
 pub const OPTIONAL: &[&str] = &["copy", "translate", "checks"];
 
+/// The artifacts of `mod generated`, in order, with what they hold (the runtime re-exports them).
+const GENERATED: &[(&str, &str)] = &[
+    ("caps.rs", "Capability names and the capability MSRs (capabilities.toml)."),
+    (
+        "fields.rs",
+        "A typed handle per architectural VMCS field, the field table, existence and VMCS_ENUM (fields.toml).",
+    ),
+    ("controls.rs", "A bit-set type per VMX control field (capabilities.toml)."),
+    ("exits.rs", "Exit reasons and exit-information views (exits.toml)."),
+    ("instruction_errors.rs", "VM-instruction errors (instruction_errors.toml)."),
+    ("entry.rs", "The VM-entry checks (checks.toml)."),
+    ("copy.rs", "The nested copy routines (copysets.toml)."),
+    ("nested_state.rs", "vmcs12's shape for nested-state blobs."),
+];
+
 /// The optional parts `schema` has.
 pub fn parts(schema: &Schema) -> Vec<&'static str> {
     let has = [!schema.sets.is_empty(), schema.layouts.len() > 1, !schema.checks.rules.is_empty()];
@@ -27,18 +42,22 @@ pub fn emit(schema: &Schema, artifacts: &[Artifact]) -> TokenStream {
         quote!(pub mod #name { include!(concat!(env!("OUT_DIR"), #path)); })
     };
     let has = |file: &str| artifacts.iter().any(|a| a.file == file);
-    let generated = ["caps.rs", "fields.rs", "controls.rs", "exits.rs", "instruction_errors.rs", "entry.rs", "copy.rs"]
-        .into_iter()
-        .filter(|f| has(f))
-        .map(|f| match f {
+    let generated = GENERATED.iter().filter(|(f, _)| has(f)).map(|(f, doc)| {
+        let doc = format!(" {doc}");
+        let m = module(f);
+        match *f {
             // Without rules the checker reads nothing.
             "entry.rs" if schema.checks.rules.is_empty() => {
-                let m = module(f);
-                quote!(#[allow(unused_imports, dead_code)] #m)
+                quote!(#[doc = #doc] #[allow(unused_imports, dead_code)] #m)
             }
-            _ => module(f),
-        });
-    let layouts = schema.layouts.iter().map(|l| format!("{}.rs", l.name)).filter(|f| has(f)).map(|f| module(&f));
+            _ => quote!(#[doc = #doc] #m),
+        }
+    });
+    let layouts = schema.layouts.iter().filter(|l| has(&format!("{}.rs", l.name))).map(|l| {
+        let doc = format!(" {} From `layouts/{}.toml`.", l.doc, l.name);
+        let m = module(&format!("{}.rs", l.name));
+        quote!(#[doc = #doc] #m)
+    });
     let translate = has("translate.rs").then(|| {
         let m = module("translate.rs");
         quote! {
@@ -46,12 +65,10 @@ pub fn emit(schema: &Schema, artifacts: &[Artifact]) -> TokenStream {
             #m
         }
     });
-    let nested_state = has("nested_state.rs").then(|| module("nested_state.rs"));
     quote! {
         /// Generated code (see the header of each file for its sources).
         mod generated {
             #(#generated)*
-            #nested_state
         }
 
         #translate

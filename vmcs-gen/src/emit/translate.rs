@@ -19,6 +19,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
         /// What a translation could not carry: encodings the source holds and the destination cannot.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct Translation {
+            /// The encodings (in encoding order) the destination has no member for.
             pub lost: &'static [u32],
         }
 
