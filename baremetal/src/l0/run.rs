@@ -55,6 +55,16 @@ enum Step {
     Vmx(R),
 }
 
+/// What L1's VMX instruction leads to.
+enum VmxNext {
+    /// L1 continues after the instruction.
+    Resume,
+    /// L1's VMLAUNCH/VMRESUME failed as a VM exit: vmcs12 holds new exit information.
+    EntryFailed,
+    /// L2 is to be entered, with L1's EFER at the time.
+    EnterL2 { launch: bool, l1_efer: u64 },
+}
+
 /// What to do after L2 stopped.
 enum Pending {
     /// L1's nested state was saved and restored while L2 ran: rebuild vmcs02 from vmcs12 and
@@ -249,6 +259,11 @@ impl L0<'_> {
             self.meter.l1_exit(c.counts() + drain);
             o
         });
+        let (out, exited) = match out {
+            VmxNext::Resume => (None, false),
+            VmxNext::EntryFailed => (None, true),
+            VmxNext::EnterL2 { launch, l1_efer } => (Some((launch, l1_efer)), false),
+        };
         if let Some(inv) = self.invalidate.take() {
             self.flush(vm, inv);
         }
@@ -262,6 +277,10 @@ impl L0<'_> {
                         or_fail(self.nested.write_shadow(&mut c, e, value), "writing through to the shadow VMCS");
                         c.counts()
                     });
+            }
+            if now == before && exited && self.shadow_active {
+                // The entry failed as a VM exit: L1 reads its exit information through the shadow.
+                extra = extra + self.fill_shadow(vm);
             }
             if now != before {
                 let link = (now != INVALID_POINTER).then(|| Vmcss::phys(Which::Shadow));
@@ -336,19 +355,21 @@ impl L0<'_> {
         }
     }
 
-    fn handle_vmx(&mut self, v: &mut Counted<CurrentVmcs>, r: R) -> Result<Option<(bool, u64)>, VmcsError> {
+    fn handle_vmx(&mut self, v: &mut Counted<CurrentVmcs>, r: R) -> Result<VmxNext, VmcsError> {
         match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
             Outcome::Invalidate(inv) => {
                 self.invalidate = Some(inv);
-                Ok(None)
+                Ok(VmxNext::Resume)
             }
             Outcome::ResumeL1 => {
                 if let (R::Vmlaunch | R::Vmresume, Some(f)) = (r, self.nested.last_entry_failure()) {
                     l0log!("L1's {r:?} fails: {f}");
                 }
-                Ok(None)
+                Ok(VmxNext::Resume)
             }
-            Outcome::EnterL2 { launch } => Ok(Some((launch, v.read_raw(F::GUEST_IA32_EFER.raw())?))),
+            Outcome::EnterL2 { launch } => {
+                Ok(VmxNext::EnterL2 { launch, l1_efer: v.read_raw(F::GUEST_IA32_EFER.raw())? })
+            }
             Outcome::EntryFailed { reason, qualification } => {
                 if let Some(f) = self.nested.last_entry_failure() {
                     l0log!("L1's VM entry fails: {f}");
@@ -356,7 +377,7 @@ impl L0<'_> {
                 self.nested.fail_entry(reason.bits(), qualification)?;
                 self.nested.load_l1_host_state(v)?;
                 self.load_exit_msrs(v);
-                Ok(None)
+                Ok(VmxNext::EntryFailed)
             }
             Outcome::Memory(e) => log::fail(format_args!("L1 used memory L0 cannot reach: {:#x}", e.gpa)),
             Outcome::Vmcs01(e) => Err(e),
