@@ -240,10 +240,31 @@ pub fn run(op: &mut VmxOperation) {
     let want = (&raw const l2_after_sti_nop) as u64;
     check(rip == want, format_args!("the window opens after STI's shadow: RIP {rip:#x} (want {want:#x})"));
     let _ = v.write_raw(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc);
+    nmi_window(&mut v, &mut regs, proc, want);
     if expect(&mut v, &mut regs, true, R::Hlt, "HLT") {
         skip(&mut v);
         msr_lists(&mut v, &mut regs);
     }
+}
+
+/// NMI-window exiting with virtual NMIs (so also NMI exiting): L2 blocks no virtual NMI, so it
+/// exits before its next instruction, at `rip`; then L1 turns the three controls off again.
+fn nmi_window(v: &mut CurrentVmcs, regs: &mut GuestRegisters, proc: u64, rip: u64) {
+    let pin = v.read_raw(F::PIN_BASED_VM_EXEC_CONTROL.raw()).unwrap_or(0);
+    let nmis = (Pin::NMI_EXITING | Pin::VIRTUAL_NMIS).bits() as u64;
+    let w = v
+        .write_raw(F::PIN_BASED_VM_EXEC_CONTROL.raw(), pin | nmis)
+        .and_then(|()| v.write_raw(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc | Proc::NMI_WINDOW_EXITING.bits() as u64));
+    check(w.is_ok(), format_args!("virtual NMIs and NMI-window exiting in vmcs12: {w:?}"));
+    expect(v, regs, true, R::NmiWindow, "NMI window (virtual NMIs, none blocked)");
+    let at = v.read_raw(F::GUEST_RIP.raw()).unwrap_or(0);
+    let blocking = v.read_raw(F::GUEST_INTERRUPTIBILITY_INFO.raw()).unwrap_or(u64::MAX);
+    check(
+        at == rip && blocking == 0,
+        format_args!("before L2's next instruction: RIP {at:#x} (want {rip:#x}), interruptibility {blocking:#x}"),
+    );
+    let _ = v.write_raw(F::PIN_BASED_VM_EXEC_CONTROL.raw(), pin);
+    let _ = v.write_raw(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc);
 }
 
 #[repr(C, align(16))]
