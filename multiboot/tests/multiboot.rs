@@ -167,28 +167,20 @@ fn malformed_elf() {
     assert_eq!(Kernel::parse(&img), Err(Error::NotElf), "ELF64 with EM_386");
 }
 
-/// xorshift64*, fixed seed.
-fn rng(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-}
-
 #[test]
 fn random_corruptions_never_panic() {
-    let mut s = 0x1234_5678_9abc_def1u64;
+    let mut rng = vmcs_test_support::Rng(0x1234_5678_9abc_def1);
     let bases = [elf(true, 0x10_0000, 0x10_0000, 0x10_0000), elf(false, 0x10_0000, 0x10_0000, 0x10_0000)];
     let mut parsed = 0;
     for i in 0..10_000 {
         let mut img = bases[i % 2].clone();
-        for _ in 0..(rng(&mut s) % 8 + 1) {
-            let at = (rng(&mut s) as usize) % 0x140;
-            let at = if rng(&mut s).is_multiple_of(4) { 0x1010 + at % 0x30 } else { at };
-            img[at] = rng(&mut s) as u8;
+        for _ in 0..(rng.next() % 8 + 1) {
+            let at = (rng.next() as usize) % 0x140;
+            let at = if rng.next().is_multiple_of(4) { 0x1010 + at % 0x30 } else { at };
+            img[at] = rng.next() as u8;
         }
-        let cut = (rng(&mut s) as usize) % (img.len() + 1);
-        if rng(&mut s).is_multiple_of(3) {
+        let cut = (rng.next() as usize) % (img.len() + 1);
+        if rng.next().is_multiple_of(3) {
             img.truncate(cut);
         }
         if let Ok(k) = Kernel::parse(&img) {

@@ -5,8 +5,7 @@
 use vmcs_nested_state::*;
 
 fn reference_shape() -> Vmcs12Shape {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/reference/vmcs12-layout.json");
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let r = vmcs_test_support::reference("vmcs12-layout.json");
     let offset = |name: &str| {
         let m = r["members"].as_array().unwrap().iter().find(|m| m["member"] == name).unwrap();
         m["offset"].as_u64().unwrap() as usize

@@ -9,26 +9,14 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vmcs::caps::VmxCaps;
 use vmcs::entry::{self, NoMemory, Selection};
 use vmcs::{Vmcs12, VmcsRead, VmcsWrite};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-fn l1_caps() -> VmxCaps {
-    let path = format!("{}/../testdata/reference/kvm-nested-caps-max.json", env!("CARGO_MANIFEST_DIR"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-    let mut caps = VmxCaps::new();
-    for (k, val) in v.as_object().unwrap() {
-        caps.set(hex(k) as u32, hex(val.as_str().unwrap()));
-    }
-    caps
-}
-
 fn bench(c: &mut Criterion) {
-    let caps = l1_caps();
+    let caps = common::kvm_l1_caps();
     let mut v = Vmcs12::zeroed();
     v.hdr = vmcs::nested_state::VMCS12_REVISION;
     for (enc, value) in common::entry::baseline(&caps) {

@@ -4,15 +4,10 @@
 
 mod common;
 
-use common::{Rng, reference};
-use serde_json::Value;
+use common::{Rng, hex, reference};
 use vmcs::caps::{Msr, VmxCaps};
 use vmcs::controls::*;
 use vmcs_gen::Schema;
-
-fn hex(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
 
 /// KVM's nested MSRs: BASIC with bit 55, each control MSR as (must-be-1, max allowed-1).
 fn kvm_caps(true_ctls: bool) -> VmxCaps {

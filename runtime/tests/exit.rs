@@ -4,16 +4,11 @@
 
 mod common;
 
-use common::{Rng, reference};
-use serde_json::Value;
+use common::{Rng, hex, reference};
 use vmcs::VmInstructionError;
 use vmcs::exit::*;
 use vmcs_gen::Schema;
 use vmcs_gen::model::{Bitfield, Decode};
-
-fn hex(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
 
 #[test]
 fn exit_reason_values_of_the_references() {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::entry::{baseline, facts};
+use common::kvm_l1_caps;
 use vmcs::caps::VmxCaps;
 use vmcs::entry::Facts;
 use vmcs::nested_state::*;
@@ -28,26 +29,13 @@ fn blob(vmcs12: Vmcs12, flags: u16) -> Vec<u8> {
     buf
 }
 
-/// The capability MSRs KVM 7.2.8 gives L1 on a host with every feature
-/// (testdata/reference/kvm-nested-caps-max.json).
-fn l1_caps() -> VmxCaps {
-    let path = format!("{}/../testdata/reference/kvm-nested-caps-max.json", env!("CARGO_MANIFEST_DIR"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-    let mut caps = VmxCaps::new();
-    for (k, val) in v.as_object().unwrap() {
-        caps.set(hex(k) as u32, hex(val.as_str().unwrap()));
-    }
-    caps
-}
-
 /// L1's facts: the VcpuContext's MAXPHYADDR.
 fn l1_facts() -> Facts {
     Facts { maxphyaddr: VcpuContext::default().maxphyaddr, ..facts() }
 }
 
 fn refusal(edit: impl FnOnce(&mut Vmcs12)) -> Option<&'static str> {
-    let caps = l1_caps();
+    let caps = kvm_l1_caps();
     let mut v = valid_vmcs12(&caps);
     edit(&mut v);
     match check_restore(&blob(v, KVM_STATE_NESTED_GUEST_MODE), &VcpuContext::default(), &caps, &l1_facts()) {
@@ -115,7 +103,7 @@ fn checks_kvm_leaves_to_hardware_do_not_refuse() {
 
 #[test]
 fn contents_are_checked_only_in_guest_mode() {
-    let caps = l1_caps();
+    let caps = kvm_l1_caps();
     let mut v = valid_vmcs12(&caps);
     v.pin_based_vm_exec_control = 0;
     let l1 = blob(v, 0);

@@ -460,19 +460,6 @@ fn round_trip() {
     }
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 /// Calls every accessor of whatever `check` returns.
 fn exercise(blob: &[u8], vcpu: &VcpuContext) -> bool {
     match check(blob, vcpu) {
@@ -503,7 +490,7 @@ fn every_truncation_never_panics() {
 
 #[test]
 fn random_garbage_never_panics() {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = vmcs_test_support::Rng(0x9e37_79b9_7f4a_7c15);
     let sizes = [0u32, 127, 128, 1125, 1126, 4224, 5221, 5222, 8320, 9000, u32::MAX];
     let mut accepted = 0;
     for i in 0..4000 {

@@ -260,8 +260,7 @@ fn counters_count_every_attempt() {
 /// maximal CPU and follows KVM's vmcs_field_width() (`*_HIGH` are 32-bit).
 #[test]
 fn linux_encodings_exist_with_their_widths() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/reference/vmcs-field-encodings.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let json = common::reference("vmcs-field-encodings.json");
     let encodings = json["encodings"].as_object().unwrap();
     assert!(encodings.len() > 150);
     let mut v = SoftVmcs::new(&AllCaps);

@@ -113,10 +113,7 @@ fn typed_access() {
 #[test]
 fn vmcs_enum_is_what_kvm_computes() {
     let map = reference("vmcs12-field-map.json");
-    let want = |k: &str| {
-        let s = map["vmcs_enum"][k]["IA32_VMX_VMCS_ENUM"].as_str().unwrap().to_string();
-        u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
-    };
+    let want = |k: &str| common::hex(&map["vmcs_enum"][k]["IA32_VMX_VMCS_ENUM"]);
     assert_eq!(Vmcs12::vmcs_enum(&AllCaps), want("all_fields_supported"));
     let tsc = *Cap::ALL.iter().find(|c| c.msr().index() == 0x48b && c.bit() == 25).unwrap();
     assert_eq!(Vmcs12::vmcs_enum(&AllExcept(&[tsc])), want("without_tsc_scaling"));
@@ -128,7 +125,7 @@ fn field_table_matches_the_union() {
     let full: Vec<&Value> = union["fields"].as_array().unwrap().iter().filter(|f| f["access_high"] == 0).collect();
     assert_eq!(fields::ALL.len(), full.len());
     for (info, f) in fields::ALL.iter().zip(&full) {
-        let enc = u32::from_str_radix(f["encoding"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let enc = common::hex(&f["encoding"]) as u32;
         assert_eq!(info.encoding, enc);
         let width = match f["width"].as_str().unwrap() {
             "16" => FieldWidth::W16,

@@ -79,24 +79,7 @@ fn holds(schema: &Schema, rip: u64, cr3: u64, maxphyaddr: u64) -> bool {
     inputs.holds(rule).unwrap().unwrap()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Values near the edges as often as random ones.
-    fn value(&mut self) -> u64 {
-        match self.next() % 4 {
-            0 => self.next(),
-            1 => 1 << (self.next() % 64),
-            2 => (self.next() as i64 >> (self.next() % 64)) as u64,
-            _ => !(1 << (self.next() % 64)),
-        }
-    }
-}
+use vmcs_test_support::Rng;
 
 #[test]
 fn canonical_means_sign_extended() {
@@ -104,7 +87,7 @@ fn canonical_means_sign_extended() {
         let schema = with_rule(&format!("canonical(GUEST_RIP, {width})"));
         let mut rng = Rng(0xdead_beef_0bad_cafe);
         for _ in 0..5000 {
-            let x = rng.value();
+            let x = rng.near_edges();
             let sign_extended = ((x << (64 - width)) as i64 >> (64 - width)) as u64;
             assert_eq!(holds(&schema, x, 0, 0), sign_extended == x, "canonical({x:#x}, {width})");
         }
@@ -129,7 +112,7 @@ fn pdpte_valid_and_maxphyaddr_shifts() {
     let schema = with_rule("pdpte_valid(GUEST_RIP) && GUEST_CR3 >> maxphyaddr == 0");
     let mut rng = Rng(0x0f0f_f0f0_1234_4321);
     for _ in 0..5000 {
-        let (e, cr3, mpa) = (rng.value(), rng.value(), [36, 40, 52, 64, 70][(rng.next() % 5) as usize]);
+        let (e, cr3, mpa) = (rng.near_edges(), rng.near_edges(), [36, 40, 52, 64, 70][(rng.next() % 5) as usize]);
         let pdpte = e & 1 == 0 || (e & 0x1e6 == 0 && e.checked_shr(mpa as u32).unwrap_or(0) == 0);
         let width = cr3.checked_shr(mpa as u32).unwrap_or(0) == 0;
         assert_eq!(holds(&schema, e, cr3, mpa), pdpte && width, "e {e:#x} cr3 {cr3:#x} mpa {mpa}");

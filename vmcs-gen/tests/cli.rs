@@ -9,10 +9,7 @@ fn vmcs_gen(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-fn reference(name: &str) -> Value {
-    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use vmcs_test_support::reference;
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("vmcs-gen-cli-{}-{name}", std::process::id()));

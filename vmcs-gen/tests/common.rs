@@ -1,7 +1,7 @@
 //! Helpers shared by the vmcs-gen integration tests: edit the shipped schema, load it, and find
 //! where an expected error must point.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use vmcs_gen::{Diagnostic, Diagnostics, Schema, SchemaSources};
 
@@ -63,8 +63,4 @@ pub fn expect_at<'a>(
     d
 }
 
-/// A reference file of testdata/reference (facts from Linux 7.2.8 and the field union).
-pub fn reference(name: &str) -> serde_json::Value {
-    let path = format!("{}/../testdata/reference/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+pub use vmcs_test_support::reference;

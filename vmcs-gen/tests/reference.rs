@@ -6,13 +6,9 @@ mod common;
 use common::reference;
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
 use vmcs_gen::{Caps, Schema, report};
 
-fn hex(v: &Value) -> u64 {
-    let s = v.as_str().unwrap();
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
-}
+use vmcs_test_support::hex;
 
 #[test]
 fn vmcs12_layout_matches_kvm_member_by_member() {

@@ -371,7 +371,7 @@ fn decoding_random_blobs_never_panics() {
 
 /// The capability MSRs KVM 7.2.8 gives L1 (testdata/reference/kvm-nested-caps-max.json).
 fn kvm_l1_caps() -> String {
-    format!("{}/../testdata/reference/kvm-nested-caps-max.json", env!("CARGO_MANIFEST_DIR"))
+    vmcs_test_support::testdata("reference/kvm-nested-caps-max.json").display().to_string()
 }
 
 #[test]
