@@ -16,12 +16,6 @@ pub enum Caps {
 }
 
 impl Caps {
-    /// Parse a capability file against `schema`: a JSON object from MSR index to value, both hex
-    /// strings (e.g. `{"0x480": "0x00d810000000002b"}`), every index an MSR the schema declares.
-    pub fn from_json(text: &str, schema: &Schema) -> Result<Caps, crate::caps_file::CapsFileError> {
-        crate::caps_file::parse(text, schema)
-    }
-
     fn raw(&self, index: u32) -> u64 {
         match self {
             Caps::Msrs(m) => m.get(&index).copied().unwrap_or(0),

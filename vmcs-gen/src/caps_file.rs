@@ -26,6 +26,14 @@ impl fmt::Display for CapsFileError {
 
 impl std::error::Error for CapsFileError {}
 
+impl Caps {
+    /// Parse a capability file against `schema`: a JSON object from MSR index to value, both hex
+    /// strings (e.g. `{"0x480": "0x00d810000000002b"}`), every index an MSR the schema declares.
+    pub fn from_json(text: &str, schema: &Schema) -> Result<Caps, CapsFileError> {
+        parse(text, schema)
+    }
+}
+
 /// One `"key": "value"` pair with the position of its key.
 struct Pair<'a> {
     key: &'a str,

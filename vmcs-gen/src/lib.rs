@@ -22,7 +22,8 @@ pub mod state_contents;
 
 pub use caps::Caps;
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use emit::lock_text;
 pub use encoding::{Encoding, Kind, Width};
-pub use load::{LoadOptions, lock_text};
+pub use load::LoadOptions;
 pub use model::Schema;
 pub use source::SchemaSources;

@@ -245,7 +245,7 @@ fn run(cli: &Cli, out: &mut String) -> Result<(), String> {
 fn run_state(schema: &Schema, cmd: &StateCommand, out: &mut String) -> Result<(), String> {
     let (StateCommand::Decode { file, target, .. } | StateCommand::Check { file, target }) = cmd;
     let layout = find_layout(schema, &target.layout)?;
-    let shape = vmcs_gen::state::shape(schema, layout).map_err(|e| format!("error: {e}"))?;
+    let shape = schema.nested_state_shape(layout).map_err(|e| format!("error: {e}"))?;
     let shown = file.display().to_string();
     let blob = read_bounded(file, MAX_STATE_BLOB).map_err(|e| format!("error: cannot read {shown}: {e}"))?;
     let checked = vmcs_nested_state::check(&blob, shape, &target.vcpu());

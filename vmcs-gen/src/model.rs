@@ -7,6 +7,13 @@ mod exits;
 pub use exits::{Bitfield, BitfieldId, Bits, Decode, ExitReason, InstructionError, NamedValue};
 mod copy;
 pub use copy::*;
+mod layout;
+pub use layout::{
+    CleanFields, CleanGroup, Layout, LayoutPos, Lock, LockPin, LockPos, Member, MemberPos, MemberType, Pinned,
+};
+mod nested_state;
+mod pos;
+pub use pos::{FileId, Pos};
 
 /// Index of a field in [`Schema::fields`].
 pub type FieldId = usize;
@@ -33,8 +40,12 @@ pub struct Schema {
     pub instruction_errors: Vec<InstructionError>,
     /// The VM-entry consistency checks (checks.toml).
     pub checks: crate::checks::Checks,
+    /// The locks of released layouts (locks/*.lock.toml), as written.
+    pub locks: Vec<Lock>,
     /// Display paths of the files the schema was read from, for generated headers.
     pub sources: Vec<String>,
+    /// The files themselves: every [`Pos`] of the model points into one of them.
+    pub files: Vec<crate::diag::SourceFile>,
 }
 
 /// An architectural VMCS field. 64-bit fields are declared once; the high half is derived.
@@ -53,6 +64,8 @@ pub struct Field {
     pub guest_physical: bool,
     /// vmcs02's value is L0's, not a copy of L1's: why.
     pub l0_owned: Option<String>,
+    /// Where the field is declared (its name).
+    pub pos: Pos,
 }
 
 impl Field {
@@ -110,130 +123,8 @@ pub struct Capability {
     pub msr: MsrId,
     pub bit: u32,
     pub doc: String,
-}
-
-/// The storage type of a layout member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemberType {
-    U16,
-    U32,
-    U64,
-    /// Natural width, stored as 64 bits so the layout is the same on 32- and 64-bit hosts.
-    Natural,
-    /// Space kept for future members: padding, dead space.
-    Reserved,
-}
-
-impl MemberType {
-    pub fn parse(s: &str) -> Option<MemberType> {
-        Some(match s {
-            "u16" => MemberType::U16,
-            "u32" => MemberType::U32,
-            "u64" => MemberType::U64,
-            "natural" => MemberType::Natural,
-            "reserved" => MemberType::Reserved,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberType::U16 => "u16",
-            MemberType::U32 => "u32",
-            MemberType::U64 => "u64",
-            MemberType::Natural => "natural",
-            MemberType::Reserved => "reserved",
-        }
-    }
-    /// The size of a scalar member; None for reserved space (its size is declared).
-    pub fn scalar_size(self) -> Option<u32> {
-        match self {
-            MemberType::U16 => Some(2),
-            MemberType::U32 => Some(4),
-            MemberType::U64 | MemberType::Natural => Some(8),
-            MemberType::Reserved => None,
-        }
-    }
-    /// The member type that stores a field of this width.
-    pub fn for_width(w: Width) -> MemberType {
-        match w {
-            Width::W16 => MemberType::U16,
-            Width::W32 => MemberType::U32,
-            Width::W64 => MemberType::U64,
-            Width::Natural => MemberType::Natural,
-        }
-    }
-}
-
-/// A member of a software VMCS layout, at a pinned offset.
-#[derive(Clone, Debug)]
-pub struct Member {
-    pub name: String,
-    pub offset: u32,
-    pub size: u32,
-    pub ty: MemberType,
-    pub field: Option<FieldId>,
-    pub doc: Option<String>,
-    /// For reserved space: members of the previous layout it retires.
-    pub retires: Vec<String>,
-    /// Clean-field group (an index into the layout's `clean.groups`), or None.
-    pub clean: Option<CleanGroup>,
-}
-
-/// The clean-field group of a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CleanGroup {
-    /// One group: the bit number in the clean-fields member.
-    Bit(u32),
-    /// Every group at once (a write clears every clean bit).
-    All,
-}
-
-/// Clean-field tracking of a layout (the eVMCS's `hv_clean_fields`).
-#[derive(Clone, Debug)]
-pub struct CleanFields {
-    /// The u32 member holding the bits.
-    pub member: String,
-    /// (group name, bit).
-    pub groups: Vec<(String, u32)>,
-}
-
-impl CleanFields {
-    /// Every group bit.
-    pub fn all_mask(&self) -> u32 {
-        self.groups.iter().fold(0, |m, (_, b)| m | 1 << b)
-    }
-}
-
-impl Member {
-    pub fn end(&self) -> u32 {
-        self.offset + self.size
-    }
-}
-
-/// A software VMCS layout such as KVM's vmcs12.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    pub name: String,
-    pub doc: String,
-    pub revision: u32,
-    /// Size of the VMCS region (IA32_VMX_BASIC bits 44:32).
-    pub size: u32,
-    /// A released layout is an ABI: its lock file pins every member.
-    pub released: bool,
-    /// The layout this one evolved from under the same revision.
-    pub previous: Option<String>,
-    pub clean: Option<CleanFields>,
-    pub members: Vec<Member>,
-}
-
-impl Layout {
-    /// Bytes from offset 0 to the end of the last member.
-    pub fn used_bytes(&self) -> u32 {
-        self.members.iter().map(Member::end).max().unwrap_or(0)
-    }
-    pub fn mapped(&self) -> impl Iterator<Item = (&Member, FieldId)> {
-        self.members.iter().filter_map(|m| m.field.map(|f| (m, f)))
-    }
+    /// Where the capability is declared (its name).
+    pub pos: Pos,
 }
 
 impl Schema {

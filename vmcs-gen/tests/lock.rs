@@ -115,6 +115,7 @@ fn claiming_reserved_space_is_allowed() {
         doc: None,
         retires: Vec::new(),
         clean: None,
+        pos: pad.pos.clone(),
     };
     let schema = Schema::load(&with_members(&members)).expect("claiming padding64 keeps every pinned offset");
     let l = schema.layout("vmcs12").unwrap();

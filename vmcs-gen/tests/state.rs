@@ -324,7 +324,7 @@ fn decode_with_the_layout_of_an_older_kernel() {
 fn the_schema_shape_is_kvm_struct_vmcs12() {
     let r = Reference::load();
     let schema = vmcs_gen::Schema::load(&vmcs_gen::SchemaSources::embedded()).unwrap();
-    let shape = vmcs_gen::state::shape(&schema, schema.layout("vmcs12").unwrap()).unwrap();
+    let shape = schema.nested_state_shape(schema.layout("vmcs12").unwrap()).unwrap();
     let want = vmcs_nested_state::Vmcs12Shape {
         struct_size: r.sizeof,
         revision: r.revision,
@@ -350,7 +350,7 @@ fn decoding_random_blobs_never_panics() {
     let mut decoded = 0;
     for i in 0..600 {
         let layout = &schema.layouts[i % schema.layouts.len()];
-        let Ok(shape) = vmcs_gen::state::shape(&schema, layout) else { continue };
+        let Ok(shape) = schema.nested_state_shape(layout) else { continue };
         let len = (next() % 9000) as usize;
         let mut blob: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         if len >= 8 && i % 2 == 0 {

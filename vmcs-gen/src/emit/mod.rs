@@ -1,4 +1,5 @@
-//! Emitters: one per generated artifact, each from the validated model to formatted Rust.
+//! Emitters: one per generated artifact, each from the validated model to formatted Rust (and the
+//! TOML of lock files, `lock_text`).
 
 mod caps;
 mod checks;
@@ -11,6 +12,7 @@ mod fields;
 mod index;
 mod instruction_errors;
 mod layout;
+mod lock;
 mod mutations;
 mod nested_state;
 mod translate;
@@ -23,6 +25,7 @@ use crate::model::{CapId, Schema};
 
 pub use caps::cap_variant;
 pub use index::{OPTIONAL, parts};
+pub use lock::lock_text;
 pub use mutations::mutation_table;
 
 /// A generated source file.

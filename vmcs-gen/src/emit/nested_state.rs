@@ -1,6 +1,6 @@
 //! nested_state.rs: the vmcs12 facts KVM_SET_NESTED_STATE's rules read (`vmcs-nested-state`'s
-//! `Vmcs12Shape`), taken from the model by the same function `vmcs-gen state` uses, and tied to the
-//! generated struct by offset proofs.
+//! `Vmcs12Shape`), taken from the model by the method `vmcs-gen state` uses
+//! (`Schema::nested_state_shape`), and tied to the generated struct by offset proofs.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -9,14 +9,14 @@ use super::{hex, ident, layout::struct_name};
 use crate::model::{Layout, MemberType, Schema};
 
 pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
-    let shape = match crate::state::shape(schema, layout) {
+    let shape = match schema.nested_state_shape(layout) {
         Ok(shape) => shape,
         Err(e) => return quote!(compile_error!(#e);),
     };
     let (module, name) = (ident(&layout.name), struct_name(&layout.name));
     let member_at = |offset: usize| {
         let m = layout.members.iter().find(|m| m.offset as usize == offset && m.ty != MemberType::Reserved);
-        ident(&m.expect("state::shape returns member offsets").name)
+        ident(&m.expect("nested_state_shape returns member offsets").name)
     };
     let offsets = [shape.hdr, shape.primary_controls, shape.secondary_controls, shape.link_pointer];
     let proofs = offsets.map(|off| {

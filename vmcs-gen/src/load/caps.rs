@@ -79,11 +79,13 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
                 .with_note(format!("`{}` is declared at line {line}; one bit has one name", first.get_ref())),
             );
         }
+        let pos = schema.pos(file, c.name.span());
         schema.caps.push(Capability {
             name: c.name.get_ref().clone(),
             msr: msr.unwrap_or(0),
             bit: bit.unwrap_or(0) as u32,
             doc: c.doc.get_ref().clone(),
+            pos,
         });
     }
 

@@ -8,17 +8,15 @@
 //! - a field an exit set copies back from vmcs02 untracked is read by no other dirty-tracked entry
 //!   (vmcs02 already holds it, so only its own entry may skip recopying it).
 
-use std::ops::Range;
+use crate::diag::Diagnostics;
+use crate::model::{CopySet, FieldId, Pos, Role, Runs, Schema, ShadowAccess, Source};
 
-use crate::diag::{Diagnostics, SourceFile};
-use crate::model::{CopySet, FieldId, Role, Runs, Schema, ShadowAccess, Source};
-
-pub(super) fn check(file: &SourceFile, schema: &Schema, spans: &[Vec<Range<usize>>], diags: &mut Diagnostics) {
+pub(super) fn check(schema: &Schema, diags: &mut Diagnostics) {
     let reads = |s: &CopySet, f: FieldId| s.items.iter().any(|i| schema.item_inputs(s, i).contains(&(Role::Vmcs12, f)));
-    for (si, set) in schema.sets.iter().enumerate() {
-        for (ii, item) in set.items.iter().enumerate() {
+    for set in &schema.sets {
+        for item in &set.items {
             let f = &schema.fields[item.field];
-            let at = spans[si][ii].clone();
+            let at = &item.pos;
             match set.shadow {
                 Some(ShadowAccess::ReadWrite) if f.l0_owned.is_none() => {
                     let consumed = schema.sets.iter().any(|s| {
@@ -35,7 +33,7 @@ pub(super) fn check(file: &SourceFile, schema: &Schema, spans: &[Vec<Range<usize
                         );
                         let note = "L1's VMWRITEs through the shadow VMCS would never reach vmcs02: read it in an \
                                     entry set, or declare it `l0_owned = \"why\"` in fields.toml";
-                        diags.push(file.error(at.clone(), msg).with_note(note));
+                        diags.push(schema.error_at(at, msg).with_note(note));
                     }
                 }
                 Some(ShadowAccess::ReadOnly) => {
@@ -45,16 +43,16 @@ pub(super) fn check(file: &SourceFile, schema: &Schema, spans: &[Vec<Range<usize
                     if !refreshed {
                         let msg = format!("read-only shadow field `{}` is refreshed by no exit set", f.name);
                         let note = "L1 would VMREAD a stale value from the shadow VMCS without exiting";
-                        diags.push(file.error(at.clone(), msg).with_note(note));
+                        diags.push(schema.error_at(at, msg).with_note(note));
                     }
                 }
                 _ => {}
             }
             if set.runs == Runs::Lazy {
-                lazy_field(file, schema, set, item.field, at.clone(), diags);
+                lazy_field(schema, set, item.field, at, diags);
             }
             if set.runs == Runs::Exit && set.from == Role::Vmcs02 && item.is_plain() {
-                untracked_write(file, schema, set, item.field, at, diags);
+                untracked_write(schema, set, item.field, at, diags);
             }
         }
     }
@@ -68,19 +66,12 @@ fn own_entry(schema: &Schema, f: FieldId) -> Option<(usize, usize)> {
     })
 }
 
-fn lazy_field(
-    file: &SourceFile,
-    schema: &Schema,
-    lazy: &CopySet,
-    f: FieldId,
-    at: Range<usize>,
-    diags: &mut Diagnostics,
-) {
+fn lazy_field(schema: &Schema, lazy: &CopySet, f: FieldId, at: &Pos, diags: &mut Diagnostics) {
     let name = &schema.fields[f].name;
     let Some(own) = own_entry(schema, f) else {
         let msg = format!("lazily synced field `{name}` needs a dirty-tracked entry that copies it alone into vmcs02");
         let note = "the deferred sync keeps what L1 wrote since the exit by that entry's dirty bit";
-        diags.push(file.error(at, msg).with_note(note));
+        diags.push(schema.error_at(at, msg).with_note(note));
         return;
     };
     for (si, s) in schema.sets.iter().enumerate() {
@@ -93,20 +84,13 @@ fn lazy_field(
                     "set `{}` reads `{name}` for `{}`, but set `{}` brings it into vmcs12 only lazily",
                     s.name, schema.fields[i.field].name, lazy.name
                 );
-                diags.push(file.error(at.clone(), msg).with_note("vmcs12's copy may be stale on that entry"));
+                diags.push(schema.error_at(at, msg).with_note("vmcs12's copy may be stale on that entry"));
             }
         }
     }
 }
 
-fn untracked_write(
-    file: &SourceFile,
-    schema: &Schema,
-    exit: &CopySet,
-    f: FieldId,
-    at: Range<usize>,
-    diags: &mut Diagnostics,
-) {
+fn untracked_write(schema: &Schema, exit: &CopySet, f: FieldId, at: &Pos, diags: &mut Diagnostics) {
     let own = own_entry(schema, f);
     for (n, (si, ii)) in schema.dirty_items().into_iter().enumerate() {
         let (s, i) = (&schema.sets[si], &schema.sets[si].items[ii]);
@@ -117,7 +101,7 @@ fn untracked_write(
                 exit.name, schema.fields[f].name, schema.fields[i.field].name, s.name
             );
             diags.push(
-                file.error(at.clone(), msg).with_note("give the exit copy a treatment (it then dirties what changed)"),
+                schema.error_at(at, msg).with_note("give the exit copy a treatment (it then dirties what changed)"),
             );
         }
     }

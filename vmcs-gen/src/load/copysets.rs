@@ -38,18 +38,16 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         }
     }
     let mut names = HashMap::new();
-    let mut spans = Vec::new();
     for s in &sets {
         if duplicate(file, &mut names, &s.name, "set", diags) {
             continue;
         }
         check_ident(file, &s.name, "set", diags);
-        if let Some((set, at)) = load_set(file, schema, s, diags) {
-            spans.push(at);
+        if let Some(set) = load_set(file, schema, s, diags) {
             schema.sets.push(set);
         }
     }
-    super::copycheck::check(file, schema, &spans, diags);
+    super::copycheck::check(schema, diags);
 }
 
 fn load_hook(file: &SourceFile, schema: &Schema, h: &RawHook, diags: &mut Diagnostics) -> Option<Hook> {
@@ -165,12 +163,7 @@ fn condition(file: &SourceFile, schema: &Schema, text: &S<String>, diags: &mut D
 }
 
 /// A set, and the span of each of its entries' `field`.
-fn load_set(
-    file: &SourceFile,
-    schema: &Schema,
-    s: &RawSet,
-    diags: &mut Diagnostics,
-) -> Option<(CopySet, Vec<std::ops::Range<usize>>)> {
+fn load_set(file: &SourceFile, schema: &Schema, s: &RawSet, diags: &mut Diagnostics) -> Option<CopySet> {
     let role = |r: &S<String>, diags: &mut Diagnostics| {
         let role = Role::parse(r.get_ref());
         if role.is_none() {
@@ -226,7 +219,6 @@ fn load_set(
     }
     let ctx = SetCtx { file, schema, name: s.name.get_ref(), from, to, shadow };
     let mut items: Vec<CopyItem> = Vec::new();
-    let mut at = Vec::new();
     for raw in &s.copy {
         let Some(item) = ctx.item(raw, diags) else { continue };
         if items.iter().any(|i| i.field == item.field) {
@@ -235,11 +227,10 @@ fn load_set(
             continue;
         }
         items.push(item);
-        at.push(raw.field.span());
     }
     let (name, doc) = (s.name.get_ref().clone(), s.doc.get_ref().clone());
     let (dirty, clean) = (dirty.is_some(), clean.is_some());
-    Some((CopySet { name, doc, from, to, runs, dirty, clean, shadow, items }, at))
+    Some(CopySet { name, doc, from, to, runs, dirty, clean, shadow, items })
 }
 
 /// What resolving one set's entries needs.
@@ -297,7 +288,8 @@ impl SetCtx<'_> {
             in_layout(file, schema, layout, field, span.clone(), diags)?;
         }
         let cond = |g: Gate<Term>| if matches!(&g, Gate::All(v) if v.is_empty()) { None } else { Some(g) };
-        let item = CopyItem { field, treat, when: cond(when), unless: cond(unless), otherwise };
+        let pos = schema.pos(file, span.clone());
+        let item = CopyItem { field, treat, when: cond(when), unless: cond(unless), otherwise, pos };
         if self.to == Role::Vmcs02
             && item.treatments().any(Treatment::is_raw)
             && let Some(why) = f.vmcs02_owner()

@@ -94,6 +94,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         if !ok {
             rejected.insert(f.name.get_ref().clone());
         } else {
+            let pos = schema.pos(file, f.name.span());
             schema.fields.push(Field {
                 name: f.name.get_ref().clone(),
                 encoding: enc,
@@ -104,6 +105,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
                 source: f.source.as_ref().map(|s| s.get_ref().clone()),
                 guest_physical: f.guest_physical.as_ref().is_some_and(|g| *g.get_ref()),
                 l0_owned: f.l0_owned.as_ref().map(|s| s.get_ref().clone()),
+                pos,
             });
         }
     }

@@ -1,46 +1,28 @@
 //! layouts/*.toml: software VMCS layouts (vmcs12) with pinned member offsets.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
 
-use super::lock::{self, Locks};
 use super::{duplicate, uint};
-use crate::compat::{self, Pinned};
 use crate::diag::{Diagnostics, SourceFile};
-use crate::model::{CleanFields, CleanGroup, Layout, Member, MemberType, Schema};
+use crate::model::{CleanFields, CleanGroup, Layout, LayoutPos, Member, MemberPos, MemberType, Schema};
 use crate::raw::{self, RawLayoutHead, RawMember, S};
-
-/// Where a member's parts sit in its file, for located errors (the lock check uses them too).
-pub(super) struct MemberSpans {
-    pub offset: Range<usize>,
-    pub ty: Range<usize>,
-    /// Each `retires` entry.
-    pub retires: Vec<Range<usize>>,
-}
-
-/// Where a layout's head values sit, for errors about the layout as a whole.
-pub(super) struct HeadSpans {
-    pub name: Range<usize>,
-    pub revision: Range<usize>,
-    pub size: Range<usize>,
-}
 
 /// The largest VMCS region IA32_VMX_BASIC bits 44:32 may report (SDM Vol. 3D A.1).
 const MAX_REGION: u64 = 4096;
 
+/// Load one layout file into `schema.layouts`, checking it on its own (placement, mapped fields,
+/// clean groups); how it relates to locks and other layouts is the compatibility pass's.
 pub(super) fn load(
     file: &SourceFile,
-    locks: &Locks,
-    options: super::LoadOptions,
     rejected: Option<&HashSet<String>>,
     schema: &mut Schema,
     diags: &mut Diagnostics,
-) -> Option<Loaded> {
+) {
     let mut raw = raw::parse_file::<RawLayoutHead>(file, &["member"], diags);
     let before_entries = diags.len();
     let members: Vec<RawMember> = raw::entries(file, &mut raw, "member", diags);
     let entries_ok = diags.len() == before_entries;
-    let head = raw.head?;
+    let Some(head) = raw.head else { return };
     let revision = uint(file, &head.revision, u32::MAX as u64, "revision", diags).unwrap_or(0) as u32;
     if revision >> 31 != 0 {
         diags.push(file.error(head.revision.span(), format!("revision {revision:#x} sets bit 31")).with_note(
@@ -56,8 +38,14 @@ pub(super) fn load(
     }
     if schema.layout(head.name.get_ref()).is_some() {
         diags.push(file.error(head.name.span(), format!("duplicate layout `{}`", head.name.get_ref())));
-        return None;
+        return;
     }
+    let pos = LayoutPos {
+        name: schema.pos(file, head.name.span()),
+        revision: schema.pos(file, head.revision.span()),
+        size: schema.pos(file, head.size.span()),
+        previous: head.previous.as_ref().map(|p| schema.pos(file, p.span())),
+    };
     let mut layout = Layout {
         name: head.name.get_ref().clone(),
         doc: head.doc.get_ref().clone(),
@@ -67,6 +55,8 @@ pub(super) fn load(
         previous: head.previous.as_ref().map(|p| p.get_ref().clone()),
         clean: None,
         members: Vec::new(),
+        complete: false,
+        pos,
     };
     if let Some(c) = &head.clean {
         let mut groups: Vec<(String, u32)> = Vec::new();
@@ -80,7 +70,6 @@ pub(super) fn load(
         groups.sort_by_key(|(_, b)| *b);
         layout.clean = Some(CleanFields { member: c.member.get_ref().clone(), groups });
     }
-    let mut spans = Vec::new();
     let mut names = HashMap::new();
     let mut mapped: HashMap<usize, String> = HashMap::new();
     for m in &members {
@@ -157,8 +146,12 @@ pub(super) fn load(
             ));
             continue;
         }
-        let retires = m.retires.iter().flatten().map(|r| r.span()).collect();
-        spans.push(MemberSpans { offset: m.offset.span(), ty: m.ty.span(), retires });
+        let pos = MemberPos {
+            name: schema.pos(file, m.name.span()),
+            offset: schema.pos(file, m.offset.span()),
+            ty: schema.pos(file, m.ty.span()),
+            retires: m.retires.iter().flatten().map(|r| schema.pos(file, r.span())).collect(),
+        };
         layout.members.push(Member {
             name: m.name.get_ref().clone(),
             offset: offset as u32,
@@ -168,84 +161,14 @@ pub(super) fn load(
             doc: m.doc.as_ref().map(|d| d.get_ref().clone()),
             retires: m.retires.iter().flatten().map(|r| r.get_ref().clone()).collect(),
             clean: m.clean.as_ref().and_then(|c| clean_group(file, &layout, c, diags)),
+            pos,
         });
     }
     // A member that did not load leaves a gap of its own: only a complete layout is checked for gaps.
-    let complete = entries_ok && layout.members.len() == members.len();
-    check_placement(file, &layout, &spans, complete, diags);
+    layout.complete = entries_ok && layout.members.len() == members.len();
+    check_placement(file, &layout, diags);
     check_clean_member(file, &layout, &head, diags);
-    let head_spans = HeadSpans { name: head.name.span(), revision: head.revision.span(), size: head.size.span() };
-    // Against the lock only a layout whose every member loaded: a missing one would be "removed".
-    if layout.released && !options.skip_compat && complete {
-        lock::check(file, &layout, &spans, &head_spans, locks, options.allow_missing_lock, diags);
-    }
     schema.layouts.push(layout);
-    Some(Loaded { file: file.clone(), spans, head: head_spans, previous: head.previous.as_ref().map(|p| p.span()) })
-}
-
-/// What the step check needs of a loaded layout file.
-pub(super) struct Loaded {
-    file: SourceFile,
-    spans: Vec<MemberSpans>,
-    head: HeadSpans,
-    previous: Option<Range<usize>>,
-}
-
-/// Prove each `previous -> layout` step compatible: same revision and size, every pinned member of
-/// the previous layout kept or retired, new members only in its reserved space.
-pub(super) fn check_steps(schema: &Schema, loaded: &[Loaded], diags: &mut Diagnostics) {
-    for (layout, l) in schema.layouts.iter().zip(loaded) {
-        let (Some(prev_name), Some(at)) = (&layout.previous, &l.previous) else { continue };
-        let Some(prev) = schema.layout(prev_name) else {
-            diags.push(l.file.error(at.clone(), format!("unknown previous layout `{prev_name}`")));
-            continue;
-        };
-        let what = format!("previous layout `{}`", prev.name);
-        let line = |span: &Range<usize>| l.file.error(span.clone(), "").line;
-        let steps = [
-            ("revision", layout.revision, prev.revision, &l.head.revision),
-            ("region size", layout.size, prev.size, &l.head.size),
-        ];
-        let mut kept = true;
-        for (key, ours, theirs, span) in steps.into_iter().filter(|(_, a, b, _)| a != b) {
-            diags.push(
-                l.file
-                    .error(span.clone(), format!("{key} {ours:#x} differs from {what}'s {theirs:#x}; a step keeps it"))
-                    .with_note(format!("`previous = \"{}\"` at line {}", prev.name, line(at))),
-            );
-            kept = false;
-        }
-        if !kept {
-            continue;
-        }
-        let pinned = Pinned::of_layout(prev);
-        for (m, spans) in layout.members.iter().zip(&l.spans) {
-            for (r, at) in m.retires.iter().zip(&spans.retires) {
-                if !pinned.iter().any(|p| &p.name == r) {
-                    diags.push(
-                        l.file
-                            .error(at.clone(), format!("`{}` retires `{r}`, which {what} does not have", m.name))
-                            .with_note(format!("`{}` pins: {}", prev.name, nearest(&pinned, r))),
-                    );
-                }
-            }
-        }
-        let removed_at = |_: &str| (&l.file, at.clone());
-        lock::report(&l.file, layout, &l.spans, &compat::compare(&pinned, layout), &what, &removed_at, diags);
-    }
-}
-
-/// The pinned names closest to `name` (a typo's likely meaning), e.g. "`cr3_target_value0`".
-fn nearest(pinned: &[Pinned], name: &str) -> String {
-    let common = |a: &str| a.bytes().zip(name.bytes()).take_while(|(x, y)| x == y).count();
-    let best = pinned.iter().map(|p| common(&p.name)).max().unwrap_or(0);
-    let close: Vec<String> = pinned
-        .iter()
-        .filter(|p| best > 0 && common(&p.name) == best)
-        .take(4)
-        .map(|p| format!("`{}`", p.name))
-        .collect();
-    if close.is_empty() { "no member of that name".to_string() } else { close.join(", ") }
 }
 
 /// Resolve a member's `clean = "group"` against the layout's `[clean]` groups.
@@ -287,7 +210,7 @@ fn size_limit(layout: &Layout) -> u64 {
 
 /// Members (already inside the region) must not overlap, and must tile the bytes they use: a gap is
 /// declared as reserved space, so the generated struct has exactly the declared offsets.
-fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], complete: bool, diags: &mut Diagnostics) {
+fn check_placement(file: &SourceFile, layout: &Layout, diags: &mut Diagnostics) {
     let mut order: Vec<usize> = (0..layout.members.len()).collect();
     order.sort_by_key(|&i| (layout.members[i].offset, i));
     let mut covered = 0;
@@ -296,7 +219,7 @@ fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], co
         let m = &layout.members[i];
         match last {
             Some(a) if m.offset < a.end() => diags.push(file.error(
-                spans[i].offset.clone(),
+                m.pos.offset.span.clone(),
                 format!(
                     "member `{}` at {:#x}..{:#x} overlaps member `{}` at {:#x}..{:#x}",
                     m.name,
@@ -307,11 +230,11 @@ fn check_placement(file: &SourceFile, layout: &Layout, spans: &[MemberSpans], co
                     a.end()
                 ),
             )),
-            _ if complete && m.offset > covered => {
+            _ if layout.complete && m.offset > covered => {
                 let after = last.map_or("the start of the layout".to_string(), |a| format!("member `{}`", a.name));
                 diags.push(
                     file.error(
-                        spans[i].offset.clone(),
+                        m.pos.offset.span.clone(),
                         format!(
                             "bytes {covered:#x}..{:#x} between {after} and member `{}` belong to no member",
                             m.offset, m.name

@@ -11,13 +11,12 @@ mod lock;
 
 use std::ops::Range;
 
+use crate::compat;
 use crate::diag::{Diagnostics, SourceFile};
 use crate::gate::{self, Gate};
 use crate::model::{CapId, Schema};
 use crate::raw::S;
 use crate::source::SchemaSources;
-
-pub use lock::lock_text;
 
 /// How strictly to load.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,6 +39,7 @@ impl Schema {
         let mut diags = Diagnostics::default();
         let mut schema = Schema {
             sources: sources.files.iter().map(|f| format!("schema/{}", f.name)).collect(),
+            files: sources.files.clone(),
             ..Schema::default()
         };
         for f in &sources.files {
@@ -92,17 +92,20 @@ impl Schema {
                 None => diags.push(missing(name)),
             }
         }
-        let locks = lock::load_all(sources, &mut diags);
-        let mut loaded = Vec::new();
+        lock::load_all(sources, &mut schema, &mut diags);
         for f in sources.in_dir("layouts") {
-            loaded.extend(layouts::load(f, &locks, options, rejected.as_ref(), &mut schema, &mut diags));
+            layouts::load(f, rejected.as_ref(), &mut schema, &mut diags);
         }
-        // Steps and orphaned locks relate layout files to each other.
+        // The compatibility pass, over the layouts and locks as loaded: each released layout
+        // against its lock first; steps and orphaned locks relate layout files to each other.
+        if !options.skip_compat {
+            compat::check_locks(&schema, options.allow_missing_lock, &mut diags);
+        }
         stop_on_errors(&diags)?;
         if !options.skip_compat {
-            layouts::check_steps(&schema, &loaded, &mut diags);
+            compat::check_steps(&schema, &mut diags);
         }
-        lock::check_orphans(&locks, &schema, &mut diags);
+        compat::check_orphans(&schema, &mut diags);
         stop_on_errors(&diags)?;
         if let Some(f) = sources.file("copysets.toml") {
             copysets::load(f, &mut schema, &mut diags);

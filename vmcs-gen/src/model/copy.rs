@@ -3,7 +3,7 @@
 
 use crate::encoding::Width;
 use crate::gate::Gate;
-use crate::model::{CapId, FieldId, Schema};
+use crate::model::{CapId, FieldId, Pos, Schema};
 
 /// Index of a predicate in [`Schema::predicates`].
 pub type PredId = usize;
@@ -82,6 +82,8 @@ pub struct CopyItem {
     pub unless: Option<Gate<Term>>,
     /// What the field gets when the condition is false.
     pub otherwise: Option<Treatment>,
+    /// Where the entry is written (its `field`).
+    pub pos: Pos,
 }
 
 impl CopyItem {

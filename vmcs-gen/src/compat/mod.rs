@@ -3,35 +3,16 @@
 //! A released layout is an ABI. Going from `old` to `new`, a pinned member must keep its name,
 //! offset, size and type; it may only disappear into reserved space that declares it `retires`
 //! (its bytes stay); a new member may only take reserved space of `old` or space past its end.
+//!
+//! [`compare`] lists the changes (`vmcs-gen diff` prints them); the pass in `check` runs over the
+//! loaded model and reports the breaking ones at their source: each released layout against its
+//! lock, each `previous` step, and locks whose layout is gone.
 
-use crate::model::{Layout, Member, MemberType};
+mod check;
+pub(crate) use check::{check_locks, check_orphans, check_steps};
 
-/// A member as an older layout (or a lock) pinned it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pinned {
-    pub name: String,
-    pub offset: u32,
-    pub size: u32,
-    /// "u16", "u32", "u64", "natural" or "reserved".
-    pub ty: String,
-}
-
-impl Pinned {
-    pub fn end(&self) -> u32 {
-        self.offset + self.size
-    }
-    pub fn reserved(&self) -> bool {
-        self.ty == "reserved"
-    }
-    pub fn of(m: &Member) -> Pinned {
-        Pinned { name: m.name.clone(), offset: m.offset, size: m.size, ty: m.ty.as_str().to_string() }
-    }
-    pub fn of_layout(l: &Layout) -> Vec<Pinned> {
-        let mut v: Vec<Pinned> = l.members.iter().map(Pinned::of).collect();
-        v.sort_by_key(|p| p.offset);
-        v
-    }
-}
+pub use crate::model::Pinned;
+use crate::model::{Layout, MemberType};
 
 /// One difference between two layouts. `new` indices refer to the newer layout's members.
 #[derive(Clone, Debug, PartialEq, Eq)]
