@@ -19,6 +19,7 @@ mod entry_mutate;
 mod entry_state;
 mod entry_verdict;
 mod suite;
+mod sweep;
 
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {

@@ -1,16 +1,18 @@
 //! The checks. Where Bochs contradicts the SDM, the schema keeps the SDM and the contradiction is
-//! a named exception here ([`EXCEPTIONS`]), printed as `exception: <name>: <why>`.
+//! a named exception where it is checked, printed as `exception: <name>: <why>` (on Bochs 2.7
+//! only IA32_VMX_VMCS_ENUM; every model accepts exactly the fields the schema makes exist, see
+//! the probe of all 2^15 encodings in `sweep`).
 
 use vmcs::caps::{Cap, Msr, VmxCaps};
 use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::exit::ExitReason;
-use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::fields;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, VmInstructionError, VmxError, VmxOperation, VmxRegion};
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
 use crate::reflect::Reflect;
 use crate::rt::{self, unique};
+use crate::sweep;
 
 unsafe extern "C" {
     /// The guest the suite launches (boot.rs).
@@ -19,20 +21,12 @@ unsafe extern "C" {
 
 pub(crate) use crate::rt::{check, finish};
 
-/// A known contradiction between Bochs 2.7 and the SDM for one field encoding.
-struct Exception {
-    name: &'static str,
-    why: &'static str,
-    /// Does it explain the behaviour seen for `encoding` on a CPU with `caps`?
-    applies: fn(u32, &VmxCaps) -> bool,
-}
-
-/// Field-level contradictions: none on Bochs 2.7 (every model accepts exactly the fields the schema
-/// makes exist; see the probe of all 2^15 encodings). VMCS_ENUM is handled where it is checked.
-static EXCEPTIONS: &[Exception] = &[];
-
-fn exception_for(encoding: u32, caps: &VmxCaps) -> Option<&'static Exception> {
-    EXCEPTIONS.iter().find(|e| (e.applies)(encoding, caps))
+/// The value of a step the rest of the suite needs, or the failed check and the end of the run.
+fn or_finish<T, E: core::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| {
+        check(false, format_args!("{what}: {e:?}"));
+        finish()
+    })
 }
 
 static mut VMXON_REGION: VmxRegion = VmxRegion::new();
@@ -55,13 +49,7 @@ pub fn run() -> ! {
         unsafe { (unique(&raw mut VMXON_REGION), unique(&raw mut VMCS_SWEEP), unique(&raw mut VMCS_GUEST)) };
     let vmxon_phys = phys(vmxon as *const VmxRegion);
     // SAFETY: CPL 0, identity mapping, one logical processor, nothing else uses VMX.
-    let mut op = match unsafe { VmxOperation::enter(vmxon, vmxon_phys) } {
-        Ok(op) => op,
-        Err(e) => {
-            check(false, format_args!("vmxon: {e:?}"));
-            finish()
-        }
-    };
+    let mut op = or_finish(unsafe { VmxOperation::enter(vmxon, vmxon_phys) }, "vmxon");
     let caps = *op.caps();
     check(true, format_args!("vmxon: revision {:#x}", op.revision()));
     for m in Msr::ALL {
@@ -74,18 +62,12 @@ pub fn run() -> ! {
     {
         let sweep_phys = phys(sweep_region as *const VmxRegion);
         // SAFETY: the region is a live static, distinct from the VMXON region.
-        let mut v = match unsafe { op.load(sweep_region, sweep_phys) } {
-            Ok(v) => v,
-            Err(e) => {
-                check(false, format_args!("vmptrld: {e:?}"));
-                finish()
-            }
-        };
+        let mut v = or_finish(unsafe { op.load(sweep_region, sweep_phys) }, "vmptrld");
         check(true, format_args!("vmclear+vmptrld {sweep_phys:#x}"));
-        observed_max_index = field_sweep(&mut v, &caps);
-        probe = encoding_probe(&v, &caps);
-        read_only_fields(&mut v, &caps);
-        unsupported_encoding(&mut v);
+        observed_max_index = sweep::field_sweep(&mut v, &caps);
+        probe = sweep::encoding_probe(&v, &caps);
+        sweep::read_only_fields(&mut v, &caps);
+        sweep::unsupported_encoding(&mut v);
         // VMRESUME of a clear VMCS: error 5 before any field is checked.
         let mut regs = GuestRegisters::default();
         // SAFETY: the VMCS is clear, so the entry fails at once (launch state) and never runs a guest.
@@ -127,13 +109,7 @@ pub fn run() -> ! {
     let guest_phys = phys(guest_region as *const VmxRegion);
     {
         // SAFETY: as above.
-        let mut v = match unsafe { op.load(guest_region, guest_phys) } {
-            Ok(v) => v,
-            Err(e) => {
-                check(false, format_args!("vmptrld guest VMCS: {e:?}"));
-                finish()
-            }
-        };
+        let mut v = or_finish(unsafe { op.load(guest_region, guest_phys) }, "vmptrld guest VMCS");
         let cur = v.current_vmcs_pointer();
         check(cur == Ok(guest_phys), format_args!("vmptrst = {cur:x?} (loaded {guest_phys:#x})"));
         guest(&mut v, &caps);
@@ -145,184 +121,6 @@ pub fn run() -> ! {
         Err(e) => check(false, format_args!("vmxoff: {e:?}")),
     }
     finish()
-}
-
-fn width_mask(w: FieldWidth) -> u64 {
-    match w {
-        FieldWidth::W16 => 0xffff,
-        FieldWidth::W32 => 0xffff_ffff,
-        FieldWidth::W64 | FieldWidth::Natural => u64::MAX,
-    }
-}
-
-fn pattern(enc: u32) -> u64 {
-    0x8877_6655_4433_2211 ^ (enc as u64).wrapping_mul(0x0001_0003_0005_0007)
-}
-
-const UNSUPPORTED: VmxError = VmxError::FailValid(VmInstructionError::UnsupportedComponent);
-
-/// One line per schema field: VMREAD/VMWRITE success = `exists`, and the width round trip.
-/// Returns the highest field index (encoding bits 9:1) the CPU accepted.
-fn field_sweep(v: &mut CurrentVmcs, caps: &VmxCaps) -> u32 {
-    let mut max_index = 0;
-    for f in fields::ALL.iter() {
-        let full = f.encoding as u64;
-        let is64 = f.width == FieldWidth::W64;
-        let mut problems: [Option<&str>; 4] = [None; 4];
-        let mut np = 0;
-        let mut note = |s: &'static str| {
-            if np < problems.len() {
-                problems[np] = Some(s);
-                np += 1;
-            }
-        };
-        let exists = fields::exists(full, caps);
-        let r = v.vmread(full);
-        if r.is_ok() != exists {
-            note(if exists { "vmread failed on an existing field" } else { "vmread succeeded on an absent field" });
-        }
-        if let Err(e) = r
-            && e != UNSUPPORTED
-        {
-            note("vmread failed with other than error 12");
-        }
-        if r.is_ok() {
-            max_index = max_index.max(f.encoding >> 1 & 0x1ff);
-        }
-        if is64 {
-            let hexists = fields::exists(full | 1, caps);
-            let hr = v.vmread(full | 1);
-            if hr.is_ok() != hexists {
-                note("high vmread disagrees with exists");
-            }
-        }
-        if f.kind != FieldKind::ReadOnly {
-            let p = pattern(f.encoding);
-            let w = v.vmwrite(full, p);
-            if w.is_ok() != exists {
-                note(if exists {
-                    "vmwrite failed on an existing field"
-                } else {
-                    "vmwrite succeeded on an absent field"
-                });
-            }
-            if let Err(e) = w
-                && e != UNSUPPORTED
-            {
-                note("vmwrite failed with other than error 12");
-            }
-            if w.is_ok() {
-                let want = p & width_mask(f.width);
-                if v.vmread(full) != Ok(want) {
-                    note("round trip differs from the width-truncated value");
-                }
-                if is64 {
-                    if v.vmread(full | 1) != Ok(p >> 32) {
-                        note("high read is not bits 63:32");
-                    }
-                    let p2 = pattern(!f.encoding);
-                    if v.vmwrite(full | 1, p2).is_err() {
-                        note("high vmwrite failed");
-                    } else {
-                        if v.vmread(full | 1) != Ok(p2 & 0xffff_ffff) {
-                            note("high round trip differs");
-                        }
-                        if v.vmread(full) != Ok((p2 << 32) | (p & 0xffff_ffff)) {
-                            note("high write did not set bits 63:32 only");
-                        }
-                    }
-                }
-            }
-        }
-        let ok = np == 0;
-        let desc = format_args!(
-            "field {} {:#06x}{} exists={}",
-            f.name,
-            f.encoding,
-            if is64 { "+high" } else { "" },
-            if exists { "yes" } else { "no" }
-        );
-        if ok {
-            check(true, desc);
-        } else if let Some(x) = exception_for(f.encoding, caps) {
-            println!("exception: {}: {}", x.name, x.why);
-            check(true, format_args!("{desc} (exception {})", x.name));
-        } else {
-            check(false, desc);
-            for p in problems.iter().flatten() {
-                println!("     - {p}");
-            }
-        }
-    }
-    max_index
-}
-
-struct Probe {
-    max_index: u32,
-}
-
-/// VMREAD of every encoding with bits 63:15 and bit 12 clear: the set the CPU accepts must be the
-/// set `fields::exists` computes. Encodings the schema does not know are reported as data.
-fn encoding_probe(v: &CurrentVmcs, caps: &VmxCaps) -> Probe {
-    let (mut accepted, mut extra, mut missing, mut max_index) = (0u32, 0u32, 0u32, 0u32);
-    for enc in 0u32..0x8000 {
-        if enc & 0x1000 != 0 {
-            continue;
-        }
-        let ok = v.vmread(enc as u64).is_ok();
-        let exists = fields::exists(enc as u64, caps);
-        if ok {
-            accepted += 1;
-            max_index = max_index.max(enc >> 1 & 0x1ff);
-        }
-        if ok && !exists {
-            extra += 1;
-            println!("data: VMREAD accepts {enc:#06x}, which the schema does not make exist for these MSRs");
-        } else if !ok && exists {
-            missing += 1;
-            println!("data: VMREAD rejects {enc:#06x}, which exists by the schema");
-        }
-    }
-    check(
-        extra == 0 && missing == 0,
-        format_args!("all 2^15 encodings: {accepted} accepted, {extra} beyond the schema, {missing} missing"),
-    );
-    Probe { max_index }
-}
-
-/// VMWRITE to read-only fields: error 13 exactly when IA32_VMX_MISC bit 29 is clear.
-fn read_only_fields(v: &mut CurrentVmcs, caps: &VmxCaps) {
-    let misc29 = caps.has_cap(Cap::MiscVmwriteAnyField);
-    println!("data: IA32_VMX_MISC bit 29 (VMWRITE to exit-information fields) = {}", misc29 as u8);
-    for f in fields::ALL.iter().filter(|f| f.kind == FieldKind::ReadOnly) {
-        let enc = f.encoding as u64;
-        if !fields::exists(enc, caps) {
-            continue;
-        }
-        let p = pattern(f.encoding);
-        let r = v.vmwrite(enc, p);
-        let ok = if misc29 {
-            r.is_ok() && v.vmread(enc) == Ok(p & width_mask(f.width))
-        } else {
-            r == Err(VmxError::FailValid(VmInstructionError::VmwriteReadOnlyComponent))
-        };
-        check(ok, format_args!("read-only {} {:#06x}: vmwrite {:?} (misc bit 29 = {})", f.name, enc, r, misc29 as u8));
-    }
-    // Through the access trait: the error maps to ReadOnlyField when bit 29 is clear.
-    let r = v.write_raw(fields::VM_EXIT_REASON.raw(), 0x12);
-    let want = if misc29 { Ok(()) } else { Err(VmcsError::ReadOnlyField(0x4402)) };
-    check(r == want, format_args!("VmcsWrite::write_raw(VM_EXIT_REASON): {r:?}"));
-}
-
-fn unsupported_encoding(v: &mut CurrentVmcs) {
-    let r = v.vmread(0x7ffe);
-    check(r == Err(UNSUPPORTED), format_args!("vmread 0x7ffe: {r:?} (error 12)"));
-    let w = v.vmwrite(0x7ffe, 1);
-    check(w == Err(UNSUPPORTED), format_args!("vmwrite 0x7ffe: {w:?} (error 12)"));
-    let t = v.read_raw(0x7ffe);
-    check(t == Err(VmcsError::UnsupportedField(0x7ffe)), format_args!("VmcsRead::read_raw(0x7ffe): {t:?}"));
-    let e = v.vmread(0x4400);
-    check(e == Ok(12), format_args!("VM-instruction error field after the failure: {e:?}"));
 }
 
 /// A typed VMREAD, kept out of line for the disassembly.
