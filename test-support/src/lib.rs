@@ -1,6 +1,7 @@
 //! Helpers the tests of every crate in the repository share, so that each exists once: a
 //! fixed-seed generator ([`Rng`]) and, with the default `std` feature, the loaders of the
 //! reference facts in `testdata/` ([`reference()`], [`hex`], [`msrs`], [`bochs_models`], [`kvm_l1_msrs`]).
+#![deny(missing_docs)]
 #![no_std]
 
 #[cfg(feature = "std")]
