@@ -72,6 +72,7 @@
 //! assert!(fields::vmcs_enum(&all) > Vmcs12::vmcs_enum(&all));
 //! ```
 #![no_std]
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod access;

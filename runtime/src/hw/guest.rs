@@ -18,20 +18,35 @@ const HOST_RIP: u64 = fields::HOST_RIP.raw();
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuestRegisters {
+    /// RAX.
     pub rax: u64,
+    /// RBX.
     pub rbx: u64,
+    /// RCX.
     pub rcx: u64,
+    /// RDX.
     pub rdx: u64,
+    /// RSI.
     pub rsi: u64,
+    /// RDI.
     pub rdi: u64,
+    /// RBP.
     pub rbp: u64,
+    /// R8.
     pub r8: u64,
+    /// R9.
     pub r9: u64,
+    /// R10.
     pub r10: u64,
+    /// R11.
     pub r11: u64,
+    /// R12.
     pub r12: u64,
+    /// R13.
     pub r13: u64,
+    /// R14.
     pub r14: u64,
+    /// R15.
     pub r15: u64,
 }
 
