@@ -161,32 +161,7 @@ impl L1Caps {
 
     /// The raw values, in the shape [`vmcs::restore`] audits.
     pub fn restore_view(&self) -> vmcs::restore::NestedVmxMsrs {
-        let r = |i| self.msrs.raw(i);
-        vmcs::restore::NestedVmxMsrs {
-            basic: r(0x480),
-            pinbased_ctls_low: r(0x48d) as u32,
-            pinbased_ctls_high: (r(0x48d) >> 32) as u32,
-            procbased_ctls_low: r(0x48e) as u32,
-            procbased_ctls_high: (r(0x48e) >> 32) as u32,
-            secondary_ctls_low: r(0x48b) as u32,
-            secondary_ctls_high: (r(0x48b) >> 32) as u32,
-            tertiary_ctls: r(0x492),
-            exit_ctls_low: r(0x48f) as u32,
-            exit_ctls_high: (r(0x48f) >> 32) as u32,
-            secondary_exit_ctls: r(0x493),
-            entry_ctls_low: r(0x490) as u32,
-            entry_ctls_high: (r(0x490) >> 32) as u32,
-            misc_low: r(0x485) as u32,
-            misc_high: (r(0x485) >> 32) as u32,
-            cr0_fixed0: r(0x486),
-            cr0_fixed1: r(0x487),
-            cr4_fixed0: r(0x488),
-            cr4_fixed1: r(0x489),
-            ept_caps: r(0x48c) as u32,
-            vpid_caps: (r(0x48c) >> 32) as u32,
-            vmcs_enum: r(0x48a),
-            vmfunc_controls: r(0x491),
-        }
+        vmcs::restore::NestedVmxMsrs::from_caps(&self.msrs)
     }
 }
 

@@ -4,6 +4,7 @@
 //! KVM's nested BASIC without optional bits 0x0098100011e57ed0, CR0_FIXED0 0x80000021 (PE|NE|PG),
 //! CR4_FIXED0 0x2000 (VMXE). Every rule has an accepting and a rejecting case.
 
+use vmcs::caps::{Msr, VmxCaps};
 use vmcs::restore::{
     BASIC_FEATURE_AND_RESERVED, MISC_FEATURE_AND_RESERVED, NestedVmxMsrs, RestoreError, basic_revision_id,
     basic_vmcs_size, misc_cr3_target_count, misc_max_msr_list, misc_mseg_revision, misc_preemption_timer_rate,
@@ -96,6 +97,25 @@ fn try_restore(index: u32, data: u64) -> Result<NestedVmxMsrs, RestoreError> {
 }
 
 // ---- helpers and accessors ---------------------------------------------------------------------
+
+/// `from_caps` is `get`'s inverse: each stored value comes from its own MSR (and `get` reads every
+/// field, so none is left out); only the non-TRUE controls, which have a TRUE MSR, are not stored.
+#[test]
+fn from_caps_reads_each_value_from_its_own_msr() {
+    let mut caps = VmxCaps::new();
+    for m in Msr::ALL {
+        let i = m.index() as u64;
+        caps.set(m.index(), i << 32 | (i ^ 0xdead_0000));
+    }
+    let msrs = NestedVmxMsrs::from_caps(&caps);
+    for m in Msr::ALL {
+        match msrs.get(m.index()) {
+            Some(v) => assert_eq!(v, caps.raw(m.index()), "{m:?}"),
+            None => assert!(m.true_msr().is_some(), "{m:?} is not stored"),
+        }
+    }
+    assert_eq!(NestedVmxMsrs::from_caps(&VmxCaps::new()), NestedVmxMsrs::default());
+}
 
 #[test]
 fn accessors_decode_the_fields_the_rules_use() {

@@ -44,7 +44,7 @@ pub use bits::{
 };
 pub use error::RestoreError;
 
-use crate::caps::Msr;
+use crate::caps::{Msr, VmxCaps};
 use bits::join;
 
 /// One vCPU's nested VMX capability MSRs, as KVM keeps them (`struct nested_vmx_msrs`).
@@ -165,6 +165,38 @@ impl NestedVmxMsrs {
     /// IA32_VMX_TRUE_ENTRY_CTLS as one value.
     pub const fn true_entry_ctls(&self) -> u64 {
         join(self.entry_ctls_low, self.entry_ctls_high)
+    }
+
+    /// The values a capability set reports, stored as KVM keeps them: the TRUE controls for
+    /// pin/proc/exit/entry, every other MSR as read. The inverse of [`Self::get`].
+    pub fn from_caps(caps: &VmxCaps) -> NestedVmxMsrs {
+        let r = |m: Msr| caps.raw(m.index());
+        let (low, high) = (|m: Msr| r(m) as u32, |m: Msr| (r(m) >> 32) as u32);
+        NestedVmxMsrs {
+            basic: r(Msr::Basic),
+            pinbased_ctls_low: low(Msr::TruePin),
+            pinbased_ctls_high: high(Msr::TruePin),
+            procbased_ctls_low: low(Msr::TrueProc),
+            procbased_ctls_high: high(Msr::TrueProc),
+            secondary_ctls_low: low(Msr::Proc2),
+            secondary_ctls_high: high(Msr::Proc2),
+            tertiary_ctls: r(Msr::Proc3),
+            exit_ctls_low: low(Msr::TrueExit),
+            exit_ctls_high: high(Msr::TrueExit),
+            secondary_exit_ctls: r(Msr::Exit2),
+            entry_ctls_low: low(Msr::TrueEntry),
+            entry_ctls_high: high(Msr::TrueEntry),
+            misc_low: low(Msr::Misc),
+            misc_high: high(Msr::Misc),
+            cr0_fixed0: r(Msr::Cr0Fixed0),
+            cr0_fixed1: r(Msr::Cr0Fixed1),
+            cr4_fixed0: r(Msr::Cr4Fixed0),
+            cr4_fixed1: r(Msr::Cr4Fixed1),
+            ept_caps: low(Msr::EptVpid),
+            vpid_caps: high(Msr::EptVpid),
+            vmcs_enum: r(Msr::VmcsEnum),
+            vmfunc_controls: r(Msr::Vmfunc),
+        }
     }
 
     /// The stored value of a capability MSR, or `None` for the non-TRUE controls 0x481..=0x484
