@@ -90,16 +90,14 @@ impl Offer<'_> {
         self.emulated.contains(&cap) || (self.from_host.contains(&cap) && host.has(cap))
     }
 
-    /// The bits of MSR `index` (its plain index) this offer sets, at the positions [`Cap::bit`] names.
-    fn bits(&self, host: &VmxCaps, index: u32) -> u64 {
-        Cap::ALL
-            .iter()
-            .filter(|c| c.msr().index() == index && self.gives(host, **c))
-            .fold(0, |acc, c| acc | 1 << c.bit())
+    /// The bits of `msr` (the plain MSR, not its TRUE variant) this offer sets, at the positions
+    /// [`Cap::bit`] names.
+    fn bits(&self, host: &VmxCaps, msr: Msr) -> u64 {
+        Cap::ALL.iter().filter(|c| c.msr() == msr && self.gives(host, **c)).fold(0, |acc, c| acc | 1 << c.bit())
     }
 }
 
-/// L1's capability MSRs (0x480..0x493), the values its RDMSR returns.
+/// L1's capability MSRs (every [`Msr`]), the values its RDMSR returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct L1Caps {
     msrs: VmxCaps,
@@ -112,13 +110,16 @@ impl L1Caps {
     pub fn new(host: &VmxCaps, offer: &Offer) -> Self {
         let mut m = VmxCaps::new();
         m.set(
-            0x480,
-            Vmcs12::REVISION as u64 | (Vmcs12::REGION_SIZE as u64) << 32 | BASIC_MEMTYPE_WB | offer.bits(host, 0x480),
+            Msr::Basic.index(),
+            Vmcs12::REVISION as u64
+                | (Vmcs12::REGION_SIZE as u64) << 32
+                | BASIC_MEMTYPE_WB
+                | offer.bits(host, Msr::Basic),
         );
         for msr in control_msrs() {
             // The host's TRUE value when it has one: its must-be-1 settings are the minimum.
             let must1 = host.value(msr) as u32;
-            let allowed1 = must1 | offer.bits(host, msr.index()) as u32;
+            let allowed1 = must1 | offer.bits(host, msr) as u32;
             // Default-1 settings: the plain MSR reports them as must-be-1.
             let default1 = host.raw(msr.index()) as u32 | must1;
             m.set(msr.index(), join(default1, allowed1 | default1));
@@ -126,20 +127,22 @@ impl L1Caps {
                 m.set(t.index(), join(must1, allowed1));
             }
         }
-        let timer = m.has(Cap::PinActivatePreemptionTimer) as u64 * (host.raw(0x485) & MISC_TIMER_RATE);
-        m.set(0x485, timer | offer.bits(host, 0x485));
-        for i in 0x486..=0x489 {
-            m.set(i, host.raw(i));
+        let misc = Msr::Misc.index();
+        let timer = m.has(Cap::PinActivatePreemptionTimer) as u64 * (host.raw(misc) & MISC_TIMER_RATE);
+        m.set(misc, timer | offer.bits(host, Msr::Misc));
+        for fixed in [Msr::Cr0Fixed0, Msr::Cr0Fixed1, Msr::Cr4Fixed0, Msr::Cr4Fixed1] {
+            m.set(fixed.index(), host.raw(fixed.index()));
         }
-        m.set(0x48c, offer.bits(host, 0x48c));
-        m.set(0x491, offer.bits(host, 0x491));
+        for flags in [Msr::EptVpid, Msr::Vmfunc] {
+            m.set(flags.index(), offer.bits(host, flags));
+        }
         // Drop what does not exist for the controls just chosen: such an MSR reads as 0.
         for msr in Msr::ALL {
             if !msr.exists(&m) {
                 m.set(msr.index(), 0);
             }
         }
-        m.set(0x48a, crate::current::vmcs_enum(&m));
+        m.set(Msr::VmcsEnum.index(), crate::current::vmcs_enum(&m));
         L1Caps { msrs: m, host: *host }
     }
 

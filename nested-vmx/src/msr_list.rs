@@ -19,6 +19,7 @@
 //! list longer than IA32_VMX_MISC bits 27:25 allow (512 × (N + 1) entries) fails at the first
 //! entry beyond. An entry L1's memory does not hold fails as an unreadable one.
 
+use vmcs::caps::Msr;
 use vmcs::controls::VmExitControls as Exit;
 use vmcs::fields as F;
 use vmcs::{VmcsRead, VmcsWrite};
@@ -119,7 +120,7 @@ impl NestedVmx {
 
     /// The most entries a list may have: IA32_VMX_MISC bits 27:25 as L1 reads them.
     fn max_list_entries(&self) -> u64 {
-        512 * ((self.caps.caps().raw(0x485) >> 25 & 7) + 1)
+        512 * ((self.caps.caps().raw(Msr::Misc.index()) >> 25 & 7) + 1)
     }
 
     /// The VM-entry MSR-load list into L2's MSRs (vmcs02 current, prepared for this entry).

@@ -7,6 +7,19 @@
 
 pub use crate::generated::caps::{Cap, Msr};
 
+/// IA32_FEATURE_CONTROL (not a capability MSR, so not in the schema): VMXON outside SMX needs
+/// it locked with VMX outside SMX enabled ([`feature_control::VMXON`]).
+pub mod feature_control {
+    /// The MSR's index.
+    pub const INDEX: u32 = 0x3a;
+    /// Bit 0: locked (WRMSR faults until reset).
+    pub const LOCK: u64 = 1 << 0;
+    /// Bit 2: VMXON allowed outside SMX.
+    pub const VMX_OUTSIDE_SMX: u64 = 1 << 2;
+    /// The bits VMXON outside SMX requires set.
+    pub const VMXON: u64 = LOCK | VMX_OUTSIDE_SMX;
+}
+
 /// Something that answers "does this vCPU have capability `cap`?".
 pub trait Capabilities {
     /// Whether the vCPU has `cap`.

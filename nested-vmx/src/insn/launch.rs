@@ -3,7 +3,7 @@
 //! (7), host state (8), guest state and MSR loading (exit 33/34 with the qualification)), for the
 //! capabilities L1 has. Passing them hands L0 a nested entry to perform.
 
-use vmcs::caps::{Cap, Capabilities};
+use vmcs::caps::{Cap, Capabilities, Msr};
 use vmcs::entry::{self, EntryError, Facts, Outcome as Check};
 use vmcs::exit::VmExitReason;
 use vmcs::fields as F;
@@ -47,7 +47,7 @@ impl NestedVmx {
         let caps = self.caps.caps();
         let facts = Facts {
             maxphyaddr: ops.cpu.maxphyaddr(),
-            linear_width: if caps.raw(0x489) >> 12 & 1 == 1 { 57 } else { 48 },
+            linear_width: if caps.raw(Msr::Cr4Fixed1.index()) >> 12 & 1 == 1 { 57 } else { 48 },
             efer_lma: ops.l1.long_mode()?,
             in_smm: false,
             current_vmcs: self.current_ptr,

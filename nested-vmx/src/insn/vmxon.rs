@@ -1,6 +1,7 @@
 //! VMXON and VMXOFF, and VMCALL in VMX root operation.
 
 use vmcs::VmInstructionError as E;
+use vmcs::caps::{Msr, feature_control};
 use vmcs::fields as F;
 use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite};
 
@@ -8,9 +9,6 @@ use super::insn_info;
 use crate::operand::Operands;
 use crate::vcpu::{CR4_VMXE, Fault, GuestMemory, L1Cpu, Stop};
 use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
-
-/// IA32_FEATURE_CONTROL: lock (bit 0) and VMX outside SMX (bit 2).
-const FEATURE_CONTROL_VMXON: u64 = 1 | 1 << 2;
 
 impl NestedVmx {
     pub(crate) fn vmxon_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
@@ -31,11 +29,14 @@ impl NestedVmx {
         }
         let caps = self.caps.caps();
         let cr0 = ops.l1.cr0()?;
-        let fixed = |v: u64, f0: u32, f1: u32| v & caps.raw(f0) == caps.raw(f0) && v & !caps.raw(f1) == 0;
-        if !fixed(cr0, 0x486, 0x487) || !fixed(cr4, 0x488, 0x489) {
+        let fixed = |v: u64, f0: Msr, f1: Msr| {
+            let (must1, may1) = (caps.raw(f0.index()), caps.raw(f1.index()));
+            v & must1 == must1 && v & !may1 == 0
+        };
+        if !fixed(cr0, Msr::Cr0Fixed0, Msr::Cr0Fixed1) || !fixed(cr4, Msr::Cr4Fixed0, Msr::Cr4Fixed1) {
             return Err(Fault::gp0().into());
         }
-        if ops.cpu.feature_control() & FEATURE_CONTROL_VMXON != FEATURE_CONTROL_VMXON {
+        if ops.cpu.feature_control() & feature_control::VMXON != feature_control::VMXON {
             return Err(Fault::gp0().into());
         }
         let ptr = ops.read_pointer(insn_info(ops)?)?;

@@ -2,6 +2,7 @@
 
 use core::arch::asm;
 
+use crate::caps::feature_control::{INDEX as IA32_FEATURE_CONTROL, LOCK, VMX_OUTSIDE_SMX};
 use crate::caps::{Msr, VmxCaps};
 
 /// RDMSR.
@@ -48,11 +49,6 @@ pub unsafe fn read_vmx_caps() -> VmxCaps {
     caps
 }
 
-/// IA32_FEATURE_CONTROL (not a VMX capability MSR): bit 0 lock, bit 2 VMX outside SMX.
-const IA32_FEATURE_CONTROL: u32 = 0x3a;
-const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
-const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
-
 /// Enable VMX outside SMX in IA32_FEATURE_CONTROL (and lock it) unless the firmware locked it
 /// already; `false` when it is locked with VMX outside SMX disabled.
 ///
@@ -62,10 +58,10 @@ pub(super) unsafe fn enable_vmx_in_feature_control() -> bool {
     // SAFETY: the caller's promise.
     unsafe {
         let fc = rdmsr(IA32_FEATURE_CONTROL);
-        if fc & FEATURE_CONTROL_LOCK == 0 {
-            wrmsr(IA32_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
+        if fc & LOCK == 0 {
+            wrmsr(IA32_FEATURE_CONTROL, fc | LOCK | VMX_OUTSIDE_SMX);
         }
-        fc & FEATURE_CONTROL_LOCK == 0 || fc & FEATURE_CONTROL_VMX_OUTSIDE_SMX != 0
+        fc & LOCK == 0 || fc & VMX_OUTSIDE_SMX != 0
     }
 }
 
