@@ -167,6 +167,26 @@ pub static DEVIATIONS: &[Deviation] = &[
         departure: Departure::Unchecked(&["host_cet_needs_wp"]),
         when: |_, v, _| field(v, F::VM_EXIT_CONTROLS.raw()) >> 28 & 1 == 0,
     },
+    // VM-entry MSR loading (26.4). Bochs leaves these to its WRMSR, which with `ignore_bad_msrs`
+    // (the default) writes an MSR it lacks without a fault: the entry loads, and the next is read.
+    Deviation {
+        name: "bochs-msr-load-x2apic-range-without-x2apic",
+        sdm: "VM entry fails on an MSR-load entry whose bits 31:8 are 000008H, meaning that the indexed MSR is one that allows access to an APIC register when the local APIC is in x2APIC mode (26.4); Bochs checks this only on models with x2APIC",
+        departure: Departure::Unchecked(&["msr_load_not_x2apic"]),
+        when: |_, _, _| core::arch::x86_64::__cpuid(1).ecx >> 21 & 1 == 0,
+    },
+    Deviation {
+        name: "bochs-msr-load-smm-only-unchecked",
+        sdm: "VM entry fails on an MSR-load entry whose bits 31:0 indicate an MSR that can be written only in system-management mode (SMM) when the VM entry did not commence in SMM; IA32_SMM_MONITOR_CTL is an MSR that can be written only in SMM (26.4)",
+        departure: Departure::Unchecked(&["msr_load_smm_only"]),
+        when: always,
+    },
+    Deviation {
+        name: "bochs-msr-load-microcode-unchecked",
+        sdm: "VM entry fails on an MSR-load entry whose bits 31:0 indicate an MSR that cannot be loaded on VM entries for model-specific reasons, such as the microcode-update MSRs IA32_BIOS_UPDT_TRIG (79H) and IA32_BIOS_SIGN_ID (8BH) (26.4)",
+        departure: Departure::Unchecked(&["msr_load_not_microcode"]),
+        when: always,
+    },
 ];
 
 impl Deviation {

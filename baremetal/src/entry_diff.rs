@@ -8,7 +8,7 @@
 
 use vmcs::VmcsRead;
 use vmcs::caps::VmxCaps;
-use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection};
+use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection, Tier};
 use vmcs::fields as F;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, VmxError, VmxOperation, VmxRegion};
 
@@ -16,7 +16,7 @@ use crate::deviations::DEVIATIONS;
 use crate::entry_guard::{HELD_NAMES, Held, Host, hold};
 use crate::entry_mutate::{self, CONTROLS, DEPENDS, EDITS, Env, FIXES, MUTATIONS, Undo};
 use crate::entry_state::{self, BASELINE_LEN, Physical};
-use crate::entry_verdict::{Covered, DeviationRules, MAX_DEVIATIONS, Seen, allowed, explain};
+use crate::entry_verdict::{Covered, DeviationRules, Entries, MAX_DEVIATIONS, Seen, allowed, explain};
 use crate::rt;
 use crate::suite::check;
 
@@ -47,17 +47,17 @@ struct Stats {
 
 impl Stats {
     /// Count one launched state: agreement, a named deviation, or unexplained; and coverage.
-    fn judge(&mut self, failing: &RuleSet, seen: Seen, covered: &Covered, a: &Attempt, blocker: Option<Rule>) {
-        let failing = *failing;
+    fn judge(&mut self, verdict: &Verdict, seen: Seen, covered: &Covered, a: &Attempt, blocker: Option<Rule>) {
+        let (failing, entries) = (verdict.failing, &verdict.entries);
         self.launched += 1;
-        if allowed(&failing, seen, &|r| Some(r.outcome())) {
+        if allowed(&failing, seen, &|r| Some(entries.outcome(r))) {
             self.agree += 1;
-        } else if let Some(d) = explain(&failing, seen, covered) {
+        } else if let Some(d) = explain(&failing, seen, covered, entries) {
             self.deviations[d] += 1;
         } else {
             self.unexplained += 1;
             if self.unexplained <= 20 {
-                report_unexplained(&failing, seen, a);
+                report_unexplained(verdict, seen, a);
             }
         }
         if let (Some(first), Some(reached)) = (failing.first(), &mut self.reached) {
@@ -86,6 +86,26 @@ fn launch(v: &mut CurrentVmcs, host: &Host) -> Seen {
             Seen::Failed(Outcome::EntryFailure { reason: exit.basic_raw() as u32, qualification: q as u32 })
         }
         Ok(exit) => Seen::Entered(exit.basic_raw()),
+    }
+}
+
+/// The checker's verdict on one state: the failing rules, and the entry each MSR-loading rule
+/// first fails on.
+struct Verdict {
+    failing: RuleSet,
+    entries: Entries,
+}
+
+impl Verdict {
+    fn of(checker: &entry::Checker, v: &CurrentVmcs, failing: RuleSet) -> Verdict {
+        let mut entries = Entries::NONE;
+        let msr_load = Selection::tiers(&[Tier::MsrLoad]);
+        let _ = checker.for_each_failure(v, &Physical, msr_load, |f| {
+            if let Some(n) = f.entry {
+                entries.record(f.rule, n);
+            }
+        });
+        Verdict { failing, entries }
     }
 }
 
@@ -163,9 +183,10 @@ impl Run<'_, '_> {
             return;
         }
         let covered = Covered::of(&self.caps, &v, &self.dev_rules);
+        let verdict = Verdict::of(checker, &v, failing);
         let seen = launch(&mut v, &self.host);
         undo.undo();
-        self.stats.judge(&failing, seen, &covered, a, blocker);
+        self.stats.judge(&verdict, seen, &covered, a, blocker);
     }
 }
 
@@ -209,7 +230,8 @@ impl Run<'_, '_> {
             };
             let target = if twice { "vmlaunch_needs_clear" } else { "vmresume_needs_launched" };
             let index = Rule::ALL.iter().position(|r| r.name() == target);
-            self.stats.judge(&failing, seen, &covered, &Attempt { target: index, lists: &[] }, None);
+            let verdict = Verdict { failing, entries: Entries::NONE };
+            self.stats.judge(&verdict, seen, &covered, &Attempt { target: index, lists: &[] }, None);
         }
     }
 }
@@ -246,16 +268,17 @@ fn repair(
     None
 }
 
-fn report_unexplained(failing: &RuleSet, seen: Seen, a: &Attempt) {
+fn report_unexplained(verdict: &Verdict, seen: Seen, a: &Attempt) {
+    let (failing, entries) = (&verdict.failing, &verdict.entries);
     let first = failing.first().map_or("none", |r| r.name());
     let target = a.target.map_or("random", |t| Rule::ALL[t].name());
     println!(
         "FAIL entry: unexplained: aimed at {target}, checker {first} ({} failing, outcome {:?}), bochs {seen:?}",
         failing.len(),
-        failing.first().map(|r| r.outcome())
+        failing.first().map(|r| entries.outcome(r))
     );
     for r in failing.iter().take(6) {
-        println!("     - {} ({:?})", r.name(), r.outcome());
+        println!("     - {} ({:?})", r.name(), entries.outcome(r));
     }
     for list in a.lists {
         for e in list.iter() {
@@ -302,7 +325,7 @@ pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
     entry_state::fill_guest_idt();
     // SAFETY: as in `attempt`: the address only.
     let phys = (&raw const VMCS_DIFF) as u64;
-    let host = Host { cr0: rt::cr0(), cr4: rt::cr4() };
+    let host = Host::now();
     let mut run = Run {
         op,
         caps: *caps,

@@ -34,18 +34,32 @@ pub enum Held {
 pub const HELD_NAMES: [&str; 5] =
     ["absent-field", "never-wakes", "host-unsurvivable", "list-beyond-scratch", "bochs-panic-other-event"];
 
-/// The host registers a VM exit loads, as this kernel runs: put back after every launch.
+/// IA32_KERNEL_GS_BASE: an MSR the mutated VM-entry MSR-load lists may load (the others they load
+/// are the SYSENTER MSRs, which the VM exit loads back from the host state, and MSRs Bochs lacks).
+const KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+/// The host registers a VM exit loads, as this kernel runs, and the MSRs a VM-entry MSR-load
+/// list may change: put back after every launch.
 pub struct Host {
     pub cr0: u64,
     pub cr4: u64,
+    kernel_gs_base: u64,
 }
 
 impl Host {
+    /// The registers as this kernel runs now.
+    pub fn now() -> Host {
+        // SAFETY: IA32_KERNEL_GS_BASE exists on every 64-bit processor.
+        let kernel_gs_base = unsafe { vmcs::hw::rdmsr(KERNEL_GS_BASE) };
+        Host { cr0: rt::cr0(), cr4: rt::cr4(), kernel_gs_base }
+    }
+
     pub fn restore(&self) {
         // SAFETY: the values this kernel ran with before the launch; the GDT and IDT are its own.
         unsafe {
             core::arch::asm!("mov cr4, {}", in(reg) self.cr4, options(nostack));
             core::arch::asm!("mov cr0, {}", in(reg) self.cr0, options(nostack));
+            vmcs::hw::wrmsr(KERNEL_GS_BASE, self.kernel_gs_base);
         }
         rt::reload_descriptor_tables();
     }

@@ -28,12 +28,20 @@ pub enum Value {
     LowestSet(Source, u64),
     HighestSet(Source, u64),
     LowestClear(Source, u64),
-    Plus { source: Source, lo: u8, width: u8, delta: i8, at: u8 },
+    Plus {
+        source: Source,
+        lo: u8,
+        width: u8,
+        delta: i8,
+        at: u8,
+    },
     Page(u8),
     Allowed(Msr, u32),
     FactBits(u8, u64),
     Bits(Source, u64),
     Clear(Source, u64),
+    /// The index (false) or value (true) of a WRMSR that faults here ([`entry_state::FAULTING_WRMSR`]).
+    FaultingWrmsr(bool),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +151,8 @@ fn resolve(v: &CurrentVmcs, env: &Env, value: Value) -> u64 {
         Value::FactBits(f, m) => table::fact(env.facts, f) & m,
         Value::Bits(s, m) => source(s) & m,
         Value::Clear(s, m) => !source(s) & m,
+        Value::FaultingWrmsr(false) => entry_state::FAULTING_WRMSR.0 as u64,
+        Value::FaultingWrmsr(true) => entry_state::FAULTING_WRMSR.1,
     }
 }
 

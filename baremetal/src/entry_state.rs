@@ -43,7 +43,22 @@ const RAM: u64 = 32 << 20;
 /// Physical memory as the processor sees it: identity-mapped RAM, all ones elsewhere.
 pub struct Physical;
 
+/// A WRMSR that faults on every model: a non-canonical IA32_KERNEL_GS_BASE (what the mutations
+/// aimed at the MSR-load rule `msr_load_wrmsr` write into an entry).
+pub const FAULTING_WRMSR: (u32, u64) = (0xc000_0102, 0x8000_0000_0000_0000);
+
+/// MSRs that hold a linear address: WRMSR of a non-canonical one faults.
+const ADDRESS_MSRS: [u32; 7] = [0x175, 0x176, 0xc000_0082, 0xc000_0083, 0xc000_0100, 0xc000_0101, 0xc000_0102];
+
 impl GuestMemory for Physical {
+    /// What WRMSR does on these models, for the MSRs the mutations load: a non-canonical address
+    /// to an address MSR faults; Bochs runs with `ignore_bad_msrs` (its default), so a WRMSR to
+    /// an MSR it lacks does not.
+    fn wrmsr_faults(&self, index: u32, value: u64) -> bool {
+        let canonical = ((value << 16) as i64 >> 16) as u64 == value;
+        ADDRESS_MSRS.contains(&index) && !canonical
+    }
+
     fn read(&self, address: u64, bytes: u32) -> Option<u64> {
         if address.checked_add(bytes as u64).is_none_or(|end| end > RAM) {
             return None;

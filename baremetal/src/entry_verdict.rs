@@ -26,13 +26,45 @@ pub fn rank(o: Outcome) -> u8 {
 }
 
 /// Is `seen` an outcome the SDM allows when exactly `failing` fail, with each rule's outcome
-/// given by `outcome_of` (None: not checked)?
+/// given by `outcome_of` (None: not checked)? Among the MSR-loading rules, each with the first
+/// entry it fails on, only the earliest entry can be the outcome (entries load in order).
 pub fn allowed(failing: &RuleSet, seen: Seen, outcome_of: &dyn Fn(Rule) -> Option<Outcome>) -> bool {
     let outcomes = || failing.iter().filter_map(outcome_of);
     let Some(first) = outcomes().map(rank).min() else { return matches!(seen, Seen::Entered(_)) };
+    let entry = |o: Outcome| match o {
+        Outcome::EntryFailure { qualification, .. } => qualification,
+        _ => 0,
+    };
     match seen {
         Seen::Entered(_) => false,
+        Seen::Failed(o) if first == 3 => outcomes().filter(|x| rank(*x) == 3).min_by_key(|x| entry(*x)) == Some(o),
         Seen::Failed(o) => outcomes().any(|x| rank(x) == first && x == o),
+    }
+}
+
+/// The first MSR-load entry (from 1) each failing rule of the MSR-loading tier fails on.
+#[derive(Clone, Copy)]
+pub struct Entries([(Option<Rule>, u32); 8]);
+
+impl Entries {
+    pub const NONE: Entries = Entries([(None, 0); 8]);
+
+    /// Record `entry` for `rule` unless an earlier one is recorded.
+    pub fn record(&mut self, rule: Rule, entry: u32) {
+        if self.0.iter().any(|(r, _)| *r == Some(rule)) {
+            return;
+        }
+        if let Some(slot) = self.0.iter_mut().find(|(r, _)| r.is_none()) {
+            *slot = (Some(rule), entry);
+        }
+    }
+
+    /// The rule's outcome in this state (for an MSR-loading rule, at its first failing entry).
+    pub fn outcome(&self, rule: Rule) -> Outcome {
+        match self.0.iter().find(|(r, _)| *r == Some(rule)) {
+            Some((_, n)) => vmcs::entry::Failure::at_entry(rule, *n).outcome(),
+            None => rule.outcome(),
+        }
     }
 }
 
@@ -73,7 +105,7 @@ impl DeviationRules {
 
 /// The deviation that explains `seen`, if one (alone, or with every one that touches this state)
 /// does: under it, the rules Bochs fails are `failing` with its departures applied.
-pub fn explain(failing: &RuleSet, seen: Seen, covered: &Covered) -> Option<usize> {
+pub fn explain(failing: &RuleSet, seen: Seen, covered: &Covered, entries: &Entries) -> Option<usize> {
     let with = |ds: &[usize]| {
         let mut bochs = *failing;
         for &i in ds {
@@ -84,7 +116,9 @@ pub fn explain(failing: &RuleSet, seen: Seen, covered: &Covered) -> Option<usize
             }
         }
         let outcome = move |r: Rule| {
-            ds.iter().filter(|i| covered.0[**i].contains(r)).try_fold(r.outcome(), |_, i| DEVIATIONS[*i].outcome(r))
+            ds.iter()
+                .filter(|i| covered.0[**i].contains(r))
+                .try_fold(entries.outcome(r), |_, i| DEVIATIONS[*i].outcome(r))
         };
         allowed(&bochs, seen, &outcome)
     };

@@ -60,8 +60,14 @@ fn bench(c: &mut Criterion) {
         .collect();
     let field = |id: usize| v.read_raw(schema.fields[id].encoding.raw() as u64).ok();
     let memory = |_: u64, _: u32| None;
-    let inputs =
-        vmcs_gen::checks::eval::Inputs { schema: &schema, caps: &icaps, facts: &fv, field: &field, memory: &memory };
+    let inputs = vmcs_gen::checks::eval::Inputs {
+        schema: &schema,
+        caps: &icaps,
+        facts: &fv,
+        field: &field,
+        memory: &memory,
+        wrmsr_faults: &|_, _| false,
+    };
     assert_eq!(inputs.first_failure(|_| true), Ok(None), "the interpreter agrees the vmcs12 is valid");
     g.bench_function(format!("interpreter (baseline), all {evaluated} rules"), |b| {
         b.iter(|| black_box(&inputs).first_failure(|_| true))

@@ -7,13 +7,17 @@
 //!
 //! - [`Checker`]: the capabilities (evaluated once, [`EntryCaps`]) and facts of one vCPU;
 //!   [`Checker::check`] gives the first failing rule in the SDM's tiers, as a typed [`Failure`]
-//!   naming the rule, its SDM section and the [`Outcome`] (VMfailValid 7/8, or exit 33 with its
-//!   qualification); [`Checker::failures`] / [`Checker::for_each_failure`] every failing rule (an
+//!   naming the rule, its SDM section and the [`Outcome`] (VMfailValid 7/8, exit 33 with its
+//!   qualification, or exit 34 with the number of the failing MSR-load entry); [`Checker::failures`] / [`Checker::for_each_failure`] every failing rule (an
 //!   audit).
 //! - [`check`] and friends: the same for a one-off check from raw [`VmxCaps`].
 //!
 //! Fields that do not exist for the capabilities are never read; memory (the virtual-APIC page's
-//! VTPR, the VMCS the link pointer references, PAE PDPTEs) is read through [`GuestMemory`].
+//! VTPR, the VMCS the link pointer references, PAE PDPTEs, the VM-entry MSR-load list) is read
+//! through [`GuestMemory`], which also says whether a WRMSR of an MSR-load entry would fault.
+//! The MSR-load rules run on each of the list's `VM_ENTRY_MSR_LOAD_COUNT` entries in turn, up to
+//! the recommended maximum of 512 × (IA32_VMX_MISC\[27:25\] + 1) (beyond it the SDM leaves the
+//! processor's behaviour undefined; KVM fails VM entry on the entry after it).
 //! No allocation, no panics.
 
 use core::fmt;
@@ -147,23 +151,37 @@ impl Rule {
 pub struct Failure {
     /// The rule that fails.
     pub rule: Rule,
+    /// For a rule of the MSR-loading tier: the number (from 1) of the VM-entry MSR-load entry it
+    /// fails on, which is the exit qualification.
+    pub entry: Option<u32>,
 }
 
 impl Failure {
     /// A failure of `rule`.
     pub const fn new(rule: Rule) -> Self {
-        Failure { rule }
+        Failure { rule, entry: None }
     }
-    /// What the processor does.
+    /// A rule of the MSR-loading tier failing on entry `number` (from 1).
+    pub const fn at_entry(rule: Rule, number: u32) -> Self {
+        Failure { rule, entry: Some(number) }
+    }
+    /// What the processor does (for MSR loading, with the entry's number as the qualification).
     pub const fn outcome(self) -> Outcome {
-        self.rule.outcome()
+        match (self.rule.outcome(), self.entry) {
+            (Outcome::EntryFailure { reason, .. }, Some(n)) => Outcome::EntryFailure { reason, qualification: n },
+            (o, _) => o,
+        }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.rule;
-        write!(f, "{} (SDM {}, {}): {}: {}", r.name(), r.section(), r.reference(), r.outcome(), r.doc())
+        write!(f, "{} (SDM {}, {}): {}: {}", r.name(), r.section(), r.reference(), self.outcome(), r.doc())?;
+        match self.entry {
+            Some(n) => write!(f, " (VM-entry MSR-load entry {n})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -194,11 +212,22 @@ impl fmt::Display for EntryError {
     }
 }
 
-/// Physical memory the checks read (the guest-physical memory of L1, for a nested hypervisor).
+/// What the checks read beyond the VMCS: physical memory (the guest-physical memory of L1, for a
+/// nested hypervisor), and whether a WRMSR would fault (the last check on each VM-entry MSR-load
+/// entry).
 pub trait GuestMemory {
     /// `bytes` (4 or 8) little-endian bytes at `address`, or None where nothing can be read (the
     /// checks then see all ones, as a read of non-existent memory returns on x86).
     fn read(&self, address: u64, bytes: u32) -> Option<u64>;
+
+    /// Would WRMSR of `value` to MSR `index` fault (#GP) at CPL 0 (SDM 26.4: such an entry fails
+    /// VM entry)? The answer is the environment's: the processor's MSRs, or for a nested
+    /// hypervisor its emulation of L1's. The default says no: the VMM that then writes the MSRs
+    /// finds out itself.
+    fn wrmsr_faults(&self, index: u32, value: u64) -> bool {
+        let _ = (index, value);
+        false
+    }
 }
 
 /// No memory: every read sees all ones (for checks that must not touch memory, e.g. a restore).

@@ -92,14 +92,37 @@ fn fact_values(schema: &vmcs_gen::Schema, f: &Facts) -> Vec<u64> {
     schema.checks.facts.iter().map(|x| by_name[x.name.as_str()]).collect()
 }
 
-/// The rules the interpreter finds failing, by name, in check order.
-fn interpreted(schema: &vmcs_gen::Schema, v: &SoftVmcs, caps: &VmxCaps, f: &Facts, mem: &Memory) -> Vec<String> {
+/// The failures the interpreter finds, by rule name (and MSR-load entry), in check order.
+fn interpreted(
+    schema: &vmcs_gen::Schema,
+    v: &SoftVmcs,
+    caps: &VmxCaps,
+    f: &Facts,
+    mem: &Memory,
+) -> Vec<(String, Option<u32>)> {
+    use vmcs::entry::GuestMemory;
     let icaps = interpreter_caps(caps);
     let facts = fact_values(schema, f);
     let field = |id: usize| v.read_raw(schema.fields[id].encoding.raw() as u64).ok();
-    let memory = |a: u64, bytes: u32| vmcs::entry::GuestMemory::read(mem, a, bytes);
-    let inputs = vmcs_gen::checks::eval::Inputs { schema, caps: &icaps, facts: &facts, field: &field, memory: &memory };
-    inputs.failures().unwrap().into_iter().map(|i| schema.checks.rules[i].name.clone()).collect()
+    let memory = |a: u64, bytes: u32| mem.read(a, bytes);
+    let wrmsr_faults = |i: u32, value: u64| mem.wrmsr_faults(i, value);
+    let inputs = vmcs_gen::checks::eval::Inputs {
+        schema,
+        caps: &icaps,
+        facts: &facts,
+        field: &field,
+        memory: &memory,
+        wrmsr_faults: &wrmsr_faults,
+    };
+    inputs.failures().unwrap().into_iter().map(|x| (schema.checks.rules[x.rule].name.clone(), x.entry)).collect()
+}
+
+/// The failures the generated checker finds, as [`interpreted`] lists them.
+fn generated(v: &SoftVmcs, caps: &VmxCaps, f: &Facts, mem: &Memory) -> Vec<(String, Option<u32>)> {
+    let mut out = Vec::new();
+    entry::for_each_failure(v, caps, f, mem, Selection::ALL, |x| out.push((x.rule.name().to_string(), x.entry)))
+        .unwrap();
+    out
 }
 
 #[test]
@@ -132,20 +155,27 @@ fn generated_checker_agrees_with_the_schema_interpreter() {
                 f.vmlaunch = rng.next().is_multiple_of(2);
                 f.maxphyaddr = [36, 40, 46, 52][(rng.next() % 4) as usize];
             }
-            // Memory the rules read: VTPR, the linked VMCS's revision, PAE PDPTEs.
+            // Memory the rules read: VTPR, the linked VMCS's revision, PAE PDPTEs, MSR-load entries.
             mem.write(get(&v, F::VIRTUAL_APIC_PAGE_ADDR.raw()).wrapping_add(0x80), 4, rng.next() & 0xff);
             mem.write(get(&v, F::GUEST_CR3.raw()) & 0xffff_ffe0, 8, rng.next() & 0x1e7);
-            let generated: Vec<String> = entry::failures(&v, &caps, &f, &mem, Selection::ALL)
-                .unwrap()
-                .iter()
-                .map(|r| r.name().to_string())
-                .collect();
+            if round % 4 == 0 {
+                let _ = v.write_raw(F::VM_ENTRY_MSR_LOAD_COUNT.raw(), rng.next() % 5);
+                let list = get(&v, F::VM_ENTRY_MSR_LOAD_ADDR.raw());
+                for n in 0..4 {
+                    let index = [0x174, 0xc000_0100, 0x808, 0x9b, 0x79, 0xc000_0102, 0x4000_0000, 0x8ff]
+                        [rng.next() as usize % 8];
+                    let reserved = if rng.next().is_multiple_of(8) { 1 << (rng.next() % 32) } else { 0 };
+                    mem.write(list.wrapping_add(16 * n), 8, index | reserved << 32);
+                    mem.write(list.wrapping_add(16 * n + 8), 8, [0, 1 << 47, u64::MAX][rng.next() as usize % 3]);
+                }
+            }
+            let generated = generated(&v, &caps, &f, &mem);
             let reference = interpreted(&schema, &v, &caps, &f, &mem);
             if generated != reference {
                 disagreements += 1;
                 eprintln!("{model} round {round}: generated {generated:?}\n  interpreter {reference:?}");
             }
-            failing_seen.extend(generated);
+            failing_seen.extend(generated.into_iter().map(|(name, _)| name));
         }
     }
     assert_eq!(disagreements, 0);
@@ -258,13 +288,11 @@ fn boundary_mutations_agree_and_reach_the_rules() {
             if !common::entry::apply_repaired(&schema, m, &fixes, &mut v, &mut mem, &caps, &f, &fv) {
                 continue;
             }
-            let generated = entry::failures(&v, &caps, &f, &mem, Selection::ALL).unwrap();
-            let names: Vec<String> = generated.iter().map(|r| r.name().to_string()).collect();
-            if names != interpreted(&schema, &v, &caps, &f, &mem) {
+            if generated(&v, &caps, &f, &mem) != interpreted(&schema, &v, &caps, &f, &mem) {
                 disagreements += 1;
             }
-            if let Some(r) = generated.first() {
-                first_seen.insert(r.name());
+            if let Err(EntryError::Failed(x)) = entry::check(&v, &caps, &f, &mem) {
+                first_seen.insert(x.rule.name());
             }
         }
         let _ = model;
@@ -275,4 +303,83 @@ fn boundary_mutations_agree_and_reach_the_rules() {
     // lacks; the Bochs run reports them per model.
     let never: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).filter(|n| !first_seen.contains(n)).collect();
     assert!(never.len() <= 40, "{} rules never the first failure: {never:?}", never.len());
+}
+
+#[test]
+fn msr_load_rules_run_on_each_entry_and_name_it() {
+    let (_, caps) = bochs_models().into_iter().find(|(m, _)| m == "corei7_skylake_x").unwrap();
+    let f = facts();
+    let mut v = vmcs(&caps);
+    let list = get(&v, F::VM_ENTRY_MSR_LOAD_ADDR.raw());
+    let mut mem = Memory::default();
+    let mut entry = |n: u64, index: u64, data: u64| {
+        mem.write(list + 16 * n, 8, index);
+        mem.write(list + 16 * n + 8, 8, data);
+    };
+    // Three entries loading IA32_SYSENTER_CS, IA32_KERNEL_GS_BASE and IA32_SYSENTER_ESP: valid.
+    entry(0, 0x174, 0);
+    entry(1, 0xc000_0102, 0xffff_8000_0000_0000);
+    entry(2, 0x175, 0x1000);
+    v.write_raw(F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 3).unwrap();
+    assert_eq!(entry::check(&v, &caps, &f, &mem), Ok(()));
+    let fails = |v: &SoftVmcs, mem: &Memory, f: &Facts| match entry::check(v, &caps, f, mem) {
+        Err(EntryError::Failed(x)) => Some((x.rule.name(), x.outcome())),
+        _ => None,
+    };
+    let at = |n: u32| Outcome::EntryFailure { reason: 34, qualification: n };
+    // M2 on entry 2: exit 34, qualification 2 (entries are numbered from 1).
+    let mut m = mem.clone();
+    m.write(list + 16, 4, 0xc000_0100);
+    assert_eq!(fails(&v, &m, &f), Some(("msr_load_not_fs_gs_base", at(2))));
+    // The list's count bounds it: with two entries, a bad third is never read.
+    let mut m3 = mem.clone();
+    m3.write(list + 32, 4, 0x808);
+    assert_eq!(fails(&v, &m3, &f), Some(("msr_load_not_x2apic", at(3))));
+    let mut two = v.clone();
+    two.write_raw(F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 2).unwrap();
+    assert_eq!(fails(&two, &m3, &f), None);
+    // M1: reserved bits 63:32 of the first entry.
+    let mut m = mem.clone();
+    m.write(list + 4, 4, 1 << 7);
+    assert_eq!(fails(&v, &m, &f), Some(("msr_load_reserved", at(1))));
+    // M4: IA32_SMM_MONITOR_CTL only in SMM.
+    let mut m = mem.clone();
+    m.write(list, 4, 0x9b);
+    assert_eq!(fails(&v, &m, &f), Some(("msr_load_smm_only", at(1))));
+    let smm = Facts { in_smm: true, ..f };
+    assert_ne!(fails(&v, &m, &smm).map(|x| x.0), Some("msr_load_smm_only"));
+    // M5 and M6: the microcode MSRs, and a WRMSR the environment says faults.
+    let mut m = mem.clone();
+    m.write(list + 32, 4, 0x79);
+    assert_eq!(fails(&v, &m, &f), Some(("msr_load_not_microcode", at(3))));
+    let mut m = mem.clone();
+    m.write(list + 24, 8, 0x8000_0000_0000_0000);
+    assert_eq!(fails(&v, &m, &f), Some(("msr_load_wrmsr", at(2))));
+    // Unreadable memory reads as all ones: reserved bits set.
+    let mut far = v.clone();
+    far.write_raw(F::VM_ENTRY_MSR_LOAD_ADDR.raw(), 0x1_0000_0000).unwrap();
+    assert_eq!(fails(&far, &mem, &f), Some(("msr_load_reserved", at(1))));
+    // An earlier tier wins: a guest-state fault is exit 33, whatever the list holds.
+    let mut bad = v.clone();
+    bad.write_raw(F::GUEST_RFLAGS.raw(), 0).unwrap();
+    let mut m = mem.clone();
+    m.write(list, 4, 0xc000_0101);
+    assert_eq!(fails(&bad, &m, &f).map(|x| x.0), Some("rflags_fixed1"));
+    // The audit lists each failing entry; the restore selection skips MSR loading (KVM does not
+    // load the list on KVM_SET_NESTED_STATE).
+    m.write(list + 32, 4, 0xc000_0100);
+    let mut all = Vec::new();
+    entry::for_each_failure(&v, &caps, &f, &m, Selection::ALL, |x| all.push((x.rule.name(), x.entry))).unwrap();
+    assert_eq!(all, [("msr_load_not_fs_gs_base", Some(1)), ("msr_load_not_fs_gs_base", Some(3))]);
+    assert_eq!(entry::check_only(&v, &caps, &f, &m, Selection::KVM_RESTORE), Ok(()));
+    // A count beyond the recommended maximum (512 × (IA32_VMX_MISC[27:25] + 1)) is walked only
+    // that far.
+    let mut huge = v.clone();
+    huge.write_raw(F::VM_ENTRY_MSR_LOAD_COUNT.raw(), 0xffff_ffff).unwrap();
+    let limit = 512 * ((caps.raw(0x485) >> 25 & 7) + 1);
+    let mut m = Memory::default();
+    m.write(list + 16 * limit, 4, 0xc000_0100);
+    assert_eq!(fails(&huge, &m, &f), None);
+    m.write(list + 16 * (limit - 1), 4, 0xc000_0100);
+    assert_eq!(fails(&huge, &m, &f), Some(("msr_load_not_fs_gs_base", at(limit as u32))));
 }

@@ -44,10 +44,11 @@ pub fn check(schema: &Schema, layout: &Layout, vmcs12: &[u8], caps: &Caps, maxph
         Some(bytes.iter().rev().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
     };
     let memory = |_: u64, _: u32| None;
-    let inputs = Inputs { schema, caps, facts: &facts, field: &field, memory: &memory };
+    let wrmsr_faults = |_: u32, _: u64| false;
+    let inputs = Inputs { schema, caps, facts: &facts, field: &field, memory: &memory, wrmsr_faults: &wrmsr_faults };
     let restore = |r: &crate::checks::Rule| r.kvm_restore;
     match inputs.first_failure(restore) {
-        Ok(Some(rule)) => Ok(Contents::Failed { rule }),
+        Ok(Some(f)) => Ok(Contents::Failed { rule: f.rule }),
         Ok(None) => Ok(Contents::Passed { rules: schema.checks.rules.iter().filter(|r| r.kvm_restore).count() }),
         Err(Unreadable(f)) => Err(format!(
             "layout `{}` holds no {} which the checks need for these capabilities",

@@ -161,3 +161,20 @@ fn segments_and_facts() {
     let d = errors(&s);
     expect_at(&d, &s, C, f, "\"boolean\"", "unknown fact type `boolean`");
 }
+
+#[test]
+fn msr_load_entries_only_in_msr_loading_rules() {
+    // A guest-state rule cannot name the MSR-load entry: only the 26.4 rules run per entry.
+    let s = with_check("msr_entry.index != 0");
+    let d = errors(&s);
+    let e = expect_at(&d, &s, C, TSC, "msr_entry", "`msr_entry` is bound only in a rule of the MSR-loading tier");
+    assert!(e.notes[0].contains("exit(34)"));
+    // Inside one: an unknown part, and WRMSR operands of the wrong width.
+    const M1: &str = "name = \"msr_load_reserved\"";
+    let s = edited(&[(C, M1, "msr_entry.reserved == 0", "msr_entry.value == 0 && wrmsr_faults(msr_entry.data, 0)")]);
+    let d = errors(&s);
+    let e = expect_at(&d, &s, C, M1, "value", "unknown part `value` of an MSR-load entry");
+    assert_eq!(e.notes, ["parts of an MSR-load entry: index reserved data"]);
+    expect_at(&d, &s, C, M1, "msr_entry.data", "an MSR index is 32-bit, not a 64-bit integer");
+    assert_eq!(d.len(), 2, "{d}");
+}

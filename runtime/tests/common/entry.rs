@@ -175,7 +175,18 @@ impl Memory {
     }
 }
 
+/// The WRMSR these tests say faults (what `Value::FaultingWrmsr` resolves to): a non-canonical
+/// IA32_KERNEL_GS_BASE.
+pub const FAULTING_WRMSR: (u32, u64) = (0xc000_0102, 0x8000_0000_0000_0000);
+
 impl GuestMemory for Memory {
+    /// IA32_KERNEL_GS_BASE takes only canonical (48-bit) addresses; MSRs 4000_0000H-BFFF_FFFFH do
+    /// not exist; every other write succeeds.
+    fn wrmsr_faults(&self, index: u32, value: u64) -> bool {
+        let canonical = ((value << 16) as i64 >> 16) as u64 == value;
+        (index == 0xc000_0102 && !canonical) || (0x4000_0000..0xc000_0000).contains(&index)
+    }
+
     fn read(&self, address: u64, bytes: u32) -> Option<u64> {
         if address >> 32 != 0 {
             return None;
@@ -237,6 +248,8 @@ pub fn apply(
                 ((source(s, v) >> lo).wrapping_add(delta as u64) & w) << at
             }
             Value::Page(n) => PAGE + 0x1000 * n as u64,
+            Value::FaultingWrmsr { data: false } => FAULTING_WRMSR.0 as u64,
+            Value::FaultingWrmsr { data: true } => FAULTING_WRMSR.1,
             Value::FactBits { fact, mask } => facts[fact] & mask,
             Value::Bits { source: s, mask } => source(s, v) & mask,
             Value::Clear { source: s, mask } => !source(s, v) & mask,

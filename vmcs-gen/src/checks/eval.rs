@@ -1,8 +1,8 @@
 //! An interpreter of the typed rules: what `vmcs-gen state check` runs on a vmcs12 decoded with
 //! the schema's layout, and the reference the generated checker is tested against.
 
-use super::Rule;
 use super::expr::{Arith, Cmp, Expr, IntTy, Logic};
+use super::{Rule, Tier};
 use crate::caps::Caps;
 use crate::gate::Gate;
 use crate::model::{CapId, FieldId, MsrId, MsrKind, Schema};
@@ -17,6 +17,22 @@ pub struct Inputs<'a> {
     pub field: &'a dyn Fn(FieldId) -> Option<u64>,
     /// Physical memory: `bytes` (4 or 8) at an address, or None where unreadable.
     pub memory: &'a dyn Fn(u64, u32) -> Option<u64>,
+    /// Would WRMSR of a value to an MSR fault (`wrmsr_faults(index, value)`)?
+    pub wrmsr_faults: &'a dyn Fn(u32, u64) -> bool,
+}
+
+/// A failing rule: its index in `schema.checks.rules` and, for a rule of the MSR-loading tier, the
+/// number (from 1) of the VM-entry MSR-load entry it fails on (the exit qualification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub rule: usize,
+    pub entry: Option<u32>,
+}
+
+/// `let` bindings, and the MSR-load entry being checked.
+struct Scope {
+    vars: Vec<u64>,
+    entry: u64,
 }
 
 /// A field the rules needed that the VMCS could not provide.
@@ -29,24 +45,88 @@ impl Inputs<'_> {
         rule.gate.as_ref().is_none_or(|g| g.eval(&mut |c| self.schema.has_cap(self.caps, *c)))
     }
 
-    /// Does the rule hold? None when it does not apply.
+    /// Does the rule hold (on every MSR-load entry, for a rule of that tier)? None when it does
+    /// not apply.
     pub fn holds(&self, rule: &Rule) -> Result<Option<bool>, Unreadable> {
         if !self.applies(rule) {
             return Ok(None);
         }
-        let mut vars = Vec::new();
-        Ok(Some(self.eval(&rule.check, &mut vars)? != 0))
+        if rule.tier == Tier::MsrLoad {
+            for entry in 0..self.entries()? {
+                if !self.holds_at(rule, entry)? {
+                    return Ok(Some(false));
+                }
+            }
+            return Ok(Some(true));
+        }
+        self.holds_at(rule, 0).map(Some)
     }
 
-    /// Every failing rule, in check order, with its exit qualification where the outcome has one.
-    pub fn failures(&self) -> Result<Vec<usize>, Unreadable> {
+    /// Does the rule (which applies) hold, on MSR-load entry `entry` (from 0) for a rule of that tier?
+    fn holds_at(&self, rule: &Rule, entry: u64) -> Result<bool, Unreadable> {
+        let mut scope = Scope { vars: Vec::new(), entry };
+        Ok(self.eval(&rule.check, &mut scope)? != 0)
+    }
+
+    /// The entries of the VM-entry MSR-load list the rules check: its count, up to the recommended
+    /// maximum of 512 × (IA32_VMX_MISC[27:25] + 1) (beyond it the SDM leaves behaviour undefined).
+    fn entries(&self) -> Result<u64, Unreadable> {
+        let count = self.schema.fields.iter().position(|f| f.name == "VM_ENTRY_MSR_LOAD_COUNT");
+        let Some(f) = count else { return Ok(0) };
+        let count = (self.field)(f).ok_or(Unreadable(f))? & 0xffff_ffff;
+        let misc =
+            self.schema.msrs.iter().position(|m| m.name == "misc").map_or(0, |m| self.schema.msr_value(self.caps, m));
+        Ok(count.min(512 * ((misc >> 25 & 7) + 1)))
+    }
+
+    /// Every failing rule that `select` picks, in check order: the rules of the MSR-loading tier
+    /// entry by entry (each entry's failing rules, then the next entry's).
+    pub fn failures_of(&self, select: impl Fn(&Rule) -> bool) -> Result<Vec<Failed>, Unreadable> {
         let mut out = Vec::new();
-        for (i, r) in self.schema.checks.rules.iter().enumerate() {
-            if self.holds(r)? == Some(false) {
-                out.push(i);
+        self.run(&select, &mut |f| {
+            out.push(f);
+            false
+        })?;
+        Ok(out)
+    }
+
+    /// Every failing rule, in check order.
+    pub fn failures(&self) -> Result<Vec<Failed>, Unreadable> {
+        self.failures_of(|_| true)
+    }
+
+    /// The first failing rule, in check order, that `select` picks.
+    pub fn first_failure(&self, select: impl Fn(&Rule) -> bool) -> Result<Option<Failed>, Unreadable> {
+        let mut first = None;
+        self.run(&select, &mut |f| {
+            first = Some(f);
+            true
+        })?;
+        Ok(first)
+    }
+
+    /// The rules `select` picks, in check order, until `fail` returns true.
+    fn run(&self, select: &dyn Fn(&Rule) -> bool, fail: &mut dyn FnMut(Failed) -> bool) -> Result<(), Unreadable> {
+        let rules = &self.schema.checks.rules;
+        let picked = |r: &Rule| select(r) && self.applies(r);
+        for (i, r) in rules.iter().enumerate() {
+            if r.tier != Tier::MsrLoad && picked(r) && !self.holds_at(r, 0)? && fail(Failed { rule: i, entry: None }) {
+                return Ok(());
             }
         }
-        Ok(out)
+        let list: Vec<usize> =
+            (0..rules.len()).filter(|&i| rules[i].tier == Tier::MsrLoad && picked(&rules[i])).collect();
+        if list.is_empty() {
+            return Ok(());
+        }
+        for entry in 0..self.entries()? {
+            for &i in &list {
+                if !self.holds_at(&rules[i], entry)? && fail(Failed { rule: i, entry: Some(entry as u32 + 1) }) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The control field of `msr` as in effect: 0 while its `requires` does not hold on the
@@ -103,7 +183,7 @@ impl Inputs<'_> {
         })
     }
 
-    fn eval(&self, e: &Expr, vars: &mut Vec<u64>) -> Result<u64, Unreadable> {
+    fn eval(&self, e: &Expr, vars: &mut Scope) -> Result<u64, Unreadable> {
         Ok(match e {
             Expr::Bool(b) => *b as u64,
             Expr::Int { value, .. } => *value,
@@ -156,13 +236,18 @@ impl Inputs<'_> {
             Expr::Convert { value, to } => self.eval(value, vars)? & to.mask(),
             Expr::Let { var, value, body } => {
                 let v = self.eval(value, vars)?;
-                if vars.len() <= *var {
-                    vars.resize(var + 1, 0);
+                if vars.vars.len() <= *var {
+                    vars.vars.resize(var + 1, 0);
                 }
-                vars[*var] = v;
+                vars.vars[*var] = v;
                 self.eval(body, vars)?
             }
-            Expr::Var { var, .. } => vars.get(*var).copied().unwrap_or(0),
+            Expr::Var { var, .. } => vars.vars.get(*var).copied().unwrap_or(0),
+            Expr::MsrEntry => vars.entry,
+            Expr::WrmsrFaults { index, value } => {
+                let (i, v) = (self.eval(index, vars)?, self.eval(value, vars)?);
+                (self.wrmsr_faults)(i as u32, v) as u64
+            }
         })
     }
 }
@@ -199,17 +284,5 @@ fn field_mask(schema: &Schema, f: FieldId) -> u64 {
         crate::encoding::Width::W16 => 0xffff,
         crate::encoding::Width::W32 => 0xffff_ffff,
         _ => u64::MAX,
-    }
-}
-
-impl Inputs<'_> {
-    /// The first rule, in check order, that `select` picks and that fails (its index).
-    pub fn first_failure(&self, select: impl Fn(&Rule) -> bool) -> Result<Option<usize>, Unreadable> {
-        for (i, r) in self.schema.checks.rules.iter().enumerate() {
-            if select(r) && self.holds(r)? == Some(false) {
-                return Ok(Some(i));
-            }
-        }
-        Ok(None)
     }
 }

@@ -180,6 +180,15 @@ pub enum Expr {
         var: usize,
         ty: Ty,
     },
+    /// The VM-entry MSR-load entry being checked, counted from 0 (a u64): rules of the MSR-loading
+    /// tier (26.4) are checked for each entry in turn.
+    MsrEntry,
+    /// WRMSR of `value` (u64) to MSR `index` (u32) would fault at CPL 0: the environment's answer
+    /// (the processor's, or for a nested hypervisor L0's, MSR emulation).
+    WrmsrFaults {
+        index: Box<Expr>,
+        value: Box<Expr>,
+    },
 }
 
 impl Expr {
@@ -194,7 +203,10 @@ impl Expr {
             | Expr::Bits { value: e, .. }
             | Expr::In { value: e, .. }
             | Expr::Convert { value: e, .. } => e.walk(f),
-            Expr::Logic { lhs, rhs, .. } | Expr::Compare { lhs, rhs, .. } | Expr::Arith { lhs, rhs, .. } => {
+            Expr::Logic { lhs, rhs, .. }
+            | Expr::Compare { lhs, rhs, .. }
+            | Expr::Arith { lhs, rhs, .. }
+            | Expr::WrmsrFaults { index: lhs, value: rhs } => {
                 lhs.walk(f);
                 rhs.walk(f);
             }
@@ -210,7 +222,8 @@ impl Expr {
             | Expr::Cap(_)
             | Expr::Msr(_)
             | Expr::Fact(_)
-            | Expr::Var { .. } => {}
+            | Expr::Var { .. }
+            | Expr::MsrEntry => {}
         }
     }
 

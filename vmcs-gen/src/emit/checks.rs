@@ -198,8 +198,16 @@ struct Used {
     allowed: Vec<MsrId>,
 }
 
+/// IA32_VMX_MISC, whose bits 27:25 bound the MSR-load list the checks walk.
+fn misc_msr(schema: &Schema) -> MsrId {
+    schema.msrs.iter().position(|m| m.name == "misc").expect("capabilities.toml declares IA32_VMX_MISC as `misc`")
+}
+
 fn used(schema: &Schema) -> Used {
     let (mut controls, mut msrs, mut allowed) = (Vec::new(), Vec::new(), Vec::new());
+    if schema.checks.rules.iter().any(|r| r.tier == Tier::MsrLoad) {
+        msrs.push(misc_msr(schema));
+    }
     let mut control_members = Vec::new();
     for r in &schema.checks.rules {
         r.check.walk(&mut |e| match e {
@@ -357,30 +365,70 @@ fn tier_fields(schema: &Schema, tier: Tier) -> Vec<FieldId> {
 fn emit_tier(schema: &Schema, tier: Tier) -> TokenStream {
     let name = ident(&format!("tier_{}", tier.name()));
     let rules: Vec<&Rule> = schema.checks.rules.iter().filter(|r| r.tier == tier).collect();
-    let reads = tier_fields(schema, tier).into_iter().map(|f| {
-        let v = field_var(schema, f);
-        let enc = hex(schema.fields[f].encoding.raw() as u64);
-        match &schema.fields[f].gate {
-            Some(g) => {
-                let g = cap_gate(schema, g);
-                quote!(let #v = if #g { read(vmcs, #enc)? } else { 0 };)
+    let reads: Vec<TokenStream> = tier_fields(schema, tier)
+        .into_iter()
+        .map(|f| {
+            let v = field_var(schema, f);
+            let enc = hex(schema.fields[f].encoding.raw() as u64);
+            match &schema.fields[f].gate {
+                Some(g) => {
+                    let g = cap_gate(schema, g);
+                    quote!(let #v = if #g { read(vmcs, #enc)? } else { 0 };)
+                }
+                None => quote!(let #v = read(vmcs, #enc)?;),
             }
-            None => quote!(let #v = read(vmcs, #enc)?;),
-        }
-    });
-    let checks = rules.iter().map(|r| {
-        let v = rule_variant(r);
-        let fails = negate(schema, &r.check);
-        let gate = r.gate.as_ref().map(|g| {
-            let g = cap_gate(schema, g);
-            quote!(&& (#g))
+        })
+        .collect();
+    let per_entry = tier == Tier::MsrLoad;
+    let checks: Vec<TokenStream> = rules
+        .iter()
+        .map(|r| {
+            let v = rule_variant(r);
+            let fails = negate(schema, &r.check);
+            let gate = r.gate.as_ref().map(|g| {
+                let g = cap_gate(schema, g);
+                quote!(&& (#g))
+            });
+            let failure = if per_entry {
+                quote!(Failure::at_entry(Rule::#v, msr_entry as u32 + 1))
+            } else {
+                quote!(Failure::new(Rule::#v))
+            };
+            quote! {
+                if selection.has(Rule::#v) #gate && #fails && sink.fail(#failure) {
+                    return Ok(true);
+                }
+            }
+        })
+        .collect();
+    // MSR loading: the rules on each entry in turn (none read unless one is selected).
+    let body = if per_entry && !rules.is_empty() {
+        let count =
+            schema.fields.iter().position(|f| f.name == "VM_ENTRY_MSR_LOAD_COUNT").expect("VM_ENTRY_MSR_LOAD_COUNT");
+        let enc = hex(schema.fields[count].encoding.raw() as u64);
+        let misc = msr_var(schema, misc_msr(schema));
+        let selected = rules.iter().map(|r| {
+            let v = rule_variant(r);
+            quote!(selection.has(Rule::#v))
         });
         quote! {
-            if selection.has(Rule::#v) #gate && #fails && sink.fail(Failure::new(Rule::#v)) {
-                return Ok(true);
+            if !(#(#selected)||*) {
+                return Ok(false);
+            }
+            #(#reads)*
+            // Up to the recommended maximum (IA32_VMX_MISC[27:25]): beyond it the SDM leaves the
+            // processor's behaviour undefined.
+            let count = core::cmp::min(read(vmcs, #enc)? & 0xffff_ffff, 512 * (((caps.#misc >> 25) & 7) + 1));
+            for msr_entry in 0..count {
+                #(#checks)*
             }
         }
-    });
+    } else {
+        quote! {
+            #(#reads)*
+            #(#checks)*
+        }
+    };
     let doc = format!(" The {} checks, in file order: Ok(true) when the sink stopped the run.", tier.name());
     quote! {
         #[doc = #doc]
@@ -395,8 +443,7 @@ fn emit_tier(schema: &Schema, tier: Tier) -> TokenStream {
             selection: Selection,
             sink: &mut S,
         ) -> Result<bool, ReadError> {
-            #(#reads)*
-            #(#checks)*
+            #body
             Ok(false)
         }
     }

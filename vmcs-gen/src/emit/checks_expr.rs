@@ -175,6 +175,11 @@ pub(super) fn emit(schema: &Schema, e: &Expr) -> TokenStream {
             let name = ident(&format!("v{var}"));
             quote!(#name)
         }
+        Expr::MsrEntry => quote!(msr_entry),
+        Expr::WrmsrFaults { index, value } => {
+            let (i, v) = (emit(schema, index), emit(schema, value));
+            quote!(memory.wrmsr_faults(#i as u32, #v))
+        }
     }
 }
 

@@ -78,6 +78,7 @@ fn emit(schema: &Schema) -> TokenStream {
         r.check.walk(&mut |e| match e {
             Expr::Cap(_) => d |= 1,
             Expr::Fact(f) if !matches!(schema.checks.facts[*f].name.as_str(), "maxphyaddr" | "linear_width") => d |= 2,
+            Expr::WrmsrFaults { .. } => d |= 2,
             _ => {}
         });
         Literal::u8_unsuffixed(d)
@@ -203,6 +204,7 @@ fn edit(schema: &Schema, e: &Edit) -> TokenStream {
             let (s, m) = (source(s), hex(mask));
             quote!(Value::Clear(#s, #m))
         }
+        Value::FaultingWrmsr { data } => quote!(Value::FaultingWrmsr(#data)),
     };
     quote!(Edit { target: #target, op: #op, value: #value })
 }

@@ -157,7 +157,7 @@ pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnosti
         let Some(node) = parse_expr(file, &r.check, base, diags) else { continue };
         let env = Env { schema, facts: &checks.facts, defines: &checks.defines, broken: &broken };
         for segment in segments {
-            match typeck::check_rule(&env, &node, segment, gate.as_ref()) {
+            match typeck::check_rule(&env, &node, segment, tier == Tier::MsrLoad, gate.as_ref()) {
                 Ok(check) => {
                     let name = match segment {
                         Some(s) => format!("{}_{}", r.name.get_ref(), s.name().to_ascii_lowercase()),

@@ -11,8 +11,8 @@
 
 mod reach;
 
-use super::Rule;
 use super::expr::{Expr, FactId, Logic};
+use super::{Rule, Tier};
 use crate::model::{FieldId, MsrId, Schema};
 use reach::Gen;
 
@@ -78,6 +78,11 @@ pub enum Value {
     Clear {
         source: Source,
         mask: u64,
+    },
+    /// The index (`data` false) or the value (`data` true) of a WRMSR the environment says faults
+    /// (what `wrmsr_faults` answers where the mutation is applied).
+    FaultingWrmsr {
+        data: bool,
     },
 }
 
@@ -155,7 +160,8 @@ impl Edit {
 }
 
 /// The mutations of one rule: premise + each violation, each violation alone, the premise alone,
-/// and each way to make the premise false.
+/// and each way to make the premise false. A rule of the MSR-loading tier is aimed at the first
+/// entry of a one-entry list and at the second of three.
 pub fn for_rule(schema: &Schema, rule: &Rule) -> Vec<Vec<Edit>> {
     let g = Gen { schema };
     let e = inline(&rule.check, &mut Vec::new());
@@ -164,8 +170,11 @@ pub fn for_rule(schema: &Schema, rule: &Rule) -> Vec<Vec<Edit>> {
         other => (Expr::Bool(true), other.clone()),
     };
     let mut pre = g.satisfy(&premise, true);
-    // A rule reading memory through a pointer field: point it at a spare page first.
-    pre.extend(g.memory_bases(&e));
+    // A rule reading memory through a pointer field: point it at a spare page first (the
+    // MSR-load list stays where the valid state has it, on entries that load without a fault).
+    if rule.tier != Tier::MsrLoad {
+        pre.extend(g.memory_bases(&e));
+    }
     let mut out = Vec::new();
     for v in g.ways(&body, false) {
         out.push(merge(&pre, &v));
@@ -173,6 +182,10 @@ pub fn for_rule(schema: &Schema, rule: &Rule) -> Vec<Vec<Edit>> {
     }
     out.push(pre);
     out.extend(g.ways(&premise, false));
+    if rule.tier == Tier::MsrLoad {
+        out.retain(|m| !m.is_empty());
+        out = out.iter().flat_map(|m| [g.at_entry(m, 1, 0), g.at_entry(m, 3, 1)]).collect();
+    }
     out
 }
 
@@ -216,6 +229,7 @@ fn inline(e: &Expr, env: &mut Vec<Option<Expr>>) -> Expr {
         Expr::Bits { value, ty, hi, lo } => Expr::Bits { value: rec(value, env), ty: *ty, hi: *hi, lo: *lo },
         Expr::In { value, set } => Expr::In { value: rec(value, env), set: set.clone() },
         Expr::Convert { value, to } => Expr::Convert { value: rec(value, env), to: *to },
+        Expr::WrmsrFaults { index, value } => Expr::WrmsrFaults { index: rec(index, env), value: rec(value, env) },
         other => other.clone(),
     }
 }

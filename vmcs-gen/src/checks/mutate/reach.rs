@@ -96,10 +96,14 @@ impl Gen<'_> {
         }
     }
 
-    /// `FIELD`, `FIELD & MASK`, `FIELD + K`, `(FIELD & MASK) + K` as a memory address.
+    /// `FIELD`, `FIELD & MASK`, `FIELD + K`, `(FIELD & MASK) + K` as a memory address; an
+    /// MSR-load entry's part (`FIELD + 16 * msr_entry + K`) as its part of the first entry.
     pub(super) fn address(&self, e: &Expr) -> Option<(FieldId, u64, u64)> {
         match e {
             Expr::Field(f) => Some((*f, u64::MAX, 0)),
+            Expr::Arith { op: Arith::Add, lhs, rhs, .. } if matches!(&**rhs, Expr::Arith { op: Arith::Mul, lhs: n, .. } if **n == Expr::MsrEntry) => {
+                self.address(lhs)
+            }
             Expr::Arith { op: Arith::BitAnd, lhs, rhs, .. } => match (&**lhs, &**rhs) {
                 (Expr::Field(f), Expr::Int { value, .. }) => Some((*f, *value, 0)),
                 _ => None,
@@ -187,6 +191,14 @@ impl Gen<'_> {
                 None => Vec::new(),
             },
             Expr::Compare { op, lhs, rhs } => self.compare(*op, lhs, rhs, want),
+            // A WRMSR that faults: one the environment names (its index and its value).
+            Expr::WrmsrFaults { index, value } if want => match (self.slot(index), self.slot(value)) {
+                (Some(i), Some(v)) => vec![vec![
+                    i.set(Op::Assign { mask: i.mask() }, Value::FaultingWrmsr { data: false }),
+                    v.set(Op::Assign { mask: v.mask() }, Value::FaultingWrmsr { data: true }),
+                ]],
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         out.retain(|w| !w.is_empty());
@@ -375,6 +387,24 @@ impl Gen<'_> {
     fn allowed(&self, msr: MsrId) -> Vec<Vec<Edit>> {
         let Some(f) = self.schema.msrs[msr].control_field else { return Vec::new() };
         (0..self.width(f)).flat_map(|bit| [self.control(msr, bit, true), self.control(msr, bit, false)]).collect()
+    }
+
+    /// `edits` with the VM-entry MSR-load list `count` entries long, its memory edits moved from the
+    /// first entry to entry `n` (from 0).
+    pub(super) fn at_entry(&self, edits: &[Edit], count: u64, n: u64) -> Vec<Edit> {
+        let list = self.schema.fields.iter().position(|f| f.name == "VM_ENTRY_MSR_LOAD_ADDR");
+        let count_field = self.schema.fields.iter().position(|f| f.name == "VM_ENTRY_MSR_LOAD_COUNT");
+        let mut out = Vec::new();
+        if let Some(c) = count_field {
+            out.push(Slot { target: Target::Field(c), lo: 0, width: 32 }.assign(count));
+        }
+        out.extend(edits.iter().map(|e| match e.target {
+            Target::Memory { base, base_mask, offset, bytes } if Some(base) == list => {
+                Edit { target: Target::Memory { base, base_mask, offset: offset + 16 * n, bytes }, ..*e }
+            }
+            _ => *e,
+        }));
+        out
     }
 
     /// Point every field the rule reads memory through at a spare page.

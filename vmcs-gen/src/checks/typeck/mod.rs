@@ -42,15 +42,17 @@ pub struct FieldUse {
     pub span: Span,
 }
 
-/// Type-check a rule's check: a boolean over the rule's segment (for `seg.*`), whose gate must
-/// imply the gate of every field it reads.
+/// Type-check a rule's check: a boolean over the rule's segment (for `seg.*`) and, for a rule
+/// checked on each VM-entry MSR-load entry (`per_entry`), that entry (`msr_entry.*`); its gate
+/// must imply the gate of every field it reads.
 pub fn check_rule(
     env: &Env,
     node: &Node,
     segment: Option<Segment>,
+    per_entry: bool,
     gate: Option<&Gate<CapId>>,
 ) -> Result<Expr, Vec<TypeError>> {
-    let mut cx = Cx { env, errors: Vec::new(), uses: Vec::new(), next_var: 0, frames: Vec::new(), segment };
+    let mut cx = Cx { env, errors: Vec::new(), uses: Vec::new(), next_var: 0, frames: Vec::new(), segment, per_entry };
     let v = cx.expr(node);
     let e = cx.want_bool(v, node.span.clone());
     for u in std::mem::take(&mut cx.uses) {
@@ -163,6 +165,8 @@ struct Cx<'a, 'e> {
     next_var: usize,
     frames: Vec<Frame>,
     segment: Option<Segment>,
+    /// `msr_entry` is bound (a rule of the MSR-loading tier).
+    per_entry: bool,
 }
 
 const MAX_DEFINE_DEPTH: usize = 8;

@@ -4,7 +4,7 @@
 use super::{Cx, Env, Frame, MAX_DEFINE_DEPTH, Val};
 use crate::checks::Fact;
 use crate::checks::Segment;
-use crate::checks::expr::{Expr, FactId, IntTy, Ty};
+use crate::checks::expr::{Arith, Expr, FactId, IntTy, Ty};
 use crate::checks::syntax::{Ident, Node, NodeKind, Span};
 use crate::model::FieldId;
 
@@ -45,6 +45,7 @@ impl Cx<'_, '_> {
                 };
                 self.segment_part(s, attr, span)
             }
+            [entry, part] if entry.text == "msr_entry" => self.msr_entry(entry, part, span),
             [group, name] => {
                 let full = format!("{}.{}", group.text, name.text);
                 let Some(cap) = schema.cap(&full) else {
@@ -63,6 +64,33 @@ impl Cx<'_, '_> {
             }
             _ => self.err(span, "too many `.`s in a name"),
         }
+    }
+
+    /// A part of the VM-entry MSR-load entry being checked (16 bytes at
+    /// `VM_ENTRY_MSR_LOAD_ADDR + 16 * n`): `index` (bits 31:0), `reserved` (63:32), `data` (127:64).
+    fn msr_entry(&mut self, entry: &Ident, part: &Ident, span: &Span) -> Option<Val> {
+        if !self.per_entry {
+            return self.err_note(
+                &entry.span,
+                "`msr_entry` is bound only in a rule of the MSR-loading tier",
+                Some("rules with outcome `exit(34)` are checked for each entry of the VM-entry MSR-load list".into()),
+            );
+        }
+        let (offset, ty) = match part.text.as_str() {
+            "index" => (0, IntTy::U32),
+            "reserved" => (4, IntTy::U32),
+            "data" => (8, IntTy::U64),
+            other => {
+                let note = Some("parts of an MSR-load entry: index reserved data".to_string());
+                return self.err_note(&part.span, format!("unknown part `{other}` of an MSR-load entry"), note);
+            }
+        };
+        let Some(id) = self.env.schema.fields.iter().position(|f| f.name == LIST_ADDRESS) else {
+            return self.err(span, format!("the schema has no field `{LIST_ADDRESS}`"));
+        };
+        let Val::Typed(base, _) = self.field_val(id, span) else { return None };
+        let addr = entry_address(base, offset);
+        Some(Val::Typed(Expr::Mem { ty, addr: Box::new(addr) }, Ty::Int(ty)))
     }
 
     fn segment_part(&mut self, s: Segment, attr: &Ident, span: &Span) -> Option<Val> {
@@ -189,6 +217,24 @@ impl Cx<'_, '_> {
                 };
                 Some(Val::Typed(Expr::Mem { ty, addr: Box::new(addr) }, Ty::Int(ty)))
             }
+            "wrmsr_faults" => {
+                arity(self, 2)?;
+                let index = match self.expr(&args[0])? {
+                    Val::Typed(e, Ty::Int(IntTy::U32)) => e,
+                    Val::Lit { value, inverted } => self.adapt(value, inverted, IntTy::U32, &args[0].span)?,
+                    Val::Typed(_, t) => {
+                        return self.err(&args[0].span, format!("an MSR index is 32-bit, not {}", t.describe()));
+                    }
+                };
+                let value = match self.expr(&args[1])? {
+                    Val::Typed(e, Ty::Int(IntTy::U64)) => e,
+                    Val::Lit { value, inverted } => self.adapt(value, inverted, IntTy::U64, &args[1].span)?,
+                    Val::Typed(_, t) => {
+                        return self.err(&args[1].span, format!("an MSR value is 64-bit, not {}", t.describe()));
+                    }
+                };
+                Some(Val::Typed(Expr::WrmsrFaults { index: Box::new(index), value: Box::new(value) }, Ty::Bool))
+            }
             other if self.env.broken.iter().any(|b| b == other) => None,
             other => {
                 let Some(index) = self.env.defines.iter().position(|d| d.name == other) else {
@@ -236,7 +282,23 @@ impl Cx<'_, '_> {
 }
 
 /// The built-in functions (a define may not take their names).
-pub(crate) const BUILTINS: [&str; 9] = ["cap", "msr", "allowed", "u8", "u16", "u32", "u64", "mem32", "mem64"];
+pub(crate) const BUILTINS: [&str; 10] =
+    ["cap", "msr", "allowed", "u8", "u16", "u32", "u64", "mem32", "mem64", "wrmsr_faults"];
+
+/// The field holding the VM-entry MSR-load list's address.
+pub(crate) const LIST_ADDRESS: &str = "VM_ENTRY_MSR_LOAD_ADDR";
+
+/// `base + 16 * msr_entry + offset`: a part of the entry being checked.
+fn entry_address(base: Expr, offset: u64) -> Expr {
+    let int = |value| Box::new(Expr::Int { value, ty: IntTy::U64 });
+    let step = Expr::Arith { op: Arith::Mul, ty: IntTy::U64, lhs: Box::new(Expr::MsrEntry), rhs: int(16) };
+    let entry = Expr::Arith { op: Arith::Add, ty: IntTy::U64, lhs: Box::new(base), rhs: Box::new(step) };
+    if offset == 0 {
+        entry
+    } else {
+        Expr::Arith { op: Arith::Add, ty: IntTy::U64, lhs: Box::new(entry), rhs: int(offset) }
+    }
+}
 const SEGMENT_PARTS: [&str; 18] = [
     "sel",
     "base",
