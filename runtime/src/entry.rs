@@ -252,6 +252,9 @@ impl Selection {
     pub const ALL: Selection = Selection { tiers: 0x1f, kvm_restore_only: false };
     /// The control-field checks only (26.2.1).
     pub const CONTROLS: Selection = Selection::tiers(&[Tier::Controls]);
+    /// Every rule before MSR loading (26.1-26.3): what a VMM that loads the VM-entry MSR-load
+    /// list itself, WRMSR by WRMSR after the guest state, checks first.
+    pub const BEFORE_MSR_LOADING: Selection = Selection::tiers(&[Tier::Basic, Tier::Controls, Tier::Host, Tier::Guest]);
     /// What KVM 7.2.8 applies to a vmcs12 restored by KVM_SET_NESTED_STATE
     /// (`nested_vmx_check_restored_vmcs12`: controls, host state, guest state as KVM checks it).
     pub const KVM_RESTORE: Selection = Selection { tiers: 0x1f, kvm_restore_only: true };

@@ -372,6 +372,10 @@ fn msr_load_rules_run_on_each_entry_and_name_it() {
     entry::for_each_failure(&v, &caps, &f, &m, Selection::ALL, |x| all.push((x.rule.name(), x.entry))).unwrap();
     assert_eq!(all, [("msr_load_not_fs_gs_base", Some(1)), ("msr_load_not_fs_gs_base", Some(3))]);
     assert_eq!(entry::check_only(&v, &caps, &f, &m, Selection::KVM_RESTORE), Ok(()));
+    // A VMM that loads the list itself (a nested L0) checks everything before it.
+    assert_eq!(entry::check_only(&v, &caps, &f, &m, Selection::BEFORE_MSR_LOADING), Ok(()));
+    let before = entry::check_only(&bad, &caps, &f, &m, Selection::BEFORE_MSR_LOADING);
+    assert!(matches!(before, Err(EntryError::Failed(x)) if x.rule.name() == "rflags_fixed1"), "{before:?}");
     // A count beyond the recommended maximum (512 × (IA32_VMX_MISC[27:25] + 1)) is walked only
     // that far.
     let mut huge = v.clone();

@@ -1,7 +1,8 @@
 //! VMLAUNCH and VMRESUME: the VM-entry checks on vmcs12, generated from schema/checks.toml
 //! (`vmcs::entry`, every rule of the SDM's tiers in order: VMfailInvalid, errors 26/4/5, controls
-//! (7), host state (8), guest state and MSR loading (exit 33/34 with the qualification)), for the
-//! capabilities L1 has. Passing them hands L0 a nested entry to perform.
+//! (7), host state (8), guest state (exit 33 with the qualification)), for the capabilities L1
+//! has. Passing them hands L0 a nested entry to perform; L0 loads the VM-entry MSR-load list
+//! itself after vmcs02 is prepared (msr_list.rs: exit 34 with the entry's number).
 
 use vmcs::caps::{Cap, Capabilities, Msr};
 use vmcs::entry::{self, EntryError, Facts, Outcome as Check};
@@ -63,7 +64,9 @@ impl NestedVmx {
             current_is_shadow: v12.hdr >> 31 == 1,
             mov_ss_blocked: ops.l1.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())? & BLOCKING_BY_MOV_SS != 0,
         };
-        let result = entry::check(&self.current, caps, &facts, &Memory(&*ops.mem));
+        // MSR loading (26.4) comes after the guest state is loaded: L0's, entry by entry.
+        let before = entry::Selection::BEFORE_MSR_LOADING;
+        let result = entry::check_only(&self.current, caps, &facts, &Memory(&*ops.mem), before);
         self.entry_failure = match result {
             Err(EntryError::Failed(f)) => Some(f),
             _ => None,
