@@ -1,7 +1,7 @@
 //! Reading a rule's expression for the edits that make its parts true or false.
 
 use super::{Edit, Op, Source, Target, Value, merge};
-use crate::checks::expr::{Arith, Cmp, Expr, Logic};
+use crate::checks::expr::{Arith, Cmp, Expr, FactId, Logic};
 use crate::gate::Gate;
 use crate::model::{FieldId, MsrId, Schema};
 
@@ -327,7 +327,12 @@ impl Gen<'_> {
                 })
             }
             Expr::Arith { op: Arith::Shr, lhs, rhs, .. } => {
-                let s = self.slot(lhs)?;
+                if let (Some(list), Expr::Fact(f)) = (list_end(lhs), &**rhs) {
+                    return Some(vec![self.list_across(list, *f)]);
+                }
+                // `(FIELD & CONST) >> n`: the field's bits (the bit set below is one the mask keeps).
+                let masked = || self.masked(lhs).filter(|m| matches!(m.by, By::Const)).map(|m| m.slot);
+                let s = self.slot(lhs).or_else(masked)?;
                 let mut ways = Vec::new();
                 match &**rhs {
                     Expr::Fact(f) => ways.push(vec![s.set(Op::Or, Value::FactBit { fact: *f, delta: 0 })]),
@@ -344,6 +349,18 @@ impl Gen<'_> {
             }
             _ => None,
         }
+    }
+
+    /// A list of two entries whose first lies below `1 << fact` and whose second ends above it:
+    /// the entry size-aligned address just below the bound, for `ADDR + k * COUNT - 1 >> fact`.
+    fn list_across(&self, (addr, count, size): (FieldId, FieldId, u64), fact: FactId) -> Vec<Edit> {
+        let shift = size.trailing_zeros();
+        let a = Slot { target: Target::Field(addr), lo: 0, width: self.width(addr) };
+        vec![
+            Slot { target: Target::Field(count), lo: 0, width: self.width(count) }.assign(2),
+            a.set(Op::Assign { mask: a.mask() }, Value::FactBit { fact, delta: 0 }),
+            a.copy((Source::Field(addr), shift), -1, shift),
+        ]
     }
 
     /// Ways to make `x` zero (what the fix of an `x & m == 0` check does).
@@ -467,5 +484,25 @@ fn flip(op: Cmp) -> Cmp {
         Cmp::Gt => Cmp::Lt,
         Cmp::Ge => Cmp::Le,
         o => o,
+    }
+}
+
+/// `ADDR + k * u64(COUNT) - 1` (k a power of two): the last byte of a list of COUNT entries of k
+/// bytes at ADDR, as (ADDR, COUNT, k).
+fn list_end(e: &Expr) -> Option<(FieldId, FieldId, u64)> {
+    let Expr::Arith { op: Arith::Sub, lhs, rhs, .. } = e else { return None };
+    let Expr::Arith { op: Arith::Add, lhs: base, rhs: step, .. } = &**lhs else { return None };
+    let Expr::Arith { op: Arith::Mul, lhs: size, rhs: count, .. } = &**step else { return None };
+    let count = match &**count {
+        Expr::Convert { value, .. } => &**value,
+        c => c,
+    };
+    match (&**rhs, &**base, &**size, count) {
+        (Expr::Int { value: 1, .. }, Expr::Field(a), Expr::Int { value: k, .. }, Expr::Field(c))
+            if k.is_power_of_two() =>
+        {
+            Some((*a, *c, *k))
+        }
+        _ => None,
     }
 }
