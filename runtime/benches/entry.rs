@@ -39,25 +39,8 @@ fn bench(c: &mut Criterion) {
     });
     // Baseline: the interpreter, reading the same vmcs12 through VmcsRead.
     let schema = vmcs_gen::Schema::shipped().unwrap();
-    let icaps = vmcs_gen::Caps::Msrs((0x480..0x4a0).map(|i| (i, caps.raw(i))).collect());
-    let fv: Vec<u64> = schema
-        .checks
-        .facts
-        .iter()
-        .map(|f| match f.name.as_str() {
-            "maxphyaddr" => facts.maxphyaddr as u64,
-            "linear_width" => facts.linear_width as u64,
-            "efer_lma" => facts.efer_lma as u64,
-            "current_vmcs" => facts.current_vmcs,
-            "efer_reserved" => facts.efer_reserved,
-            "debugctl_reserved" => facts.debugctl_reserved,
-            "perf_global_ctrl_reserved" => facts.perf_global_ctrl_reserved,
-            "rtit_ctl_reserved" => facts.rtit_ctl_reserved,
-            "sti_blocks_nmi_injection" => facts.sti_blocks_nmi_injection as u64,
-            "vmlaunch" => facts.vmlaunch as u64,
-            _ => 0,
-        })
-        .collect();
+    let icaps = common::entry::interpreter_caps(&caps);
+    let fv = common::entry::fact_values(&schema, &facts);
     let field = |id: usize| v.read_raw(schema.fields[id].encoding.raw() as u64).ok();
     let memory = |_: u64, _: u32| None;
     let inputs = vmcs_gen::checks::eval::Inputs {

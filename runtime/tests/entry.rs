@@ -5,10 +5,9 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use common::Rng;
-use common::entry::{Memory, bochs_models, facts, get, vmcs};
+use common::entry::{Memory, bochs_models, fact_values, facts, get, interpreter_caps, vmcs};
 use vmcs::caps::VmxCaps;
 use vmcs::entry::{self, EntryError, Facts, Outcome, Rule, Selection, Tier};
 use vmcs::fields as F;
@@ -61,35 +60,6 @@ fn fields_absent_for_the_capabilities_are_never_read() {
             assert!(v.exists(enc), "{model}: read absent field {enc:#x}");
         }
     }
-}
-
-fn interpreter_caps(caps: &VmxCaps) -> vmcs_gen::Caps {
-    vmcs_gen::Caps::Msrs((0x480..0x4a0).map(|i| (i, caps.raw(i))).collect::<BTreeMap<_, _>>())
-}
-
-fn fact_values(schema: &vmcs_gen::Schema, f: &Facts) -> Vec<u64> {
-    let by_name: BTreeMap<&str, u64> = [
-        ("maxphyaddr", f.maxphyaddr as u64),
-        ("linear_width", f.linear_width as u64),
-        ("efer_lma", f.efer_lma as u64),
-        ("in_smm", f.in_smm as u64),
-        ("current_vmcs", f.current_vmcs),
-        ("efer_reserved", f.efer_reserved),
-        ("debugctl_reserved", f.debugctl_reserved),
-        ("perf_global_ctrl_reserved", f.perf_global_ctrl_reserved),
-        ("rtit_ctl_reserved", f.rtit_ctl_reserved),
-        ("rtm", f.rtm as u64),
-        ("sgx", f.sgx as u64),
-        ("sti_blocks_nmi_injection", f.sti_blocks_nmi_injection as u64),
-        ("vmlaunch", f.vmlaunch as u64),
-        ("launched", f.launched as u64),
-        ("current_is_shadow", f.current_is_shadow as u64),
-        ("mov_ss_blocked", f.mov_ss_blocked as u64),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(by_name.len(), schema.checks.facts.len(), "a fact is missing from this test");
-    schema.checks.facts.iter().map(|x| by_name[x.name.as_str()]).collect()
 }
 
 /// The failures the interpreter finds, by rule name (and MSR-load entry), in check order.
@@ -285,7 +255,7 @@ fn boundary_mutations_agree_and_reach_the_rules() {
         let fv = fact_values(&schema, &f);
         for m in &mutations {
             let (mut v, mut mem) = (vmcs(&caps), Memory::default());
-            if !common::entry::apply_repaired(&schema, m, &fixes, &mut v, &mut mem, &caps, &f, &fv) {
+            if !common::entry::apply_repaired(&schema, m, &fixes, &mut v, &mut mem, &caps, &f, &fv, Selection::ALL) {
                 continue;
             }
             if generated(&v, &caps, &f, &mem) != interpreted(&schema, &v, &caps, &f, &mem) {

@@ -5,12 +5,15 @@
 
 mod common;
 
-use common::entry::{baseline, facts};
+use std::collections::BTreeSet;
+
+use common::entry::{Memory, apply_repaired, baseline, fact_values, facts, interpreter_caps, vmcs};
 use common::kvm_l1_caps;
 use vmcs::caps::VmxCaps;
-use vmcs::entry::Facts;
+use vmcs::entry::{Facts, Rule, Selection, Tier};
 use vmcs::nested_state::*;
-use vmcs::{Vmcs12, VmcsWrite};
+use vmcs::soft::SoftVmcs;
+use vmcs::{Vmcs12, VmcsRead, VmcsWrite};
 
 /// The valid entry state of the other tests as L1's vmcs12 (what vmcs12 can hold of it).
 fn valid_vmcs12(caps: &VmxCaps) -> Vmcs12 {
@@ -114,4 +117,107 @@ fn contents_are_checked_only_in_guest_mode() {
     let e = check_restore(&bad, &VcpuContext::default(), &caps, &l1_facts()).unwrap_err();
     assert!(matches!(e, RestoreError::Blob(NestedStateError::BadVmcs12Revision { .. })), "{e}");
     assert_eq!(e.errno(), -22);
+}
+
+/// What `vmcs-gen state check` assumes of L1 (`state_contents::restore_facts`): this vCPU's
+/// MAXPHYADDR, 4-level paging, Intel's IA32_EFER, IA32_DEBUGCTL and IA32_PERF_GLOBAL_CTRL bits,
+/// every other fact 0.
+fn cli_facts() -> Facts {
+    Facts {
+        maxphyaddr: VcpuContext::default().maxphyaddr,
+        linear_width: 48,
+        efer_lma: false,
+        in_smm: false,
+        current_vmcs: 0,
+        efer_reserved: !(1 | 1 << 8 | 1 << 10 | 1 << 11),
+        debugctl_reserved: !0xffc3,
+        perf_global_ctrl_reserved: !(0xff | 7 << 32),
+        rtit_ctl_reserved: 0,
+        rtm: false,
+        sgx: false,
+        sti_blocks_nmi_injection: false,
+        vmlaunch: false,
+        launched: false,
+        current_is_shadow: false,
+        mov_ss_blocked: false,
+    }
+}
+
+/// What vmcs12 can hold of a VMCS.
+fn vmcs12_of(schema: &vmcs_gen::Schema, v: &SoftVmcs) -> Vmcs12 {
+    let mut out = Vmcs12::zeroed();
+    out.hdr = VMCS12_REVISION;
+    for f in &schema.fields {
+        if let Ok(value) = v.read_raw(f.encoding.raw() as u64) {
+            let _ = out.write_raw(f.encoding.raw() as u64, value);
+        }
+    }
+    out
+}
+
+/// Every boundary mutation of vmcs-gen (the Bochs differential's), on the capabilities KVM gives
+/// L1, restored as a vmcs12 in guest mode: the runtime's refusal (the generated checker) is the
+/// one `vmcs-gen state check` gives on the same bytes (the schema interpreter), and the blobs make
+/// every rule KVM applies on restore the refusal of some blob, in each of KVM's categories.
+#[test]
+fn every_rule_kvm_applies_refuses_a_blob_crafted_to_break_it() {
+    let schema = vmcs_gen::Schema::shipped().unwrap();
+    let layout = schema.layout("vmcs12").unwrap();
+    let (caps, f) = (kvm_l1_caps(), cli_facts());
+    let fv = fact_values(&schema, &f);
+    assert_eq!(fv, vmcs_gen::state_contents::restore_facts(&schema, f.maxphyaddr), "the CLI's facts");
+    let icaps = interpreter_caps(&caps);
+    let mutations = vmcs_gen::checks::mutate::all(&schema);
+    let fixes: Vec<_> = schema.checks.rules.iter().map(|r| vmcs_gen::checks::mutate::fixes(&schema, r)).collect();
+    let (mut refused, mut crafted, mut accepted) = (BTreeSet::new(), 0, 0);
+    for m in &mutations {
+        let (mut v, mut mem) = (vmcs(&caps), Memory::default());
+        if !apply_repaired(&schema, m, &fixes, &mut v, &mut mem, &caps, &f, &fv, Selection::KVM_RESTORE) {
+            continue;
+        }
+        crafted += 1;
+        let b = blob(vmcs12_of(&schema, &v), KVM_STATE_NESTED_GUEST_MODE);
+        let runtime = match check_restore(&b, &VcpuContext::default(), &caps, &f) {
+            Ok(_) => None,
+            Err(RestoreError::Vmcs12(x)) => Some(x.rule.name().to_string()),
+            Err(e) => panic!("{e}"),
+        };
+        let vmcs12 = &b[VMCS12_OFFSET..VMCS12_OFFSET + KVM_STATE_NESTED_VMX_VMCS_SIZE];
+        let cli = match vmcs_gen::state_contents::check(&schema, layout, vmcs12, &icaps, f.maxphyaddr).unwrap() {
+            vmcs_gen::state_contents::Contents::Passed { .. } => None,
+            vmcs_gen::state_contents::Contents::Failed { rule } => Some(schema.checks.rules[rule].name.clone()),
+        };
+        assert_eq!(runtime, cli, "mutation aimed at {}", schema.checks.rules[m.rule].name);
+        match runtime {
+            Some(name) => _ = refused.insert(name),
+            None => accepted += 1,
+        }
+    }
+    assert!(crafted > 1000 && accepted > 100, "{crafted} blobs, {accepted} restored");
+    let restore: Vec<Rule> = Rule::ALL.iter().copied().filter(|r| r.kvm_restore()).collect();
+    let never: Vec<&str> = restore.iter().map(|r| r.name()).filter(|n| !refused.contains(*n)).collect();
+    // No vmcs12 breaks these on KVM's L1 capabilities: L1 has what they require (EPT A/D bits,
+    // MTF, IA32_VMX_BASIC[56] lifting the error-code checks, the HLT and wait-for-SIPI activity
+    // states), or its CR4_FIXED1 forbids their premise (CR4.CET, CR4.LA57).
+    let bit = |msr: u32, n: u32| caps.raw(msr) >> n & 1 == 1;
+    assert!(bit(0x48c, 21) && bit(0x482, 32 + 27) && bit(0x480, 56) && bit(0x485, 6) && bit(0x485, 8));
+    assert!(!bit(0x489, 23) && !bit(0x489, 12));
+    let decided = [
+        "eptp_accessed_dirty",
+        "event_type_other_needs_mtf",
+        "error_code_for_faulting_vectors",
+        "error_code_only_for_faulting_vectors",
+        "host_cet_needs_wp",
+        "host_rip_canonical_5level",
+        "guest_cet_needs_wp",
+        "activity_hlt_supported",
+        "activity_sipi_supported",
+    ];
+    assert_eq!(never, decided, "kvm_restore rules no blob makes the refusal");
+    for tier in [Tier::Controls, Tier::Host, Tier::Guest] {
+        let of_tier = restore.iter().filter(|r| r.tier() == tier);
+        let hit = of_tier.clone().filter(|r| refused.contains(r.name())).count();
+        assert!(hit >= 10, "{tier:?}: only {hit} of {} rules refuse a blob", of_tier.count());
+        eprintln!("{tier:?}: {hit} of the rules KVM applies on restore refuse a crafted blob");
+    }
 }

@@ -1,7 +1,7 @@
 //! A valid VM-entry state (a 64-bit guest on a 64-bit host, the shape the Bochs suite enters),
 //! the Bochs models' capability MSRs, and a small physical memory, for the entry-check tests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use vmcs::caps::VmxCaps;
 use vmcs::controls::{Controls, CpuBasedVmExecControl as Proc, PinBasedVmExecControl as Pin};
@@ -283,9 +283,9 @@ pub fn apply(
     true
 }
 
-/// Apply a mutation aimed at its rule, then, while another rule fails first, apply a way to make
-/// that rule hold that keeps every bit set so far (at most 32 times). The Bochs kernel does the
-/// same before each VMLAUNCH.
+/// Apply a mutation aimed at its rule, then, while another rule of `selection` fails first, apply
+/// a way to make that rule hold that keeps every bit set so far (at most 32 times). The Bochs
+/// kernel does the same (over every rule) before each VMLAUNCH.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_repaired(
     schema: &vmcs_gen::Schema,
@@ -296,13 +296,14 @@ pub fn apply_repaired(
     caps: &VmxCaps,
     f: &Facts,
     fv: &[u64],
+    selection: vmcs::entry::Selection,
 ) -> bool {
     if !apply(schema, &m.edits, v, mem, caps, fv) {
         return false;
     }
     let mut kept = m.edits.clone();
     for _ in 0..32 {
-        let Ok(all) = vmcs::entry::failures(&*v, caps, f, &*mem, vmcs::entry::Selection::ALL) else { return true };
+        let Ok(all) = vmcs::entry::failures(&*v, caps, f, &*mem, selection) else { return true };
         let Some(first) = all.first() else { return true };
         if first as usize >= m.rule {
             return true;
@@ -315,4 +316,35 @@ pub fn apply_repaired(
         kept.extend_from_slice(way);
     }
     true
+}
+
+/// The capability MSRs as vmcs-gen's interpreter takes them.
+pub fn interpreter_caps(caps: &VmxCaps) -> vmcs_gen::Caps {
+    vmcs_gen::Caps::Msrs((0x480..0x4a0).map(|i| (i, caps.raw(i))).collect::<BTreeMap<_, _>>())
+}
+
+/// The facts in the order of the schema's `[[fact]]`s, as vmcs-gen's interpreter takes them.
+pub fn fact_values(schema: &vmcs_gen::Schema, f: &Facts) -> Vec<u64> {
+    let by_name: BTreeMap<&str, u64> = [
+        ("maxphyaddr", f.maxphyaddr as u64),
+        ("linear_width", f.linear_width as u64),
+        ("efer_lma", f.efer_lma as u64),
+        ("in_smm", f.in_smm as u64),
+        ("current_vmcs", f.current_vmcs),
+        ("efer_reserved", f.efer_reserved),
+        ("debugctl_reserved", f.debugctl_reserved),
+        ("perf_global_ctrl_reserved", f.perf_global_ctrl_reserved),
+        ("rtit_ctl_reserved", f.rtit_ctl_reserved),
+        ("rtm", f.rtm as u64),
+        ("sgx", f.sgx as u64),
+        ("sti_blocks_nmi_injection", f.sti_blocks_nmi_injection as u64),
+        ("vmlaunch", f.vmlaunch as u64),
+        ("launched", f.launched as u64),
+        ("current_is_shadow", f.current_is_shadow as u64),
+        ("mov_ss_blocked", f.mov_ss_blocked as u64),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(by_name.len(), schema.checks.facts.len(), "a fact is missing from this test");
+    schema.checks.facts.iter().map(|x| by_name[x.name.as_str()]).collect()
 }
