@@ -12,9 +12,8 @@ use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection, Tier};
 use vmcs::fields as F;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, VmxError, VmxOperation, VmxRegion};
 
-use crate::deviations::DEVIATIONS;
-use crate::entry_guard::{HELD_NAMES, Held, Host, hold};
-use crate::entry_mutate::{self, CONTROLS, DEPENDS, EDITS, Env, FIXES, MUTATIONS, Undo};
+use crate::entry_guard::{Held, Host, hold};
+use crate::entry_mutate::{self, EDITS, Env, FIXES, MUTATIONS, Undo};
 use crate::entry_state::{self, BASELINE_LEN, Physical};
 use crate::entry_verdict::{Covered, DeviationRules, Entries, MAX_DEVIATIONS, Seen, allowed, explain};
 use crate::rt;
@@ -28,24 +27,32 @@ const STATES_AS_L1: u32 = 1_100;
 
 static mut VMCS_DIFF: VmxRegion = VmxRegion::new();
 
-struct Stats {
-    launched: u32,
-    agree: u32,
-    deviations: [u32; MAX_DEVIATIONS],
-    unexplained: u32,
-    held: [u32; 6],
+pub struct Stats {
+    pub launched: u32,
+    pub agree: u32,
+    pub deviations: [u32; MAX_DEVIATIONS],
+    pub unexplained: u32,
+    pub held: [u32; 6],
     /// Rules that were the first failure of a launched state.
-    reached: Option<RuleSet>,
+    pub reached: Option<RuleSet>,
     /// Rules a launched state was aimed at.
-    aimed: Option<RuleSet>,
+    pub aimed: Option<RuleSet>,
     /// Rules a state that was not launched was aimed at.
-    held_aim: Option<RuleSet>,
+    pub held_aim: Option<RuleSet>,
     /// Per rule: an earlier rule that could not be made to hold without undoing a mutation aimed
     /// at it.
-    blocked: [Option<Rule>; Rule::ALL.len()],
+    pub blocked: [Option<Rule>; Rule::ALL.len()],
 }
 
 impl Stats {
+    /// Count a state not launched, and the rule it was aimed at.
+    fn hold(&mut self, why: Held, a: &Attempt) {
+        self.held[why as usize] += 1;
+        if let (Some(t), Some(held_aim)) = (a.target, &mut self.held_aim) {
+            held_aim.insert(Rule::ALL[t]);
+        }
+    }
+
     /// Count one launched state: agreement, a named deviation, or unexplained; and coverage.
     fn judge(&mut self, verdict: &Verdict, seen: Seen, covered: &Covered, a: &Attempt, blocker: Option<Rule>) {
         let (failing, entries) = (verdict.failing, &verdict.entries);
@@ -133,8 +140,7 @@ const MAX_REPAIRS: usize = 32;
 impl Run<'_, '_> {
     fn attempt(&mut self, a: &Attempt) {
         if !a.lists.iter().all(|l| entry_mutate::exist(l, &self.caps)) {
-            self.stats.held[Held::AbsentField as usize] += 1;
-            return;
+            return self.stats.hold(Held::AbsentField, a);
         }
         // SAFETY: single-threaded; the region is used only here, one VMCS at a time.
         let region = unsafe { crate::rt::unique(&raw mut VMCS_DIFF) };
@@ -155,15 +161,13 @@ impl Run<'_, '_> {
             )
         };
         if a.lists.iter().any(|l| touches(l)) {
-            self.stats.held[Held::HostRipRsp as usize] += 1;
-            return;
+            return self.stats.hold(Held::HostRipRsp, a);
         }
         let mut undo = Undo::new();
         for list in a.lists {
             if entry_mutate::apply(&mut v, &env, list, &mut undo).is_err() {
                 undo.undo();
-                self.stats.held[Held::AbsentField as usize] += 1;
-                return;
+                return self.stats.hold(Held::AbsentField, a);
             }
         }
         let memory = Physical;
@@ -174,15 +178,12 @@ impl Run<'_, '_> {
             check(false, format_args!("entry: a field the checks read is unreadable"));
             return;
         };
-        if let Some(h) = hold(&v, &self.caps, &failing, &self.base) {
-            undo.undo();
-            self.stats.held[h as usize] += 1;
-            if let (Some(t), Some(held_aim)) = (a.target, &mut self.stats.held_aim) {
-                held_aim.insert(Rule::ALL[t]);
-            }
-            return;
-        }
         let covered = Covered::of(&self.caps, &v, &self.dev_rules);
+        let may_enter = covered.bochs_may_enter(&failing);
+        if let Some(h) = hold(&v, &self.caps, &failing, may_enter, &self.base) {
+            undo.undo();
+            return self.stats.hold(h, a);
+        }
         let verdict = Verdict::of(checker, &v, failing);
         let seen = launch(&mut v, &self.host);
         undo.undo();
@@ -299,24 +300,6 @@ impl Rng {
     }
 }
 
-/// Is the rule out of reach on this model: its check names a control the model does not allow
-/// to be 1?
-fn out_of_reach_here(caps: &VmxCaps, r: usize) -> bool {
-    let controls = CONTROLS[r];
-    controls.iter().any(|(msr, bit)| {
-        let v = caps.value(*msr);
-        let allowed1 = match msr.kind() {
-            vmcs::caps::MsrKind::Control => v >> (32 + *bit as u32) & 1,
-            vmcs::caps::MsrKind::Flags => v >> *bit & 1,
-        };
-        allowed1 == 0 && !msr_must_be_1(caps, *msr, *bit)
-    })
-}
-
-fn msr_must_be_1(caps: &VmxCaps, msr: vmcs::caps::Msr, bit: u8) -> bool {
-    msr.kind() == vmcs::caps::MsrKind::Control && caps.value(msr) >> bit & 1 == 1
-}
-
 pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
     // Under our L0, VM entry is L0's emulation: its checks of vmcs12, then Bochs' of vmcs02.
     let states = if rt::multiboot_booted() { STATES_AS_L1 } else { STATES };
@@ -367,54 +350,5 @@ pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
         let n = 2 + (rng.next() % 2) as usize;
         run.attempt(&Attempt { target: None, lists: &lists[..n] });
     }
-    report(&run.stats, targeted, states, caps);
-}
-
-fn report(s: &Stats, targeted: u32, states: u32, caps: &VmxCaps) {
-    let dev: u32 = s.deviations.iter().sum();
-    let named = DEVIATIONS.iter().zip(s.deviations.iter()).filter(|(_, n)| **n > 0).count();
-    println!(
-        "data: entry checks: {} states launched ({targeted} aimed at a rule, the rest random combinations)",
-        s.launched
-    );
-    for (name, n) in HELD_NAMES.iter().zip(s.held.iter()) {
-        if *n > 0 {
-            println!("data: entry checks: {n} states not launched: {name}");
-        }
-    }
-    for (d, n) in DEVIATIONS.iter().zip(s.deviations.iter()) {
-        if *n > 0 {
-            println!("exception: {}: {n} states: SDM: {}", d.name, d.sdm);
-        }
-    }
-    // Coverage: every rule a launched state was aimed at became the first failure of some
-    // launched state, unless its failure hinges on a capability or a fact of the VMM (listed).
-    let (reached, aimed) = (s.reached.unwrap_or(RuleSet::EMPTY), s.aimed.unwrap_or(RuleSet::EMPTY));
-    let (mut out_of_reach, mut blocked, mut depends, mut missed) = (0, 0, 0, 0);
-    for (i, r) in Rule::ALL.iter().enumerate() {
-        if reached.contains(*r) {
-        } else if !aimed.contains(*r) || out_of_reach_here(caps, i) || s.held_aim.is_some_and(|h| h.contains(*r)) {
-            out_of_reach += 1;
-        } else if let Some(b) = s.blocked[i] {
-            blocked += 1;
-            println!("data: entry checks: not reached (blocked here by {}): {}", b.name(), r.name());
-        } else if DEPENDS[i] != 0 {
-            depends += 1;
-            println!("data: entry checks: not reached (decided by a capability or a VMM fact here): {}", r.name());
-        } else {
-            missed += 1;
-            println!("FAIL entry checks: aimed at but never the first failure: {}", r.name());
-        }
-    }
-    println!(
-        "data: entry checks: {} rules reached; {out_of_reach} out of reach here (their controls are not allowed, or the states aimed at them could not be launched), {blocked} blocked by an earlier rule, {depends} decided by a capability or VMM fact",
-        reached.len()
-    );
-    check(
-        s.unexplained == 0 && s.launched >= states && missed == 0,
-        format_args!(
-            "entry checks: {} agree, {dev} Bochs deviations ({named} named), {} unexplained",
-            s.agree, s.unexplained
-        ),
-    );
+    crate::entry_report::report(&run.stats, targeted, states, caps);
 }

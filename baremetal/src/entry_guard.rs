@@ -7,7 +7,7 @@ use vmcs::fields as F;
 use vmcs::hw::CurrentVmcs;
 
 use crate::deviations;
-use crate::entry_state::BASELINE_LEN;
+use crate::entry_state::{BASELINE_LEN, RAM};
 use crate::entry_verdict::rank;
 use crate::rt;
 
@@ -22,7 +22,8 @@ pub enum Held {
     NeverWakes,
     /// The VM exit would load a host CR0/CR3/CR4 this kernel cannot run on.
     HostUnsurvivable,
-    /// An MSR-load/store list longer than its scratch page (what lies beyond is not a list).
+    /// An MSR-load/store list longer than its scratch page (what lies beyond is not a list), or a
+    /// VM-exit list outside RAM: the exit would read all ones as an MSR index, a VMX abort.
     ListBeyondScratch,
     /// It changes HOST_RIP or HOST_RSP, which the launch code writes itself (to return here).
     HostRipRsp,
@@ -65,8 +66,15 @@ impl Host {
     }
 }
 
-/// States not to launch (see [`Held`]), given the checker's verdict.
-pub fn hold(v: &CurrentVmcs, caps: &VmxCaps, failing: &RuleSet, base: &[(u32, u64); BASELINE_LEN]) -> Option<Held> {
+/// States not to launch (see [`Held`]), given the checker's verdict and whether Bochs, through
+/// the rules it leaves unchecked, could enter the guest anyway (`may_enter`).
+pub fn hold(
+    v: &CurrentVmcs,
+    caps: &VmxCaps,
+    failing: &RuleSet,
+    may_enter: bool,
+    base: &[(u32, u64); BASELINE_LEN],
+) -> Option<Held> {
     let rd = |f: u64| v.vmread(f).unwrap_or(0);
     let vmfail = failing.iter().any(|r| rank(r.outcome()) <= 1);
     let activity = rd(F::GUEST_ACTIVITY_STATE.raw());
@@ -75,7 +83,8 @@ pub fn hold(v: &CurrentVmcs, caps: &VmxCaps, failing: &RuleSet, base: &[(u32, u6
     // or enters and the timer ends the guest at once.
     // Without the timer (a guest that Bochs lets in would wait forever), only states that fail
     // the controls or host state are launched.
-    if (failing.is_empty() && activity == 3) || (activity != 0 && !timer && !vmfail) {
+    // Wait-for-SIPI stops the timer: a guest Bochs lets in there never leaves.
+    if (may_enter && activity == 3) || (activity != 0 && !timer && !vmfail) {
         return Some(Held::NeverWakes);
     }
     let base_of = |enc: u32| base.iter().find(|(e, _)| *e == enc).map_or(0, |(_, v)| *v);
@@ -88,7 +97,15 @@ pub fn hold(v: &CurrentVmcs, caps: &VmxCaps, failing: &RuleSet, base: &[(u32, u6
         return Some(Held::HostUnsurvivable);
     }
     let counts = [F::VM_EXIT_MSR_STORE_COUNT, F::VM_EXIT_MSR_LOAD_COUNT, F::VM_ENTRY_MSR_LOAD_COUNT];
-    if !vmfail && counts.iter().any(|c| rd(c.raw()) > 256) {
+    let exit_lists = [
+        (F::VM_EXIT_MSR_STORE_ADDR.raw(), F::VM_EXIT_MSR_STORE_COUNT.raw()),
+        (F::VM_EXIT_MSR_LOAD_ADDR.raw(), F::VM_EXIT_MSR_LOAD_COUNT.raw()),
+    ];
+    let outside_ram = |&(addr, count): &(u64, u64)| {
+        let n = rd(count) & 0xffff_ffff;
+        n != 0 && rd(addr).checked_add(16 * n).is_none_or(|end| end > RAM)
+    };
+    if !vmfail && (counts.iter().any(|c| rd(c.raw()) > 256) || exit_lists.iter().any(outside_ram)) {
         return Some(Held::ListBeyondScratch);
     }
     let info = rd(F::VM_ENTRY_INTR_INFO_FIELD.raw());

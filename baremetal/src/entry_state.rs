@@ -38,7 +38,7 @@ pub fn in_scratch(address: u64, bytes: u32) -> bool {
 }
 
 /// RAM Bochs gives the kernel (`megs: 32`): reads above it see no memory.
-const RAM: u64 = 32 << 20;
+pub const RAM: u64 = 32 << 20;
 
 /// Physical memory as the processor sees it: identity-mapped RAM, all ones elsewhere.
 pub struct Physical;

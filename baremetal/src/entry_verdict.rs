@@ -5,7 +5,7 @@ use vmcs::caps::VmxCaps;
 use vmcs::entry::{Outcome, Rule, RuleSet};
 use vmcs::hw::CurrentVmcs;
 
-use crate::deviations::DEVIATIONS;
+use crate::deviations::{DEVIATIONS, Departure};
 
 /// What Bochs did with one VMLAUNCH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +85,14 @@ impl Covered {
             }
         }
         Covered(c)
+    }
+
+    /// Could Bochs enter the guest with these rules failing: does a deviation in which Bochs
+    /// leaves a rule unchecked cover each of them here?
+    pub fn bochs_may_enter(&self, failing: &RuleSet) -> bool {
+        failing.iter().all(|r| {
+            DEVIATIONS.iter().zip(&self.0).any(|(d, c)| matches!(d.departure, Departure::Unchecked(_)) && c.contains(r))
+        })
     }
 }
 

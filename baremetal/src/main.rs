@@ -16,6 +16,7 @@ mod deviations;
 mod entry_diff;
 mod entry_guard;
 mod entry_mutate;
+mod entry_report;
 mod entry_state;
 mod entry_verdict;
 mod suite;
