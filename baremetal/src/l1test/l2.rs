@@ -64,9 +64,10 @@ unsafe extern "C" {
     fn l2_pf();
 }
 
+/// L2's IDT: its 32 exceptions and the interrupt vectors up to 63 (irq.rs uses one).
 #[repr(C, align(16))]
-struct Idt([u64; 64]);
-static mut L2_IDT: Idt = Idt([0; 64]);
+struct Idt([u64; 128]);
+static mut L2_IDT: Idt = Idt([0; 128]);
 #[repr(C, align(16))]
 struct Stack([u8; 8192]);
 static mut L2_STACK: Stack = Stack([0; 8192]);
@@ -76,7 +77,7 @@ static mut IO_A: Page = Page([0; 4096]);
 static mut IO_B: Page = Page([0; 4096]);
 static mut VMCS: VmxRegion = VmxRegion::new();
 
-fn gate(vector: usize, handler: u64) {
+pub fn gate(vector: usize, handler: u64) {
     // SAFETY: single-threaded; L2's IDT is written before L2 runs.
     unsafe {
         let idt = &raw mut L2_IDT;
@@ -141,7 +142,7 @@ fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> usize {
         (F::GUEST_GDTR_BASE.raw(), cpu::gdt_base()),
         (F::GUEST_GDTR_LIMIT.raw(), cpu::GDT_LIMIT as u64),
         (F::GUEST_IDTR_BASE.raw(), (&raw const L2_IDT) as u64),
-        (F::GUEST_IDTR_LIMIT.raw(), 32 * 16 - 1),
+        (F::GUEST_IDTR_LIMIT.raw(), 64 * 16 - 1),
         (F::GUEST_ES_SELECTOR.raw(), ds),
         (F::GUEST_SS_SELECTOR.raw(), ds),
         (F::GUEST_DS_SELECTOR.raw(), ds),
@@ -163,7 +164,7 @@ fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> usize {
 }
 
 /// The exit L1 expects next, and what L1 changes before resuming.
-fn expect(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
+pub fn expect(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
     // SAFETY: the host state is this context (setup); L2 runs L1's code pages and its own stack.
     let r = unsafe { if resume { v.resume(regs) } else { v.launch(regs) } };
     let basic = r.ok().and_then(|e| e.basic());
@@ -244,6 +245,7 @@ pub fn run(op: &mut VmxOperation) {
     if expect(&mut v, &mut regs, true, R::Hlt, "HLT") {
         skip(&mut v);
         msr_lists(&mut v, &mut regs);
+        crate::irq::run(&mut v, &mut regs);
     }
 }
 
