@@ -174,7 +174,7 @@ pub fn expect(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want
 }
 
 /// Advance L2's RIP past the instruction that exited.
-fn skip(v: &mut CurrentVmcs) {
+pub fn skip(v: &mut CurrentVmcs) {
     let rip = v.read_raw(F::GUEST_RIP.raw()).unwrap_or(0);
     let len = v.read_raw(F::VM_EXIT_INSTRUCTION_LEN.raw()).unwrap_or(0);
     let _ = v.write_raw(F::GUEST_RIP.raw(), rip + len);
@@ -246,6 +246,7 @@ pub fn run(op: &mut VmxOperation) {
         skip(&mut v);
         msr_lists(&mut v, &mut regs);
         crate::irq::run(&mut v, &mut regs);
+        crate::cr::run(&mut v, &mut regs);
     }
 }
 
