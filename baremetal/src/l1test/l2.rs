@@ -247,6 +247,7 @@ pub fn run(op: &mut VmxOperation) {
         msr_lists(&mut v, &mut regs);
         crate::irq::run(&mut v, &mut regs);
         crate::cr::run(&mut v, &mut regs);
+        crate::msr_bitmap::run(&mut v, &mut regs);
     }
 }
 

@@ -3,7 +3,7 @@
 //! byte copy of a cleared region, VMREAD/VMWRITE memory operands (a #PF among them), and an L2
 //! whose exits L1 routes by changing its controls between entries (exception bitmap, #PF
 //! error-code filter, I/O bitmaps, interrupt and NMI windows, HLT, the local APIC's timer
-//! interrupting L2, CR0's guest/host mask), and a 32-bit PAE L2 on L1's own EPT
+//! interrupting L2, CR0's guest/host mask, MSR bitmaps), and a 32-bit PAE L2 on L1's own EPT
 //! (EPT violation, repair and INVEPT, misconfiguration, vmcs12's PDPTRs). Every check prints one
 //! line on port 0xE9; the last line is `N passed, M failed`.
 #![no_std]
@@ -21,6 +21,7 @@ mod irq;
 mod l2;
 #[path = "../mem.rs"]
 mod mem;
+mod msr_bitmap;
 mod pae;
 #[macro_use]
 #[path = "../rt.rs"]
