@@ -23,7 +23,7 @@ core::arch::global_asm!(
 // WRMSR SYSENTER_ESP (not intercepted), RDMSR SYSENTER_CS (intercepted), then report.
 l2_msr:
     mov ecx, 0x175
-    mov eax, 0x12345000
+    mov eax, {esp}
     xor edx, edx
     wrmsr
     mov ecx, 0x174
@@ -31,7 +31,8 @@ l2_msr:
     mov eax, 0x77
     vmcall
     jmp l2_msr
-"#
+"#,
+    esp = const ESP,
 );
 
 unsafe extern "C" {
