@@ -84,9 +84,8 @@ impl NestedVmx {
         if vm86 || (ops.l1.long_mode()? && !ops.l1.mode64()?) {
             return Err(Fault::ud().into());
         }
-        if ops.l1.cpl()? > 0 {
-            return Err(Fault::gp0().into());
-        }
+        // What is left is every VMX instruction's CPL rule.
+        self.check_permission(ops)?;
         Ok(Done::Fail(E::VmcallInVmxRoot))
     }
 }
