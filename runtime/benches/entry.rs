@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(&inputs).first_failure(|_| true))
     });
     g.bench_function("interpreter (baseline), controls only", |b| {
-        b.iter(|| black_box(&inputs).first_failure(|r| r.tier == vmcs_gen::checks::Tier::Controls))
+        b.iter(|| black_box(&inputs).first_failure(|r| r.tier == vmcs_gen::model::Tier::Controls))
     });
     g.finish();
 }

@@ -3,7 +3,11 @@
 use crate::encoding::{Encoding, Kind, Width};
 use crate::gate::Gate;
 
+mod checks;
+pub use checks::{Checks, Define, Fact, Outcome, Rule, Segment, Tier};
 mod exits;
+pub mod expr;
+pub mod syntax;
 pub use exits::{Bitfield, BitfieldId, Bits, Decode, ExitReason, InstructionError, NamedValue};
 mod copy;
 pub use copy::*;
@@ -39,7 +43,7 @@ pub struct Schema {
     /// VM-instruction errors, by number.
     pub instruction_errors: Vec<InstructionError>,
     /// The VM-entry consistency checks (checks.toml).
-    pub checks: crate::checks::Checks,
+    pub checks: Checks,
     /// The locks of released layouts (locks/*.lock.toml), as written.
     pub locks: Vec<Lock>,
     /// Display paths of the files the schema was read from, for generated headers.

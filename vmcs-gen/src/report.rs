@@ -147,7 +147,7 @@ pub fn summary(schema: &Schema) -> String {
     }
     let c = &schema.checks;
     if !c.rules.is_empty() {
-        let tiers: Vec<String> = crate::checks::Tier::ALL
+        let tiers: Vec<String> = crate::model::Tier::ALL
             .iter()
             .map(|t| format!("{} {}", c.rules.iter().filter(|r| r.tier == *t).count(), t.name()))
             .collect();

@@ -46,7 +46,7 @@ pub fn check(schema: &Schema, layout: &Layout, vmcs12: &[u8], caps: &Caps, maxph
     let memory = |_: u64, _: u32| None;
     let wrmsr_faults = |_: u32, _: u64| false;
     let inputs = Inputs { schema, caps, facts: &facts, field: &field, memory: &memory, wrmsr_faults: &wrmsr_faults };
-    let restore = |r: &crate::checks::Rule| r.kvm_restore;
+    let restore = |r: &crate::model::Rule| r.kvm_restore;
     match inputs.first_failure(restore) {
         Ok(Some(f)) => Ok(Contents::Failed { rule: f.rule }),
         Ok(None) => Ok(Contents::Passed { rules: schema.checks.rules.iter().filter(|r| r.kvm_restore).count() }),

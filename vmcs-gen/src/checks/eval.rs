@@ -1,11 +1,10 @@
 //! An interpreter of the typed rules: what `vmcs-gen state check` runs on a vmcs12 decoded with
 //! the schema's layout, and the reference the generated checker is tested against.
 
-use super::expr::{Arith, Cmp, Expr, IntTy, Logic};
-use super::{Rule, Tier};
 use crate::caps::Caps;
 use crate::gate::Gate;
-use crate::model::{CapId, FieldId, MsrId, MsrKind, Schema};
+use crate::model::expr::{Arith, Cmp, Expr, IntTy, Logic};
+use crate::model::{CapId, FieldId, MsrId, MsrKind, Rule, Schema, Tier};
 
 /// What the rules read: the VMCS (by field), the capabilities, the facts and physical memory.
 pub struct Inputs<'a> {

@@ -9,10 +9,10 @@ use super::cap_variant;
 use super::caps::msr_variant;
 use super::checks_expr::{cap_gate, cap_var, control_var, field_var, msr_var, negate};
 use super::{camel_case, hex, ident};
-use crate::checks::expr::{Expr, Ty};
-use crate::checks::{Outcome, Rule, Tier};
 use crate::gate::Gate;
+use crate::model::expr::{Expr, Ty};
 use crate::model::{CapId, FieldId, MsrId, MsrKind, Schema};
+use crate::model::{Outcome, Rule, Tier};
 
 /// Schema prose as rustdoc text: `IA32_VMX_MISC[30]` is not a link.
 fn rustdoc_text(s: &str) -> String {

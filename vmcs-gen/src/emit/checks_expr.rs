@@ -5,7 +5,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::ident;
-use crate::checks::expr::{Arith, Cmp, Expr, IntTy, Logic, Ty};
+use crate::model::expr::{Arith, Cmp, Expr, IntTy, Logic, Ty};
 use crate::model::{FieldId, MsrId, Schema};
 
 /// Local variable holding a field's value: `f_guest_cr0`.

@@ -10,9 +10,9 @@ use quote::quote;
 
 use super::caps::msr_variant;
 use super::{Artifact, artifact, hex};
-use crate::checks::expr::Expr;
 use crate::checks::mutate::{self, Edit, Op, Source, Target, Value};
 use crate::model::Schema;
+use crate::model::expr::Expr;
 
 /// The kernel's table of mutations.
 pub fn mutation_table(schema: &Schema) -> Artifact {
@@ -87,7 +87,7 @@ fn emit(schema: &Schema) -> TokenStream {
     let facts = schema.checks.facts.iter().enumerate().map(|(i, f)| {
         let (i, name) = (Literal::u8_unsuffixed(i as u8), super::ident(&f.name));
         match f.ty {
-            crate::checks::expr::Ty::Int(crate::checks::expr::IntTy::U64) => quote!(#i => facts.#name),
+            crate::model::expr::Ty::Int(crate::model::expr::IntTy::U64) => quote!(#i => facts.#name),
             _ => quote!(#i => u64::from(facts.#name)),
         }
     });

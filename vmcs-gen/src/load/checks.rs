@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{duplicate, resolve_gate};
-use crate::checks::expr::{IntTy, Ty};
-use crate::checks::syntax::{self, Span};
+use crate::checks::parse;
 use crate::checks::typeck::{self, Env, Origin, TypeError};
-use crate::checks::{Checks, Define, Fact, Outcome, Rule, Segment, Tier};
 use crate::diag::{Diagnostics, SourceFile};
 use crate::model::Schema;
+use crate::model::expr::{IntTy, Ty};
+use crate::model::syntax::{Node, Span};
+use crate::model::{Checks, Define, Fact, Outcome, Rule, Segment, Tier};
 use crate::raw::{self, NoHead, RawDefine, RawFact, RawRule, S};
 
 pub(super) fn load(file: &SourceFile, schema: &mut Schema, diags: &mut Diagnostics) {
@@ -246,8 +247,8 @@ fn push_once(
     diags.push(d);
 }
 
-fn parse_expr(file: &SourceFile, text: &S<String>, base: usize, diags: &mut Diagnostics) -> Option<syntax::Node> {
-    match syntax::parse(text.get_ref()) {
+fn parse_expr(file: &SourceFile, text: &S<String>, base: usize, diags: &mut Diagnostics) -> Option<Node> {
+    match parse::parse(text.get_ref()) {
         Ok(n) => Some(n),
         Err(e) => {
             let span: Span = (base + e.span.start)..(base + e.span.end);

@@ -11,9 +11,8 @@
 
 mod reach;
 
-use super::expr::{Expr, FactId, Logic};
-use super::{Rule, Tier};
-use crate::model::{FieldId, MsrId, Schema};
+use crate::model::expr::{Expr, FactId, Logic};
+use crate::model::{FieldId, MsrId, Rule, Schema, Tier};
 use reach::Gen;
 
 /// Where a value comes from when the mutation is applied.

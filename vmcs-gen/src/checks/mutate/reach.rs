@@ -1,8 +1,8 @@
 //! Reading a rule's expression for the edits that make its parts true or false.
 
 use super::{Edit, Op, Source, Target, Value, merge};
-use crate::checks::expr::{Arith, Cmp, Expr, FactId, Logic};
 use crate::gate::Gate;
+use crate::model::expr::{Arith, Cmp, Expr, FactId, Logic};
 use crate::model::{FieldId, MsrId, Schema};
 
 /// At most this many alternatives per expression (products of alternatives grow fast).

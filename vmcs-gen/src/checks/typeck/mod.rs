@@ -4,12 +4,11 @@
 //! except that a literal takes the width of the other operand (and must fit it). Segment
 //! accessors (`CS.dpl`) expand to field reads, defines to `let` bindings of their arguments.
 
-use super::expr::{Arith, Cmp, Expr, IntTy, Logic, Ty};
-use super::syntax::{BinOp, Node, NodeKind, Span, UnOp};
-use super::{Define, Fact, Segment};
 use crate::encoding::Width;
 use crate::gate::Gate;
-use crate::model::{CapId, FieldId, Schema};
+use crate::model::expr::{Arith, Cmp, Expr, IntTy, Logic, Ty};
+use crate::model::syntax::{BinOp, Node, NodeKind, Span, UnOp};
+use crate::model::{CapId, Define, Fact, FieldId, Schema, Segment};
 
 /// What names resolve against.
 pub struct Env<'a> {

@@ -2,11 +2,9 @@
 //! ones that resolve to nothing.
 
 use super::{Cx, Env, Frame, MAX_DEFINE_DEPTH, Val};
-use crate::checks::Fact;
-use crate::checks::Segment;
-use crate::checks::expr::{Arith, Expr, FactId, IntTy, Ty};
-use crate::checks::syntax::{Ident, Node, NodeKind, Span};
-use crate::model::FieldId;
+use crate::model::expr::{Arith, Expr, FactId, IntTy, Ty};
+use crate::model::syntax::{Ident, Node, NodeKind, Span};
+use crate::model::{Fact, FieldId, Segment};
 
 impl Cx<'_, '_> {
     pub(super) fn name(&mut self, parts: &[Ident], span: &Span) -> Option<Val> {

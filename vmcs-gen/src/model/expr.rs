@@ -6,7 +6,7 @@
 //! a shift by the width or more gives 0; `a => b` is `!a || b`; `&&`, `||` and `=>` short-circuit,
 //! so a memory read on their right runs only when it decides the result.
 
-use crate::model::{CapId, FieldId, MsrId};
+use super::{CapId, FieldId, MsrId};
 
 /// Index of a fact in [`super::Checks::facts`].
 pub type FactId = usize;

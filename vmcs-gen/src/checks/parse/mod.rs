@@ -1,126 +1,15 @@
-//! The check-expression syntax: tokens and a precedence-climbing parser producing a tree whose
-//! every node keeps its byte range in the expression text (for located errors).
+//! Parsing check expressions: tokens and a precedence-climbing parser producing the syntax tree
+//! of [`crate::model::syntax`], whose every node keeps its byte range (for located errors).
 //!
 //! Precedence, loosest first: `=>` (right-associative), `||`, `&&`, comparisons and `in`, `|`,
 //! `^`, `&`, `<<` `>>`, `+` `-`, `*`, unary `!` `~`, postfix `[bit]` `[hi:lo]`.
-
-use std::ops::Range;
 
 mod lex;
 #[cfg(test)]
 mod tests;
 
+use crate::model::syntax::{BinOp, Ident, Node, NodeKind, Span, UnOp};
 use lex::{Tok, tokenize};
-
-pub type Span = Range<usize>;
-
-/// A parsed expression node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub span: Span,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NodeKind {
-    Int(u64),
-    Bool(bool),
-    /// A name, possibly dotted: `GUEST_CR0`, `maxphyaddr`, `proc2.enable_ept`, `CS.dpl`.
-    Name(Vec<Ident>),
-    Call {
-        name: Ident,
-        args: Vec<Node>,
-    },
-    Unary {
-        op: UnOp,
-        operand: Box<Node>,
-    },
-    Binary {
-        op: BinOp,
-        lhs: Box<Node>,
-        rhs: Box<Node>,
-    },
-    Bit {
-        value: Box<Node>,
-        bit: (u64, Span),
-    },
-    Bits {
-        value: Box<Node>,
-        hi: (u64, Span),
-        lo: (u64, Span),
-    },
-    /// `x in {1, 3..=5}`: inclusive ranges.
-    In {
-        value: Box<Node>,
-        set: Vec<(u64, u64, Span)>,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ident {
-    pub text: String,
-    pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnOp {
-    /// `!`: logical not.
-    Not,
-    /// `~`: bitwise not within the operand's width.
-    BitNot,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Implies,
-    Or,
-    And,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    BitOr,
-    BitXor,
-    BitAnd,
-    Shl,
-    Shr,
-    Add,
-    Sub,
-    Mul,
-}
-
-impl BinOp {
-    pub fn symbol(self) -> &'static str {
-        use BinOp::*;
-        match self {
-            Implies => "=>",
-            Or => "||",
-            And => "&&",
-            Eq => "==",
-            Ne => "!=",
-            Lt => "<",
-            Le => "<=",
-            Gt => ">",
-            Ge => ">=",
-            BitOr => "|",
-            BitXor => "^",
-            BitAnd => "&",
-            Shl => "<<",
-            Shr => ">>",
-            Add => "+",
-            Sub => "-",
-            Mul => "*",
-        }
-    }
-    pub fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
-    }
-    pub fn is_logic(self) -> bool {
-        matches!(self, BinOp::Implies | BinOp::Or | BinOp::And)
-    }
-}
 
 /// A syntax error at a byte range of the expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
