@@ -3,6 +3,7 @@
 
 mod caps;
 mod checks;
+mod checks_context;
 mod checks_expr;
 mod controls;
 mod copy;
