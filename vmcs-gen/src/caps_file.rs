@@ -3,6 +3,8 @@
 //! does not declare, a key given twice, a value that is not 64-bit hex) is reported at its
 //! line:column, in time linear in the text and memory bounded by the number of entries.
 
+#![deny(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -12,8 +14,11 @@ use crate::model::Schema;
 /// A located mistake in a capability file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapsFileError {
+    /// 1-based line of the offending text.
     pub line: usize,
+    /// 1-based column of the offending text, in characters.
     pub column: usize,
+    /// What is wrong there, e.g. that the schema declares no such MSR.
     pub message: String,
 }
 
@@ -130,7 +135,7 @@ fn parse_hex(s: &str) -> Option<u64> {
 }
 
 /// Parse a capability file against `schema`: every key an MSR the schema declares, at most once.
-pub fn parse(text: &str, schema: &Schema) -> Result<Caps, CapsFileError> {
+fn parse(text: &str, schema: &Schema) -> Result<Caps, CapsFileError> {
     let mut p = Parser { text, pos: 0 };
     let pairs = p.pairs()?;
     let mut msrs: BTreeMap<u32, (u64, usize)> = BTreeMap::new();

@@ -1,31 +1,42 @@
 //! Located diagnostics: every schema error names file:line:column and shows the offending text.
 
+#![deny(missing_docs)]
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-/// One schema error.
+/// One schema error, located, with the text it is about. Display renders it as rustc does:
+/// message, `--> file:line:column`, the line with the span underlined, then the notes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The file as shown to the user ([`SourceFile::path`]).
     pub path: String,
+    /// 1-based line of the span's start.
     pub line: usize,
+    /// 1-based column of the span's start, in characters (not bytes).
     pub column: usize,
+    /// What is wrong, one sentence without the location.
     pub message: String,
-    /// The source line holding the error, and the underlined part of it (byte columns).
+    /// The source line holding the error (long lines cut around it, with `...`).
     pub line_text: String,
+    /// The part of [`Diagnostic::line_text`] to underline, in bytes; never empty.
     pub underline: Range<usize>,
+    /// Further lines: what would be right, or where a clashing item is.
     pub notes: Vec<String>,
 }
 
 impl Diagnostic {
+    /// `path:line:column`, as editors and terminals follow it.
     pub fn location(&self) -> String {
         format!("{}:{}:{}", self.path, self.line, self.column)
     }
-    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+    /// Add a note shown under the underlined line.
+    pub(crate) fn with_note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
         self
     }
-    /// The text the span covers (on its first line).
+    /// The text the span covers (on its first line): what the tests match an error by.
     pub fn snippet(&self) -> &str {
         let end = self.underline.end.min(self.line_text.len());
         self.line_text.get(self.underline.start.min(end)..end).unwrap_or("")
@@ -55,6 +66,7 @@ pub struct SourceFile {
     pub path: String,
     /// The path relative to the schema directory, e.g. "layouts/vmcs12.toml".
     pub name: String,
+    /// The file's whole contents; spans are byte offsets into it.
     pub text: String,
     /// Byte offset of each line's start, built on the first diagnostic (once per file).
     lines: OnceLock<Vec<usize>>,
@@ -64,6 +76,7 @@ pub struct SourceFile {
 const MAX_EXCERPT: usize = 160;
 
 impl SourceFile {
+    /// A file shown as `path`, named by `path` without a leading `schema/`.
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
         let path = path.into();
         let name = path.strip_prefix("schema/").unwrap_or(&path).to_string();
@@ -80,7 +93,7 @@ impl SourceFile {
     }
 
     /// Build a diagnostic for a byte span of this file (clamped to the text and to characters).
-    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         let start = floor_char(&self.text, span.start);
         let starts = self.line_starts();
         let line = starts.partition_point(|&s| s <= start);
@@ -134,7 +147,8 @@ fn excerpt(line: &str, at: usize) -> (String, usize) {
     (s, offset)
 }
 
-/// All the errors of a run, reported together.
+/// All the errors of a run, reported together: the `Err` of [`Schema::load`](crate::Schema::load).
+/// Display lists them, then counts them ("3 errors in the schema").
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
@@ -146,15 +160,19 @@ impl fmt::Debug for Diagnostics {
 }
 
 impl Diagnostics {
+    /// Record one more error.
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
+    /// No error recorded: the pass that collected these found nothing wrong.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// How many errors were recorded.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// The errors in the order found.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
     }

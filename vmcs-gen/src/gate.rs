@@ -2,17 +2,24 @@
 //!
 //! `entry.load_ia32_pat | exit.save_ia32_pat` — `&` binds tighter than `|`.
 
+#![deny(missing_docs)]
+
 use std::ops::Range;
 
-/// A parsed gate over capability names (resolved to indices by the model).
+/// A condition over terms `C`: capability names as parsed, [`CapId`](crate::model::CapId)s in the
+/// model (a field's `gate`, an MSR's `requires`), or copy-set terms (capabilities and predicates).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Gate<C> {
+    /// One term.
     Cap(C),
+    /// True when any of these is (`a | b`); the parser builds it with at least two.
     Any(Vec<Gate<C>>),
+    /// True when all of these are (`a & b`); the parser builds it with at least two.
     All(Vec<Gate<C>>),
 }
 
 impl<C> Gate<C> {
+    /// The gate's value when `has` tells each term's; stops at the first term that decides it.
     pub fn eval(&self, has: &mut impl FnMut(&C) -> bool) -> bool {
         match self {
             Gate::Cap(c) => has(c),
@@ -21,8 +28,9 @@ impl<C> Gate<C> {
         }
     }
 
-    /// Resolve names; `resolve` reports unknown names and returns None for them.
-    pub fn try_map<D>(&self, f: &mut impl FnMut(&C) -> Option<D>) -> Option<Gate<D>> {
+    /// Resolve names; `f` reports unknown names and returns None for them. Every term is tried,
+    /// so one pass reports every unknown name; the result is None if any failed.
+    pub(crate) fn try_map<D>(&self, f: &mut impl FnMut(&C) -> Option<D>) -> Option<Gate<D>> {
         Some(match self {
             Gate::Cap(c) => Gate::Cap(f(c)?),
             Gate::Any(gs) => Gate::Any(map_all(gs, f)?),
@@ -30,6 +38,7 @@ impl<C> Gate<C> {
         })
     }
 
+    /// Every term, left to right, repeated as often as it occurs.
     pub fn caps(&self) -> Vec<&C> {
         match self {
             Gate::Cap(c) => vec![c],
@@ -62,20 +71,21 @@ fn map_all<C, D>(gs: &[Gate<C>], f: &mut impl FnMut(&C) -> Option<D>) -> Option<
 
 /// A capability name with its byte range inside the expression text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Name {
-    pub text: String,
-    pub span: Range<usize>,
+pub(crate) struct Name {
+    pub(crate) text: String,
+    /// Where the name is in the expression, so that an unknown one is reported at its bytes.
+    pub(crate) span: Range<usize>,
 }
 
 /// A syntax error at a byte range of the expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyntaxError {
-    pub span: Range<usize>,
-    pub message: String,
+pub(crate) struct SyntaxError {
+    pub(crate) span: Range<usize>,
+    pub(crate) message: String,
 }
 
-/// Parse a gate expression.
-pub fn parse(text: &str) -> Result<Gate<Name>, SyntaxError> {
+/// Parse a gate expression: names of ASCII letters, digits, `_` and `.`, spaces between tokens.
+pub(crate) fn parse(text: &str) -> Result<Gate<Name>, SyntaxError> {
     let mut p = Parser { text, pos: 0 };
     let g = p.any()?;
     p.skip_ws();

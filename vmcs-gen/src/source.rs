@@ -4,6 +4,8 @@
 //! A schema directory holds `fields.toml`, `capabilities.toml`, `layouts/*.toml` and
 //! `locks/*.lock.toml`.
 
+#![deny(missing_docs)]
+
 use std::path::Path;
 
 use crate::diag::SourceFile;
@@ -15,6 +17,7 @@ mod embedded {
 /// The files of one schema, with paths relative to the schema directory (shown as `schema/...`).
 #[derive(Clone, Debug, Default)]
 pub struct SchemaSources {
+    /// Every file, sorted by name when read from a directory; [`SchemaSources::file`] finds one.
     pub files: Vec<SourceFile>,
 }
 
@@ -131,7 +134,7 @@ fn invalid(message: String) -> std::io::Error {
 }
 
 /// `bytes` as UTF-8, or the location of the first bad byte: `{shown}:LINE:COLUMN: not UTF-8 (byte 0x..)`.
-pub fn utf8(bytes: Vec<u8>, shown: &str) -> Result<String, String> {
+fn utf8(bytes: Vec<u8>, shown: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let text = std::str::from_utf8(good).unwrap_or_default();

@@ -3,6 +3,8 @@
 //! the interpreter of the schema's rules (the runtime's `nested_state::check_restore` runs the
 //! generated checker on the same rules).
 
+#![deny(missing_docs)]
+
 use crate::Caps;
 use crate::checks::eval::{Inputs, Unreadable};
 use crate::model::{Layout, Schema};
@@ -10,10 +12,16 @@ use crate::model::{Layout, Schema};
 /// What the vmcs12 checks found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Contents {
-    /// Every check KVM applies passed (how many there were).
-    Passed { rules: usize },
-    /// The first failing rule (its index in `schema.checks.rules`).
-    Failed { rule: usize },
+    /// Every check KVM applies passed.
+    Passed {
+        /// How many rules were checked (those marked `kvm_restore`).
+        rules: usize,
+    },
+    /// A check failed.
+    Failed {
+        /// The first failing rule, in check order: its index in `schema.checks.rules`.
+        rule: usize,
+    },
 }
 
 /// The facts of an L1 vCPU as KVM sees it: `maxphyaddr`, 4-level paging, and the IA32_EFER,
@@ -35,7 +43,10 @@ pub fn restore_facts(schema: &Schema, maxphyaddr: u8) -> Vec<u64> {
         .collect()
 }
 
-/// Apply KVM's restore checks to `vmcs12` (bytes of `layout`) for an L1 with `caps`.
+/// Apply KVM's restore checks to `vmcs12` (bytes of `layout`) for an L1 with `caps` and
+/// `maxphyaddr` physical-address bits ([`restore_facts`]), without guest memory (as KVM checks a
+/// restored vmcs12). Err names a field the checks need that `layout` does not hold, or whose bytes
+/// lie past the end of `vmcs12`.
 pub fn check(schema: &Schema, layout: &Layout, vmcs12: &[u8], caps: &Caps, maxphyaddr: u8) -> Result<Contents, String> {
     let facts = restore_facts(schema, maxphyaddr);
     let field = |f: usize| {

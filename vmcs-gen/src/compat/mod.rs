@@ -8,30 +8,61 @@
 //! loaded model and reports the breaking ones at their source: each released layout against its
 //! lock, each `previous` step, and locks whose layout is gone.
 
+#![deny(missing_docs)]
+
 mod check;
 pub(crate) use check::{check_locks, check_orphans, check_steps};
 
 pub use crate::model::Pinned;
 use crate::model::{Layout, MemberType};
 
-/// One difference between two layouts. `new` indices refer to the newer layout's members.
+/// One difference between two layouts. `old` is the older layout's member as pinned; `new` is an
+/// index into the newer layout's [`members`](Layout::members).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// A new member inside reserved space of the old layout (`within`) or past its end (None).
-    Added { new: usize, within: Option<String> },
+    Added {
+        /// The new member.
+        new: usize,
+        /// The old reserved member whose bytes it takes, or None past the old layout's end.
+        within: Option<String>,
+    },
     /// A pinned member now covered by reserved space that retires it.
-    Retired { old: Pinned, by: String },
+    Retired {
+        /// The member that is gone.
+        old: Pinned,
+        /// The reserved member of the new layout that names it in `retires`.
+        by: String,
+    },
     /// Breaking: a pinned member moved.
-    Moved { old: Pinned, new: usize },
+    Moved {
+        /// The member where it was.
+        old: Pinned,
+        /// The same name at its new offset.
+        new: usize,
+    },
     /// Breaking: a pinned member changed size or type in place.
-    Changed { old: Pinned, new: usize },
+    Changed {
+        /// The member as it was.
+        old: Pinned,
+        /// The same name and offset with its new size or type.
+        new: usize,
+    },
     /// Breaking: a pinned member is gone without being retired.
-    Removed { old: Pinned },
+    Removed {
+        /// The member that is gone.
+        old: Pinned,
+    },
     /// Breaking: a new member takes space the old layout did not reserve.
-    Intrudes { new: usize },
+    Intrudes {
+        /// The new member.
+        new: usize,
+    },
 }
 
 impl Change {
+    /// Whether a reader of the old layout would misread the new one: anything but
+    /// [`Added`](Change::Added) and [`Retired`](Change::Retired).
     pub fn is_breaking(&self) -> bool {
         !matches!(self, Change::Added { .. } | Change::Retired { .. })
     }

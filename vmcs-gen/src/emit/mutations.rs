@@ -14,7 +14,8 @@ use crate::checks::mutate::{self, Edit, Op, Source, Target, Value};
 use crate::model::Schema;
 use crate::model::expr::Expr;
 
-/// The kernel's table of mutations.
+/// `entry_mutations.rs`, the Bochs kernel's tables (baremetal/build.rs writes it): for each
+/// VM-entry rule its boundary mutations, its fixes and the control bits it names.
 pub fn mutation_table(schema: &Schema) -> Artifact {
     artifact(
         schema,
