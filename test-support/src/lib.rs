@@ -1,6 +1,7 @@
 //! Helpers the tests of every crate in the repository share, so that each exists once: a
 //! fixed-seed generator ([`Rng`]) and, with the default `std` feature, the loaders of the
-//! reference facts in `testdata/` ([`reference()`], [`hex`], [`msrs`], [`bochs_models`], [`kvm_l1_msrs`]).
+//! reference facts in `testdata/` ([`reference()`], [`hex`], [`msrs`], [`bochs_models`], [`kvm_l1_msrs`])
+//! and scratch directories that clean up after themselves ([`TempDir`]).
 #![deny(missing_docs)]
 #![no_std]
 
@@ -8,7 +9,11 @@
 extern crate std;
 
 #[cfg(feature = "std")]
+mod temp;
+#[cfg(feature = "std")]
 mod testdata;
+#[cfg(feature = "std")]
+pub use temp::TempDir;
 #[cfg(feature = "std")]
 pub use testdata::{bochs_models, hex, kvm_l1_msrs, msrs, reference, testdata};
 

@@ -10,9 +10,11 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use vmcs_test_support::TempDir;
 
 const MAX_CPU_SECONDS: f64 = 2.0;
 const MAX_RSS_KIB: i64 = 64 * 1024;
@@ -68,7 +70,8 @@ fn run(args: &[&str], out: Out) -> Outcome {
         Out::Closed => closed_pipe(),
         Out::Full => Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap()),
     };
-    let report = tmp("probe").join("report");
+    let probe = tmp("probe");
+    let report = probe.join("report");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg(env!("CARGO_BIN_EXE_vmcs-gen"))
         .args(args)
@@ -110,15 +113,12 @@ fn run(args: &[&str], out: Out) -> Outcome {
     Outcome { status: code, stdout, stderr }
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vmcs-gen-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> TempDir {
+    TempDir::new("gen-bad", name)
 }
 
 /// A copy of the shipped schema in a temporary directory.
-fn schema_copy(name: &str) -> PathBuf {
+fn schema_copy(name: &str) -> TempDir {
     let dir = tmp(name);
     for f in vmcs_gen::SchemaSources::embedded().files {
         let path = dir.join(&f.name);

@@ -9,13 +9,10 @@ fn vmcs_gen(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-use vmcs_test_support::reference;
+use vmcs_test_support::{TempDir, reference};
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vmcs-gen-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> TempDir {
+    TempDir::new("gen-cli", name)
 }
 
 /// The architectural fields: the reference union's full encodings (its high accesses left out),

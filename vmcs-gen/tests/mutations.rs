@@ -3,8 +3,8 @@
 //! without a panic, with a diagnostic at the mutated line that names the item (and, where a
 //! mistake is one edit, with that one diagnostic only: no follow-on errors).
 
-use std::path::PathBuf;
 use std::process::Command;
+use vmcs_test_support::TempDir;
 
 /// One mutation: in `file`, replace the first `from` after `marker` with `to`; the diagnostic must
 /// contain `message` and point at the line of the first `at` after `marker` in the mutated text.
@@ -184,9 +184,8 @@ const MUTATIONS: &[Mutation] = &[
     ),
 ];
 
-fn schema_copy(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vmcs-gen-mutation-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn schema_copy(name: &str) -> TempDir {
+    let dir = TempDir::new("gen-mutation", name);
     for f in vmcs_gen::SchemaSources::embedded().files {
         let path = dir.join(&f.name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -230,7 +229,6 @@ fn every_class_of_mistake_is_located() {
         if mu.alone {
             assert!(err.ends_with("1 error in the schema\n"), "{}: follow-on errors:\n{err}", mu.class);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

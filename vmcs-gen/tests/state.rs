@@ -6,10 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+use vmcs_test_support::TempDir;
 
 const INVALID_GPA: u64 = u64::MAX;
 const VMXON: u64 = 0x10000;
@@ -132,17 +132,37 @@ impl Blob {
         b
     }
 
-    fn write(&self, name: &str) -> String {
+    fn write(&self, name: &str) -> BlobFile {
         write_file(name, &self.bytes())
     }
 }
 
-fn write_file(name: &str, bytes: &[u8]) -> String {
-    let dir: PathBuf = std::env::temp_dir().join(format!("vmcs-gen-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A blob written to a file of its own directory, which goes when the value does; it reads as
+/// the file's path.
+struct BlobFile {
+    _dir: TempDir,
+    path: String,
+}
+
+impl std::ops::Deref for BlobFile {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.path
+    }
+}
+
+impl std::fmt::Display for BlobFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+fn write_file(name: &str, bytes: &[u8]) -> BlobFile {
+    let dir = TempDir::new("gen-state", name);
     let path = dir.join(format!("{name}.bin"));
     std::fs::write(&path, bytes).unwrap();
-    path.to_string_lossy().into_owned()
+    BlobFile { path: path.to_string_lossy().into_owned(), _dir: dir }
 }
 
 fn decode_json(file: &str, extra: &[&str]) -> Value {
@@ -250,7 +270,7 @@ fn check_names_the_rule_that_refuses() {
     ];
     for (name, blob, extra, want) in cases {
         let file = blob.write(name);
-        let mut args = vec!["state", "check", file.as_str()];
+        let mut args = vec!["state", "check", &file];
         args.extend_from_slice(extra);
         let (code, out, err) = vmcs_gen(&args);
         assert_eq!(code, Some(1), "{name}: {out}");
