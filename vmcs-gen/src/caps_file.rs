@@ -3,8 +3,6 @@
 //! does not declare, a key given twice, a value that is not 64-bit hex) is reported at its
 //! line:column, in time linear in the text and memory bounded by the number of entries.
 
-#![deny(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 

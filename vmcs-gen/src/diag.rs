@@ -1,7 +1,5 @@
 //! Located diagnostics: every schema error names file:line:column and shows the offending text.
 
-#![deny(missing_docs)]
-
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;

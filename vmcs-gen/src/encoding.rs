@@ -3,8 +3,6 @@
 //! bit 0 access type (1 = high 32 bits of a 64-bit field), bits 9:1 index, bits 11:10 type,
 //! bit 12 reserved (0), bits 14:13 width, bits 31:15 reserved (0).
 
-#![deny(missing_docs)]
-
 use std::fmt;
 
 /// Field width, from encoding bits 14:13.

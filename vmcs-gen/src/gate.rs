@@ -2,8 +2,6 @@
 //!
 //! `entry.load_ia32_pat | exit.save_ia32_pat` — `&` binds tighter than `|`.
 
-#![deny(missing_docs)]
-
 use std::ops::Range;
 
 /// A condition over terms `C`: capability names as parsed, [`CapId`](crate::model::CapId)s in the

@@ -4,6 +4,8 @@
 //! file:line:column) -> the [`model`] -> one emitter per generated artifact ([`emit`]).
 //! The command line, the runtime's build.rs and vmcs-derive are thin front-ends over this library.
 
+#![deny(missing_docs)]
+
 pub mod caps;
 pub mod caps_file;
 pub mod checks;

@@ -6,8 +6,8 @@ use crate::gate::Gate;
 mod checks;
 pub use checks::{Checks, Define, Fact, Outcome, Rule, Segment, Tier};
 mod exits;
-pub mod expr;
-pub mod syntax;
+pub(crate) mod expr;
+pub(crate) mod syntax;
 pub use exits::{Bitfield, BitfieldId, Bits, Decode, ExitReason, InstructionError, NamedValue};
 mod copy;
 pub use copy::*;
@@ -29,12 +29,19 @@ pub type MsrId = usize;
 /// The whole validated schema.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
+    /// Every architectural field (fields.toml), in declaration order: [`FieldId`] indexes it.
     pub fields: Vec<Field>,
+    /// The capability MSRs (capabilities.toml), in declaration order: [`MsrId`] indexes it.
     pub msrs: Vec<Msr>,
+    /// The named capability bits (capabilities.toml): [`CapId`] indexes it.
     pub caps: Vec<Capability>,
+    /// The software VMCS layouts (layouts/*.toml), in the order of their files.
     pub layouts: Vec<Layout>,
+    /// The facts only the hypervisor knows that copy conditions name (copysets.toml).
     pub predicates: Vec<Predicate>,
+    /// The values the hypervisor computes for copy entries (copysets.toml).
     pub hooks: Vec<Hook>,
+    /// The copy sets (copysets.toml), in declaration order; empty without that file.
     pub sets: Vec<CopySet>,
     /// Basic VM-exit reasons, by number.
     pub reasons: Vec<ExitReason>,
@@ -55,12 +62,17 @@ pub struct Schema {
 /// An architectural VMCS field. 64-bit fields are declared once; the high half is derived.
 #[derive(Clone, Debug)]
 pub struct Field {
+    /// UPPER_SNAKE_CASE, as Linux names it where it does, e.g. "GUEST_RIP".
     pub name: String,
+    /// The full encoding (access type 0); for a 64-bit field, [`Field::encodings`] adds the high one.
     pub encoding: Encoding,
+    /// As declared, equal to the encoding's width (the loader checks).
     pub width: Width,
+    /// As declared, equal to the encoding's kind (the loader checks).
     pub kind: Kind,
     /// None: the field exists on every processor that supports VMX.
     pub gate: Option<Gate<CapId>>,
+    /// What the field holds, after the SDM.
     pub doc: String,
     /// Set for fields that only one source knows (e.g. "bochs-head").
     pub source: Option<String>,
@@ -73,6 +85,7 @@ pub struct Field {
 }
 
 impl Field {
+    /// A VM-exit information field (its kind is [`Kind::ReadOnly`]).
     pub fn is_read_only(&self) -> bool {
         self.kind == Kind::ReadOnly
     }
@@ -106,10 +119,13 @@ pub enum MsrKind {
 /// A VMX capability MSR (IA32_VMX_*).
 #[derive(Clone, Debug)]
 pub struct Msr {
+    /// The short name capabilities are prefixed with, e.g. "proc2" for IA32_VMX_PROCBASED_CTLS2.
     pub name: String,
+    /// The MSR index RDMSR takes, e.g. 0x48b.
     pub index: u32,
     /// The IA32_VMX_TRUE_* MSR that reports the controls instead, when it exists (its `requires`).
     pub true_msr: Option<MsrId>,
+    /// How it reports its capability bits.
     pub kind: MsrKind,
     /// The MSR exists only if this gate holds; otherwise it reads as 0.
     pub requires: Option<Gate<CapId>>,
@@ -117,34 +133,45 @@ pub struct Msr {
     /// while `requires` holds over the control values (e.g. the secondary controls only with
     /// "activate secondary controls"); otherwise it acts as 0.
     pub control_field: Option<FieldId>,
+    /// Its SDM name and what it reports.
     pub doc: String,
 }
 
 /// A named capability bit that gates refer to.
 #[derive(Clone, Debug)]
 pub struct Capability {
+    /// `msr.bit_name`, e.g. "proc2.enable_ept": what gates write.
     pub name: String,
+    /// The MSR that reports it.
     pub msr: MsrId,
+    /// For a [`MsrKind::Control`] MSR the control bit (0..32, reported in MSR bit 32 + `bit`);
+    /// for a [`MsrKind::Flags`] MSR the MSR bit itself.
     pub bit: u32,
+    /// What the capability allows, after the SDM.
     pub doc: String,
     /// Where the capability is declared (its name).
     pub pos: Pos,
 }
 
 impl Schema {
+    /// The field named `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+    /// The field `enc` names: its full encoding, or the high one of a 64-bit field.
     pub fn field_by_encoding(&self, enc: Encoding) -> Option<&Field> {
         let full = Encoding(enc.raw() & !1);
         self.fields.iter().find(|f| f.encoding == full && (!enc.is_high() || f.width == Width::W64))
     }
+    /// The capability named `name` (e.g. "proc2.enable_ept").
     pub fn cap(&self, name: &str) -> Option<CapId> {
         self.caps.iter().position(|c| c.name == name)
     }
+    /// The layout named `name` (e.g. "vmcs12").
     pub fn layout(&self, name: &str) -> Option<&Layout> {
         self.layouts.iter().find(|l| l.name == name)
     }
+    /// The MSR that reports `cap`.
     pub fn msr_of(&self, cap: CapId) -> &Msr {
         &self.msrs[self.caps[cap].msr]
     }

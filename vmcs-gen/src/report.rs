@@ -1,7 +1,5 @@
 //! Human-readable and JSON views of the model, shared by the command line and the snapshots.
 
-#![deny(missing_docs)]
-
 use std::fmt::Write;
 
 #[cfg(feature = "cli")]

@@ -4,8 +4,6 @@
 //! A schema directory holds `fields.toml`, `capabilities.toml`, `layouts/*.toml` and
 //! `locks/*.lock.toml`.
 
-#![deny(missing_docs)]
-
 use std::path::Path;
 
 use crate::diag::SourceFile;

@@ -4,8 +4,6 @@
 //! uses; the vmcs12 they need is described by the schema model, not by the generated runtime, so the
 //! command keeps building whatever state the schema is in.
 
-#![deny(missing_docs)]
-
 use std::fmt::Write;
 
 #[cfg(feature = "cli")]

@@ -3,8 +3,6 @@
 //! the interpreter of the schema's rules (the runtime's `nested_state::check_restore` runs the
 //! generated checker on the same rules).
 
-#![deny(missing_docs)]
-
 use crate::Caps;
 use crate::checks::eval::{Inputs, Unreadable};
 use crate::model::{Layout, Schema};

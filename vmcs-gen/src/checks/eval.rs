@@ -8,7 +8,9 @@ use crate::model::{CapId, FieldId, MsrId, MsrKind, Rule, Schema, Tier};
 
 /// What the rules read: the VMCS (by field), the capabilities, the facts and physical memory.
 pub struct Inputs<'a> {
+    /// The schema whose rules are evaluated.
     pub schema: &'a Schema,
+    /// The capabilities: which rules apply, which fields exist, the MSR values rules compare with.
     pub caps: &'a Caps,
     /// Fact values by index of `schema.checks.facts` (a boolean is 0 or 1).
     pub facts: &'a [u64],
@@ -24,7 +26,9 @@ pub struct Inputs<'a> {
 /// number (from 1) of the VM-entry MSR-load entry it fails on (the exit qualification).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Failed {
+    /// Index in `schema.checks.rules`.
     pub rule: usize,
+    /// The MSR-load entry, from 1; None for the other tiers.
     pub entry: Option<u32>,
 }
 
@@ -130,7 +134,7 @@ impl Inputs<'_> {
 
     /// The control field of `msr` as in effect: 0 while its `requires` does not hold on the
     /// controls, or where the field does not exist for the capabilities (it is then never read).
-    pub fn control_word(&self, msr: MsrId) -> Result<u64, Unreadable> {
+    fn control_word(&self, msr: MsrId) -> Result<u64, Unreadable> {
         let m = &self.schema.msrs[msr];
         let Some(field) = m.control_field else { return Ok(0) };
         if let Some(req) = &m.requires
@@ -252,7 +256,7 @@ impl Inputs<'_> {
 }
 
 /// `lhs op rhs` within width `ty`: wrapping, and a shift by the width or more gives 0.
-pub fn arith(op: Arith, ty: IntTy, l: u64, r: u64) -> u64 {
+fn arith(op: Arith, ty: IntTy, l: u64, r: u64) -> u64 {
     let v = match op {
         Arith::BitOr => l | r,
         Arith::BitXor => l ^ r,

@@ -8,8 +8,6 @@
 //! loaded model and reports the breaking ones at their source: each released layout against its
 //! lock, each `previous` step, and locks whose layout is gone.
 
-#![deny(missing_docs)]
-
 mod check;
 pub(crate) use check::{check_locks, check_orphans, check_steps};
 

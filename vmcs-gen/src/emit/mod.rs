@@ -1,8 +1,6 @@
 //! Emitters: one per generated artifact, each from the validated model to formatted Rust (and the
 //! TOML of lock files, `lock_text`).
 
-#![deny(missing_docs)]
-
 mod caps;
 mod checks;
 mod checks_context;

@@ -11,6 +11,7 @@ use crate::gate::Gate;
 /// The rules of checks.toml, with the facts they read.
 #[derive(Clone, Debug, Default)]
 pub struct Checks {
+    /// The facts, in declaration order (rules refer to them by index).
     pub facts: Vec<Fact>,
     /// Defines, kept for documentation (rules hold them expanded).
     pub defines: Vec<Define>,
@@ -21,18 +22,24 @@ pub struct Checks {
 /// What the checks need beyond the VMCS and the capability MSRs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fact {
+    /// snake_case, as rules name it, e.g. "maxphyaddr".
     pub name: String,
-    pub ty: Ty,
+    pub(crate) ty: Ty,
+    /// What it is and where a hypervisor gets it (e.g. a CPUID leaf).
     pub doc: String,
 }
 
 /// A named expression with parameters, expanded where it is used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Define {
+    /// The name rules call it by.
     pub name: String,
+    /// Its parameters' names, in order.
     pub params: Vec<String>,
-    pub body: Node,
+    pub(crate) body: Node,
+    /// The expression as written.
     pub text: String,
+    /// What it computes.
     pub doc: String,
 }
 
@@ -45,10 +52,17 @@ pub enum Outcome {
     VmFailValid(u32),
     /// A VM-entry failure: exit reason `reason` with bit 31 set and this exit qualification
     /// (None: the 1-based index of the failing MSR-load entry).
-    EntryFailure { reason: u32, qualification: Option<u32> },
+    EntryFailure {
+        /// The basic exit reason: 33 (invalid guest state) or 34 (MSR loading).
+        reason: u32,
+        /// The exit qualification, when it is a constant.
+        qualification: Option<u32>,
+    },
 }
 
 impl Outcome {
+    /// The outcome checks.toml writes as `s`: `VMfailInvalid`, `VMfailValid(N)`, `exit(33, Q)` or
+    /// `exit(34)`; None for anything else.
     pub fn parse(s: &str) -> Option<Outcome> {
         let s = s.trim();
         if s == "VMfailInvalid" {
@@ -70,6 +84,7 @@ impl Outcome {
         }
     }
 
+    /// The spelling [`Outcome::parse`] reads, e.g. `VMfailValid(7)`.
     pub fn text(self) -> String {
         match self {
             Outcome::VmFailInvalid => "VMfailInvalid".into(),
@@ -109,6 +124,7 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every tier, in check order.
     pub const ALL: [Tier; 5] = [Tier::Basic, Tier::Controls, Tier::Host, Tier::Guest, Tier::MsrLoad];
 
     /// Rank in the check order (controls and host state together).
@@ -121,6 +137,7 @@ impl Tier {
         }
     }
 
+    /// The snake_case name checks.toml writes, e.g. "msr_load".
     pub fn name(self) -> &'static str {
         match self {
             Tier::Basic => "basic",
@@ -146,20 +163,30 @@ impl Tier {
 /// A segment register the guest-state checks name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Segment {
+    /// ES.
     Es,
+    /// CS.
     Cs,
+    /// SS.
     Ss,
+    /// DS.
     Ds,
+    /// FS.
     Fs,
+    /// GS.
     Gs,
+    /// LDTR.
     Ldtr,
+    /// TR.
     Tr,
 }
 
 impl Segment {
+    /// Every segment register the checks name.
     pub const ALL: [Segment; 8] =
         [Segment::Es, Segment::Cs, Segment::Ss, Segment::Ds, Segment::Fs, Segment::Gs, Segment::Ldtr, Segment::Tr];
 
+    /// The segment named `s` as in field names ([`Segment::name`]), or None.
     pub fn parse(s: &str) -> Option<Segment> {
         Segment::ALL.into_iter().find(|g| g.name() == s)
     }
@@ -186,19 +213,23 @@ pub struct Rule {
     pub name: String,
     /// Index of the `[[rule]]` declaration (shared by the instances of a per-segment rule).
     pub declaration: usize,
+    /// The segment of a per-segment instance.
     pub segment: Option<Segment>,
     /// The row of the shared reference `vmentry-checks.md` it comes from (e.g. "E19").
     pub reference: String,
     /// SDM section, e.g. "26.2.1.1".
     pub section: String,
+    /// What the processor does when the check fails.
     pub outcome: Outcome,
+    /// The group of checks it belongs to, which orders it against the others.
     pub tier: Tier,
     /// Where the rule applies (a capability gate): it is never evaluated elsewhere.
     pub gate: Option<Gate<CapId>>,
     /// Holds on a valid VMCS.
-    pub check: Expr,
+    pub(crate) check: Expr,
     /// The check as written (with `seg` for per-segment rules).
     pub text: String,
+    /// What the check requires, in words (the text an error report shows).
     pub doc: String,
     /// The Linux 7.2.8 function that checks it for vmcs12, if any.
     pub kvm: Option<String>,
@@ -207,6 +238,7 @@ pub struct Rule {
 }
 
 impl Checks {
+    /// The rule (instance) named `name`.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }

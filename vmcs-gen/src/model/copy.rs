@@ -13,16 +13,22 @@ pub type HookId = usize;
 /// A fact only the hypervisor knows; a method of the generated `NestedHooks` trait.
 #[derive(Clone, Debug)]
 pub struct Predicate {
+    /// snake_case: the method's name.
     pub name: String,
+    /// What it tells, and where KVM keeps the same fact.
     pub doc: String,
 }
 
 /// A value the hypervisor computes: a method of `NestedHooks` returning `ty` from `inputs`.
 #[derive(Clone, Debug)]
 pub struct Hook {
+    /// snake_case: the method's name, named after what it produces.
     pub name: String,
+    /// What it computes, and which KVM code computes the same.
     pub doc: String,
+    /// The width of the value it returns: that of every field it is the source of.
     pub ty: Width,
+    /// Its arguments, in order.
     pub inputs: Vec<HookInput>,
 }
 
@@ -38,6 +44,7 @@ pub enum HookInput {
 /// A term of a copy condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Term {
+    /// A predicate's value.
     Pred(PredId),
     /// The capability's control bit in vmcs12 (with its MSR's `requires`).
     Control(CapId),
@@ -52,12 +59,14 @@ pub enum Source {
     From(FieldId),
     /// A constant (already truncated to the destination's width).
     Value(u64),
+    /// What the hook returns.
     Hook(HookId),
 }
 
 /// How a destination field gets its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Treatment {
+    /// Where the new value comes from.
     pub source: Source,
     /// Keep only these bits of the new value.
     pub mask: Option<u64>,
@@ -77,8 +86,11 @@ impl Treatment {
 pub struct CopyItem {
     /// The destination field.
     pub field: FieldId,
+    /// How it gets its value when the condition holds (always, without one).
     pub treat: Treatment,
+    /// The entry applies only if this holds.
     pub when: Option<Gate<Term>>,
+    /// The entry applies only if this does not hold.
     pub unless: Option<Gate<Term>>,
     /// What the field gets when the condition is false.
     pub otherwise: Option<Treatment>,
@@ -87,6 +99,7 @@ pub struct CopyItem {
 }
 
 impl CopyItem {
+    /// `treat`, then `otherwise` if there is one.
     pub fn treatments(&self) -> impl Iterator<Item = &Treatment> {
         std::iter::once(&self.treat).chain(&self.otherwise)
     }
@@ -95,6 +108,7 @@ impl CopyItem {
     pub fn is_plain(&self) -> bool {
         self.treat == Treatment { source: Source::Copy, mask: None, merge: None } && self.otherwise.is_none()
     }
+    /// The terms of `when` and `unless`, in order (adjacent repeats removed).
     pub fn terms(&self) -> Vec<Term> {
         let mut v: Vec<Term> = self.when.iter().chain(&self.unless).flat_map(|g| g.caps()).copied().collect();
         v.dedup();
@@ -124,6 +138,7 @@ pub enum Runs {
 }
 
 impl Runs {
+    /// The schema spelling: "entry", "exit", "lazy" or "demand"; None for any other text.
     pub fn parse(s: &str) -> Option<Runs> {
         Some(match s {
             "entry" => Runs::Entry,
@@ -151,6 +166,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role a copy set names by `s` ([`Role::as_str`]), or None for any other text.
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "vmcs12" => Role::Vmcs12,
@@ -161,6 +177,7 @@ impl Role {
             _ => return None,
         })
     }
+    /// The schema spelling: "vmcs12", "vmcs02", "vmcs01", "shadow", "evmcs".
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Vmcs12 => "vmcs12",
@@ -192,20 +209,29 @@ pub enum ShadowAccess {
 /// A named, ordered copy between two roles.
 #[derive(Clone, Debug)]
 pub struct CopySet {
+    /// snake_case: the generated function's name.
     pub name: String,
+    /// What the set is for, and the KVM routine it matches.
     pub doc: String,
+    /// The role it reads.
     pub from: Role,
+    /// The role it writes.
     pub to: Role,
+    /// When it runs.
     pub runs: Runs,
     /// Copy an entry only when one of its inputs changed since it was last copied.
     pub dirty: bool,
     /// Skip the groups the source eVMCS marks clean.
     pub clean: bool,
+    /// For a set that serves L1 through the shadow VMCS: the access its fields get, from which
+    /// the VMREAD/VMWRITE bitmaps are generated.
     pub shadow: Option<ShadowAccess>,
+    /// Its entries, in the order they run (an entry may read what an earlier one wrote).
     pub items: Vec<CopyItem>,
 }
 
 impl CopySet {
+    /// `[from, to]`.
     pub fn roles(&self) -> [Role; 2] {
         [self.from, self.to]
     }
@@ -218,9 +244,11 @@ impl CopySet {
 }
 
 impl Schema {
+    /// The copy set named `name`.
     pub fn set(&self, name: &str) -> Option<&CopySet> {
         self.sets.iter().find(|s| s.name == name)
     }
+    /// The hook named `name`.
     pub fn hook(&self, name: &str) -> Option<HookId> {
         self.hooks.iter().position(|h| h.name == name)
     }

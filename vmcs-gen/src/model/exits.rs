@@ -9,9 +9,11 @@ pub type BitfieldId = usize;
 /// A basic VM-exit reason (bits 15:0 of the exit-reason field).
 #[derive(Clone, Debug)]
 pub struct ExitReason {
+    /// The SDM's number (Appendix C), below 65536.
     pub number: u16,
     /// UPPER_SNAKE_CASE, e.g. "CR_ACCESS".
     pub name: String,
+    /// What causes it, after the SDM.
     pub doc: String,
     /// The layout of its exit qualification, when the SDM defines one.
     pub qualification: Option<BitfieldId>,
@@ -22,6 +24,7 @@ pub struct ExitReason {
 pub struct Bitfield {
     /// snake_case, e.g. "cr_access_qualification".
     pub name: String,
+    /// What the value means, with its SDM section.
     pub doc: String,
     /// The fields it decodes.
     pub fields: Vec<FieldId>,
@@ -44,9 +47,13 @@ impl Bitfield {
 pub struct Bits {
     /// snake_case; the accessor's name.
     pub name: String,
+    /// What the bits mean.
     pub doc: String,
+    /// The lowest bit.
     pub lo: u32,
+    /// The highest bit (inclusive; `hi >= lo`, below the bitfield's width).
     pub hi: u32,
+    /// How the value reads.
     pub decode: Decode,
 }
 
@@ -71,7 +78,12 @@ pub enum Decode {
     /// A flag (one bit) or a number.
     Plain,
     /// Named values, decoded as the enum `name`.
-    Values { name: String, values: Vec<NamedValue> },
+    Values {
+        /// CamelCase: the generated enum's name.
+        name: String,
+        /// The named values; an unnamed one decodes as None (unless every value is named).
+        values: Vec<NamedValue>,
+    },
     /// A basic exit reason number.
     ExitReason,
 }
@@ -81,13 +93,16 @@ pub enum Decode {
 pub struct NamedValue {
     /// snake_case.
     pub name: String,
+    /// The bits' value, within the range.
     pub value: u64,
+    /// What it means.
     pub doc: String,
 }
 
 /// A VM-instruction error (the number VMfailValid leaves in the VM-instruction error field).
 #[derive(Clone, Debug)]
 pub struct InstructionError {
+    /// The SDM's number, from 1 (the field reads 0 after a VMX instruction that succeeded).
     pub number: u32,
     /// UPPER_SNAKE_CASE, e.g. "UNSUPPORTED_COMPONENT".
     pub name: String,

@@ -239,11 +239,4 @@ impl Expr {
         });
         out
     }
-
-    /// Does the expression read physical memory?
-    pub fn reads_memory(&self) -> bool {
-        let mut found = false;
-        self.walk(&mut |e| found |= matches!(e, Expr::Mem { .. }));
-        found
-    }
 }

@@ -7,8 +7,11 @@ use crate::encoding::Width;
 /// The storage type of a layout member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemberType {
+    /// 2 bytes: a 16-bit field.
     U16,
+    /// 4 bytes: a 32-bit field, or a layout's own word such as the eVMCS clean-fields mask.
     U32,
+    /// 8 bytes: a 64-bit field (both halves; the high access reads bytes 4..8).
     U64,
     /// Natural width, stored as 64 bits so the layout is the same on 32- and 64-bit hosts.
     Natural,
@@ -17,6 +20,7 @@ pub enum MemberType {
 }
 
 impl MemberType {
+    /// The type a layout file spells `s` ([`MemberType::as_str`]), or None for any other text.
     pub fn parse(s: &str) -> Option<MemberType> {
         Some(match s {
             "u16" => MemberType::U16,
@@ -27,6 +31,7 @@ impl MemberType {
             _ => return None,
         })
     }
+    /// The layout-file spelling: "u16", "u32", "u64", "natural", "reserved".
     pub fn as_str(self) -> &'static str {
         match self {
             MemberType::U16 => "u16",
@@ -59,11 +64,17 @@ impl MemberType {
 /// A member of a software VMCS layout, at a pinned offset.
 #[derive(Clone, Debug)]
 pub struct Member {
+    /// Unique in the layout: the generated struct's member name (KVM's for vmcs12).
     pub name: String,
+    /// Byte offset from the start of the layout.
     pub offset: u32,
+    /// Bytes; the scalar size of `ty`, or the declared size of reserved space.
     pub size: u32,
+    /// How the bytes are used.
     pub ty: MemberType,
+    /// The VMCS field stored here, None for the layout's own members (header, padding).
     pub field: Option<FieldId>,
+    /// The documentation of a member that stores no field (one that does is documented by it).
     pub doc: Option<String>,
     /// For reserved space: members of the previous layout it retires.
     pub retires: Vec<String>,
@@ -76,8 +87,11 @@ pub struct Member {
 /// Where a member's values are written, for the errors of passes after loading.
 #[derive(Clone, Debug, Default)]
 pub struct MemberPos {
+    /// Its name.
     pub name: Pos,
+    /// Its offset.
     pub offset: Pos,
+    /// Its type.
     pub ty: Pos,
     /// Each `retires` entry.
     pub retires: Vec<Pos>,
@@ -109,6 +123,7 @@ impl CleanFields {
 }
 
 impl Member {
+    /// The first byte past the member.
     pub fn end(&self) -> u32 {
         self.offset + self.size
     }
@@ -117,8 +132,11 @@ impl Member {
 /// A software VMCS layout such as KVM's vmcs12.
 #[derive(Clone, Debug)]
 pub struct Layout {
+    /// The layout's name (its file name under layouts/), e.g. "vmcs12".
     pub name: String,
+    /// What the layout is and who reads it.
     pub doc: String,
+    /// The VMCS revision identifier its regions start with (e.g. KVM's vmcs12 0x11e57ed0).
     pub revision: u32,
     /// Size of the VMCS region (IA32_VMX_BASIC bits 44:32).
     pub size: u32,
@@ -126,7 +144,9 @@ pub struct Layout {
     pub released: bool,
     /// The layout this one evolved from under the same revision.
     pub previous: Option<String>,
+    /// Clean-field tracking, for layouts that have it (the eVMCS).
     pub clean: Option<CleanFields>,
+    /// Every member, in declaration order.
     pub members: Vec<Member>,
     /// Every declared member loaded. After a successful load all layouts are complete; while
     /// errors are being collected the compatibility pass skips an incomplete one, whose missing
@@ -139,9 +159,13 @@ pub struct Layout {
 /// Where a layout's head values are written.
 #[derive(Clone, Debug, Default)]
 pub struct LayoutPos {
+    /// Its name.
     pub name: Pos,
+    /// Its revision.
     pub revision: Pos,
+    /// Its size.
     pub size: Pos,
+    /// Its `previous`, when it names one.
     pub previous: Option<Pos>,
 }
 
@@ -150,6 +174,7 @@ impl Layout {
     pub fn used_bytes(&self) -> u32 {
         self.members.iter().map(Member::end).max().unwrap_or(0)
     }
+    /// The members that store a VMCS field, with that field, in declaration order.
     pub fn mapped(&self) -> impl Iterator<Item = (&Member, FieldId)> {
         self.members.iter().filter_map(|m| m.field.map(|f| (m, f)))
     }
@@ -158,20 +183,26 @@ impl Layout {
 /// A member as an older layout (or a lock) pinned it: what compatibility compares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pinned {
+    /// The member's name, which identifies it across layouts.
     pub name: String,
+    /// Byte offset, as [`Member::offset`].
     pub offset: u32,
+    /// Bytes, as [`Member::size`].
     pub size: u32,
     /// "u16", "u32", "u64", "natural" or "reserved".
     pub ty: String,
 }
 
 impl Pinned {
+    /// The first byte past the member.
     pub fn end(&self) -> u32 {
         self.offset + self.size
     }
+    /// Reserved space: bytes a newer layout may give to new members.
     pub fn reserved(&self) -> bool {
         self.ty == "reserved"
     }
+    /// `m` as it stands now.
     pub fn of(m: &Member) -> Pinned {
         Pinned { name: m.name.clone(), offset: m.offset, size: m.size, ty: m.ty.as_str().to_string() }
     }
@@ -186,16 +217,22 @@ impl Pinned {
 /// The lock of a released layout (locks/NAME.lock.toml): its head and members as released.
 #[derive(Clone, Debug)]
 pub struct Lock {
+    /// The layout it pins.
     pub layout: String,
+    /// The revision identifier as released.
     pub revision: u32,
+    /// The region size as released.
     pub size: u32,
+    /// Every member as released.
     pub members: Vec<LockPin>,
+    /// Where its head values are written.
     pub pos: LockPos,
 }
 
 /// One pinned member of a lock.
 #[derive(Clone, Debug)]
 pub struct LockPin {
+    /// The member as released.
     pub pinned: Pinned,
     /// Where the pin is written (its name).
     pub pos: Pos,
@@ -204,7 +241,10 @@ pub struct LockPin {
 /// Where a lock's head values are written.
 #[derive(Clone, Debug, Default)]
 pub struct LockPos {
+    /// Its `layout`.
     pub layout: Pos,
+    /// Its `revision`.
     pub revision: Pos,
+    /// Its `size`.
     pub size: Pos,
 }

@@ -12,13 +12,15 @@ pub type FileId = usize;
 /// Where a model item (or one of its values) is written: a file and a byte range in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pos {
+    /// The file, in [`Schema::files`].
     pub file: FileId,
+    /// Byte range in that file's text.
     pub span: Range<usize>,
 }
 
 impl Schema {
     /// The position of `span` in `file`, a file this schema was read from.
-    pub fn pos(&self, file: &SourceFile, span: Range<usize>) -> Pos {
+    pub(crate) fn pos(&self, file: &SourceFile, span: Range<usize>) -> Pos {
         let file = self.files.iter().position(|f| f.name == file.name).expect("a file of this schema");
         Pos { file, span }
     }
@@ -29,7 +31,7 @@ impl Schema {
     }
 
     /// A located error at `pos`.
-    pub fn error_at(&self, pos: &Pos, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error_at(&self, pos: &Pos, message: impl Into<String>) -> Diagnostic {
         self.file_at(pos).error(pos.span.clone(), message)
     }
 }

@@ -18,7 +18,9 @@ use reach::Gen;
 /// Where a value comes from when the mutation is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
+    /// The capability MSR's value for the processor.
     Msr(MsrId),
+    /// The fact's value for the processor (e.g. MAXPHYADDR).
     Fact(FactId),
     /// The field's value in the state being mutated.
     Field(FieldId),
@@ -27,60 +29,83 @@ pub enum Source {
 /// A value, resolved when the mutation is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Value {
+    /// This number.
     Const(u64),
     /// `1 << (fact + delta)` (0 if out of range).
     FactBit {
+        /// The fact giving the bit number, e.g. MAXPHYADDR.
         fact: FactId,
+        /// Added to the fact's value.
         delta: i32,
     },
     /// The lowest set bit of `source & mask` (0 if none).
     LowestSet {
+        /// Where the bits come from.
         source: Source,
+        /// The bits considered.
         mask: u64,
     },
     /// The highest set bit of `source & mask`.
     HighestSet {
+        /// Where the bits come from.
         source: Source,
+        /// The bits considered.
         mask: u64,
     },
     /// The lowest clear bit of `source` within `mask`.
     LowestClear {
+        /// Where the bits come from.
         source: Source,
+        /// The bits considered.
         mask: u64,
     },
     /// `(((source >> lo) + delta) & (2^width - 1)) << at`: a field's bits, moved by `delta`.
     Plus {
+        /// Where the value comes from.
         source: Source,
+        /// The lowest bit of the value's bit range.
         lo: u32,
+        /// The range's width in bits.
         width: u32,
+        /// Added to the range's value (wrapping within the width).
         delta: i64,
+        /// Where the result is placed.
         at: u32,
     },
     /// The physical address of spare page `n` (the kernel's scratch pages).
     Page(u32),
     /// The control field `field` adjusted to MSR `msr`'s allowed settings.
     Allowed {
+        /// The capability MSR whose allowed-0/allowed-1 settings apply.
         msr: MsrId,
+        /// The control field adjusted.
         field: FieldId,
     },
     /// `fact & mask`.
     FactBits {
+        /// The fact.
         fact: FactId,
+        /// The bits kept.
         mask: u64,
     },
     /// `source & mask`.
     Bits {
+        /// Where the bits come from.
         source: Source,
+        /// The bits kept.
         mask: u64,
     },
     /// `!source & mask`.
     Clear {
+        /// Where the bits come from.
         source: Source,
+        /// The bits kept after inverting.
         mask: u64,
     },
     /// The index (`data` false) or the value (`data` true) of a WRMSR the environment says faults
     /// (what `wrmsr_faults` answers where the mutation is applied).
     FaultingWrmsr {
+        /// The value (true) or the index (false).
         data: bool,
     },
 }
@@ -90,30 +115,43 @@ pub enum Value {
 pub enum Op {
     /// `x = (x & !mask) | (value & mask)`.
     Assign {
+        /// The bits assigned; the others keep their value.
         mask: u64,
     },
+    /// `x |= value`: set the value's bits.
     Or,
+    /// `x &= !value`: clear the value's bits.
     AndNot,
+    /// `x ^= value`: flip the value's bits.
     Xor,
 }
 
 /// What an edit changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
+    /// A VMCS field.
     Field(FieldId),
     /// `bytes` of physical memory at `(base field & base_mask) + offset`.
     Memory {
+        /// The field holding the physical address (e.g. the MSR-load list address).
         base: FieldId,
+        /// The address bits of that field.
         base_mask: u64,
+        /// Bytes from the base address.
         offset: u64,
+        /// How many bytes the edit changes, little-endian: the width the rule reads there.
         bytes: u32,
     },
 }
 
+/// One change to a VMCS state: `target op= value`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Edit {
+    /// What it changes.
     pub target: Target,
+    /// How.
     pub op: Op,
+    /// With what, resolved where the edit is applied.
     pub value: Value,
 }
 
@@ -122,6 +160,7 @@ pub struct Edit {
 pub struct Mutation {
     /// Index of the rule in `schema.checks.rules`.
     pub rule: usize,
+    /// Applied in order to a valid state (never empty in what [`all`] returns).
     pub edits: Vec<Edit>,
 }
 
