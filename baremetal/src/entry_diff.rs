@@ -10,7 +10,7 @@ use vmcs::VmcsRead;
 use vmcs::caps::VmxCaps;
 use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection, Tier};
 use vmcs::fields as F;
-use vmcs::hw::{CurrentVmcs, GuestRegisters, VmxError, VmxOperation, VmxRegion};
+use vmcs::hw::{CurrentVmcs, GuestRegisters, Vmcs, VmxError, VmxOperation, VmxRegion};
 
 use crate::entry_guard::{Held, Host, hold};
 use crate::entry_mutate::{self, EDITS, Env, FIXES, MUTATIONS, Undo};
@@ -125,6 +125,8 @@ struct Attempt<'a> {
 
 struct Run<'a, 'r> {
     op: &'a mut VmxOperation<'r>,
+    /// The one VMCS every state is written to, cleared before each.
+    vmcs: Vmcs,
     caps: VmxCaps,
     facts: Facts,
     /// The checker of this model (its capabilities evaluated once).
@@ -137,16 +139,18 @@ struct Run<'a, 'r> {
 
 const MAX_REPAIRS: usize = 32;
 
+/// `vmcs` cleared (launch state clear) and made current: the fresh VMCS a state is written to.
+fn fresh<'v>(op: &'v mut VmxOperation, vmcs: &'v mut Vmcs) -> Result<CurrentVmcs<'v>, VmxError> {
+    op.clear(vmcs)?;
+    op.load(vmcs)
+}
+
 impl Run<'_, '_> {
     fn attempt(&mut self, a: &Attempt) {
         if !a.lists.iter().all(|l| entry_mutate::exist(l, &self.caps)) {
             return self.stats.hold(Held::AbsentField, a);
         }
-        // SAFETY: single-threaded; the region is used only here, one VMCS at a time.
-        let region = unsafe { crate::rt::unique(&raw mut VMCS_DIFF) };
-        let phys = region as *const VmxRegion as u64;
-        // SAFETY: the region is a live static distinct from the VMXON region.
-        let Ok(mut v) = (unsafe { self.op.load(region, phys) }) else {
+        let Ok(mut v) = fresh(self.op, &mut self.vmcs) else {
             check(false, format_args!("entry: cannot load the VMCS"));
             return;
         };
@@ -196,11 +200,7 @@ impl Run<'_, '_> {
     /// it once launched (error 4), judged with the facts of each instruction.
     fn launch_state(&mut self) {
         for twice in [false, true] {
-            // SAFETY: as in `attempt`.
-            let region = unsafe { crate::rt::unique(&raw mut VMCS_DIFF) };
-            let phys = region as *const VmxRegion as u64;
-            // SAFETY: as in `attempt`.
-            let Ok(mut v) = (unsafe { self.op.load(region, phys) }) else { return };
+            let Ok(mut v) = fresh(self.op, &mut self.vmcs) else { return };
             for (enc, val) in &self.base {
                 let _ = v.vmwrite(*enc as u64, *val);
             }
@@ -306,11 +306,17 @@ pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
     entry_state::clear_scratch();
     entry_state::fill_msr_lists();
     entry_state::fill_guest_idt();
-    // SAFETY: as in `attempt`: the address only.
-    let phys = (&raw const VMCS_DIFF) as u64;
+    // SAFETY: single-threaded; the region is borrowed once, identity-mapped.
+    let region = unsafe { rt::unique(&raw mut VMCS_DIFF) };
+    let phys = region as *const VmxRegion as u64;
+    // SAFETY: `phys` is the region's physical address, distinct from the VMXON region.
+    let Ok(vmcs) = (unsafe { op.vmcs(region, phys) }) else {
+        return check(false, format_args!("entry: cannot VMCLEAR the VMCS"));
+    };
     let host = Host::now();
     let mut run = Run {
         op,
+        vmcs,
         caps: *caps,
         facts: entry_state::facts(phys),
         checker: entry::Checker::new(caps, entry_state::facts(phys)),

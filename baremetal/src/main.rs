@@ -21,6 +21,7 @@ mod entry_state;
 mod entry_verdict;
 mod suite;
 mod sweep;
+mod switch;
 
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {

@@ -59,10 +59,11 @@ pub fn run() -> ! {
     // 2 and 3: every field on a VMCS that is never launched.
     let observed_max_index;
     let probe;
+    let sweep_phys = phys(sweep_region as *const VmxRegion);
+    // SAFETY: the region is a live static at `sweep_phys`, distinct from the VMXON region.
+    let mut sweep = or_finish(unsafe { op.vmcs(sweep_region, sweep_phys) }, "vmclear");
     {
-        let sweep_phys = phys(sweep_region as *const VmxRegion);
-        // SAFETY: the region is a live static, distinct from the VMXON region.
-        let mut v = or_finish(unsafe { op.load(sweep_region, sweep_phys) }, "vmptrld");
+        let mut v = or_finish(op.load(&mut sweep), "vmptrld");
         check(true, format_args!("vmclear+vmptrld {sweep_phys:#x}"));
         observed_max_index = sweep::field_sweep(&mut v, &caps);
         probe = sweep::encoding_probe(&v, &caps);
@@ -77,9 +78,10 @@ pub fn run() -> ! {
             format_args!("vmresume of a clear VMCS: {r:?} (error 5)"),
         );
     }
-    // VMCLEAR on drop: no current VMCS remains.
+    // VMCLEAR of the current VMCS: none is current afterwards.
+    or_finish(op.clear(&mut sweep), "vmclear of the current VMCS");
     let p = op.current_vmcs_pointer();
-    check(p == Ok(u64::MAX), format_args!("vmptrst after drop (vmclear): {p:x?}"));
+    check(p == Ok(u64::MAX), format_args!("vmptrst after vmclear: {p:x?}"));
 
     // 1: VMCS_ENUM.
     let ours = fields::vmcs_enum(&caps);
@@ -107,14 +109,17 @@ pub fn run() -> ! {
 
     // 4: a guest.
     let guest_phys = phys(guest_region as *const VmxRegion);
+    // SAFETY: as above.
+    let mut guest_vmcs = or_finish(unsafe { op.vmcs(guest_region, guest_phys) }, "vmclear guest VMCS");
     {
-        // SAFETY: as above.
-        let mut v = or_finish(unsafe { op.load(guest_region, guest_phys) }, "vmptrld guest VMCS");
+        let mut v = or_finish(op.load(&mut guest_vmcs), "vmptrld guest VMCS");
         let cur = v.current_vmcs_pointer();
         check(cur == Ok(guest_phys), format_args!("vmptrst = {cur:x?} (loaded {guest_phys:#x})"));
         guest(&mut v, &caps);
         inv_checks(&v, &caps);
     }
+    // 5: the guest VMCS and the sweep's in turn.
+    crate::switch::run(&mut op, &mut guest_vmcs, &mut sweep, guest_entry as *const () as u64);
     crate::entry_diff::run(&mut op, &caps);
     match op.exit() {
         Ok(()) => check(true, format_args!("vmxoff")),

@@ -193,8 +193,12 @@ pub fn run(op: &mut VmxOperation) {
     // SAFETY: single-threaded; the region is borrowed once.
     let region = unsafe { cpu::unique(&raw mut VMCS) };
     let phys_region = region as *const VmxRegion as u64;
-    // SAFETY: L1's static region, not the VMXON region.
-    let Ok(mut v) = (unsafe { op.load(region, phys_region) }) else {
+    // SAFETY: L1's static region at `phys_region`, not the VMXON region.
+    let Ok(mut vmcs) = (unsafe { op.vmcs(region, phys_region) }) else {
+        check(false, format_args!("VMCLEAR of the PAE L2's VMCS"));
+        return;
+    };
+    let Ok(mut v) = op.load(&mut vmcs) else {
         check(false, format_args!("VMPTRLD of the PAE L2's VMCS"));
         return;
     };

@@ -4,7 +4,7 @@
 //! VMCALL in VMX root operation (VMfail 1).
 
 use vmcs::fields as F;
-use vmcs::hw::{VmxOperation, VmxRegion};
+use vmcs::hw::{Vmcs, VmxOperation, VmxRegion};
 use vmcs::{VmcsRead, VmcsWrite};
 
 use crate::check;
@@ -121,36 +121,37 @@ pub fn juggle(op: &mut VmxOperation) {
         unsafe { (crate::cpu::unique(&raw mut A), crate::cpu::unique(&raw mut B), crate::cpu::unique(&raw mut C)) };
     let (pa, pb, pc) = (phys(a as *const VmxRegion), phys(b as *const VmxRegion), phys(c as *const VmxRegion));
     let rip = F::GUEST_RIP.raw();
-    // SAFETY (every load/reload below): L1's static regions, not the VMXON region; a region is
-    // reloaded only after being loaded and set aside.
+    // SAFETY: L1's static regions at their physical addresses, not the VMXON region.
+    let (Ok(mut a), Ok(mut b)) = (unsafe { (op.vmcs(a, pa), op.vmcs(b, pb)) }) else {
+        return check(false, format_args!("VMCLEAR of A and B"));
+    };
     {
-        let mut v = unsafe { op.load(a, pa) }.expect("VMPTRLD A");
+        let mut v = op.load(&mut a).expect("VMPTRLD A");
         let w = v.write_raw(rip, 0xaaaa).and(v.write_raw(F::GUEST_SMBASE.raw(), 0xa_0000));
         check(w.is_ok(), format_args!("VMWRITE GUEST_RIP and GUEST_SMBASE into A: {w:?}"));
-        v.set_aside();
     }
     {
-        let mut v = unsafe { op.load(b, pb) }.expect("VMPTRLD B");
+        let mut v = op.load(&mut b).expect("VMPTRLD B");
         check(v.read_raw(rip) == Ok(0), format_args!("B starts clear: GUEST_RIP {:x?}", v.read_raw(rip)));
         let _ = v.write_raw(rip, 0xbbbb);
-        v.set_aside();
     }
     {
-        let v = unsafe { op.reload(a, pa) }.expect("VMPTRLD A again");
+        let v = op.load(&mut a).expect("VMPTRLD A again");
         check(v.read_raw(rip) == Ok(0xaaaa), format_args!("A kept its GUEST_RIP: {:x?}", v.read_raw(rip)));
-        v.set_aside();
     }
     {
-        let v = unsafe { op.reload(b, pb) }.expect("VMPTRLD B again");
+        let v = op.load(&mut b).expect("VMPTRLD B again");
         check(v.read_raw(rip) == Ok(0xbbbb), format_args!("B kept its GUEST_RIP: {:x?}", v.read_raw(rip)));
         let p = v.current_vmcs_pointer();
         check(p == Ok(pb), format_args!("VMPTRST = B: {p:x?}"));
-        // Dropping does VMCLEAR.
     }
-    // VMCLEAR A (load, then drop), copy its region byte for byte into C, and load C.
-    drop(unsafe { op.reload(a, pa) }.expect("VMPTRLD A for VMCLEAR"));
-    c.0.copy_from_slice(&a.0);
-    let mut v = unsafe { op.reload(c, pc) }.expect("VMPTRLD of the copy");
+    // VMCLEAR A (current), copy its region byte for byte into C, and load C.
+    let _ = op.load(&mut a).expect("VMPTRLD A for VMCLEAR");
+    op.clear(&mut a).expect("VMCLEAR A");
+    c.0.copy_from_slice(a.image().expect("A's image after VMCLEAR"));
+    // SAFETY: C, at `pc`, holds a byte copy of the image VMCLEAR wrote for A.
+    let mut c = unsafe { Vmcs::from_cleared(c, pc) };
+    let mut v = op.load(&mut c).expect("VMPTRLD of the copy");
     let (r, s) = (v.read_raw(rip), v.read_raw(F::GUEST_SMBASE.raw()));
     check(
         r == Ok(0xaaaa) && s == Ok(0xa_0000),

@@ -7,37 +7,19 @@ use super::insn::{invept, invvpid, vmclear, vmptrld, vmptrst, vmxoff, vmxon};
 use super::msr::{
     CR4_VMXE, enable_vmx_in_feature_control, read_cr0, read_cr4, read_vmx_caps, vmx_supported, write_cr0, write_cr4,
 };
+use super::region::{Vmcs, VmxRegion};
 use super::vmcs::CurrentVmcs;
 use crate::caps::{Msr, VmxCaps};
 use crate::restore::basic_revision_id;
-
-/// A 4 KiB VMXON or VMCS region.
-#[repr(C, align(4096))]
-pub struct VmxRegion(pub [u8; 4096]);
-
-impl VmxRegion {
-    /// A zeroed region (the revision identifier is written when it is used).
-    pub const fn new() -> Self {
-        VmxRegion([0; 4096])
-    }
-
-    fn set_revision(&mut self, revision: u32) {
-        self.0[..4].copy_from_slice(&basic_revision_id(revision as u64).to_le_bytes());
-        self.0[4..8].fill(0);
-    }
-}
-
-impl Default for VmxRegion {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The token of VMX operation on this logical processor: exists between VMXON and VMXOFF.
 /// Not `Send`: VMX operation belongs to one logical processor.
 pub struct VmxOperation<'r> {
     caps: VmxCaps,
     vmxon_phys: u64,
+    /// The current-VMCS pointer as this token set it (`None`: no current VMCS). Every VMPTRLD
+    /// and VMCLEAR of this API goes through the token, so it is what VMPTRST would say.
+    current: Option<u64>,
     old_cr4: u64,
     _region: PhantomData<&'r mut VmxRegion>,
     _not_send: PhantomData<*mut ()>,
@@ -67,12 +49,19 @@ impl<'r> VmxOperation<'r> {
             let fixed = |m: Msr| caps.raw(m.index());
             write_cr0((read_cr0() | fixed(Msr::Cr0Fixed0)) & fixed(Msr::Cr0Fixed1));
             write_cr4((old_cr4 | CR4_VMXE | fixed(Msr::Cr4Fixed0)) & fixed(Msr::Cr4Fixed1));
-            region.set_revision(basic_revision_id(caps.raw(Msr::Basic.index())));
+            region.set_revision(basic_revision_id(caps.raw(Msr::Basic.index())), false);
             if let Err(e) = vmxon(phys) {
                 write_cr4(old_cr4);
                 return Err(EnterError::Vmxon(e));
             }
-            Ok(VmxOperation { caps, vmxon_phys: phys, old_cr4, _region: PhantomData, _not_send: PhantomData })
+            Ok(VmxOperation {
+                caps,
+                vmxon_phys: phys,
+                current: None,
+                old_cr4,
+                _region: PhantomData,
+                _not_send: PhantomData,
+            })
         }
     }
 
@@ -91,65 +80,68 @@ impl<'r> VmxOperation<'r> {
         self.vmxon_phys
     }
 
-    /// Initialise `region` as a fresh VMCS (revision identifier, VMCLEAR) and make it current
-    /// (VMPTRLD). The handle borrows the token: one current VMCS at a time through this API.
+    /// A fresh VMCS over `region`: the revision identifier written (bit 31 clear) and VMCLEAR,
+    /// which initializes it (SDM 25.11.3): inactive, not current, launch state clear.
     ///
     /// # Safety
-    /// `phys` is the physical address of `region`, which is not the VMXON region.
-    pub unsafe fn load<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> Result<CurrentVmcs<'v>, VmxError> {
-        region.set_revision(self.revision());
-        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
-        unsafe {
-            vmclear(phys)?;
-            vmptrld(phys)?;
-        }
-        Ok(CurrentVmcs::new(phys))
+    /// `phys` is the physical address of `region`.
+    pub unsafe fn vmcs(&mut self, region: &'static mut VmxRegion, phys: u64) -> Result<Vmcs, VmxError> {
+        // SAFETY: the caller's promise.
+        unsafe { self.fresh(region, phys, false) }
     }
 
-    /// A handle for the VMCS that is current already (no instruction): how a hypervisor that
-    /// switches VMCSs often keeps one current across calls without repeating VMPTRLD.
-    ///
-    /// # Safety
-    /// `phys` is the physical address of `region`, and it is this processor's current VMCS (the
-    /// last VMPTRLD loaded it and no VMCLEAR or VMPTRLD came since).
-    pub unsafe fn assume_current<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> CurrentVmcs<'v> {
-        let _ = region;
-        CurrentVmcs::new(phys)
-    }
-
-    /// As [`Self::load`] for a shadow VMCS (revision identifier with bit 31 set, SDM 25.10): one
+    /// As [`Self::vmcs`] for a shadow VMCS (revision identifier with bit 31 set, SDM 25.10): one
     /// that VMREAD/VMWRITE in VMX non-root operation read and write instead of exiting, when the
-    /// current VMCS enables "VMCS shadowing" and names it in its VMCS link pointer. It can be
-    /// current for VMREAD/VMWRITE, never entered.
+    /// current VMCS enables "VMCS shadowing" and names it in its VMCS link pointer. Loading it
+    /// fails (error 11) where the processor has no VMCS shadowing; it is never entered.
     ///
     /// # Safety
-    /// As [`Self::load`]; the processor supports VMCS shadowing.
-    pub unsafe fn load_shadow<'v>(
-        &'v mut self,
-        region: &'v mut VmxRegion,
-        phys: u64,
-    ) -> Result<CurrentVmcs<'v>, VmxError> {
-        region.set_revision(self.revision());
-        region.0[3] |= 0x80;
-        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
-        unsafe {
-            vmclear(phys)?;
-            vmptrld(phys)?;
-        }
-        Ok(CurrentVmcs::new(phys))
+    /// As [`Self::vmcs`].
+    pub unsafe fn shadow_vmcs(&mut self, region: &'static mut VmxRegion, phys: u64) -> Result<Vmcs, VmxError> {
+        // SAFETY: the caller's promise.
+        unsafe { self.fresh(region, phys, true) }
     }
 
-    /// Make a VMCS current again with VMPTRLD alone, keeping its contents and launch state: one
-    /// that [`Self::load`] initialized and [`CurrentVmcs::set_aside`] put aside.
-    ///
-    /// # Safety
-    /// `phys` is the physical address of `region`, which was loaded before on this processor and
-    /// not cleared since (else its contents are undefined).
-    pub unsafe fn reload<'v>(&'v mut self, region: &'v mut VmxRegion, phys: u64) -> Result<CurrentVmcs<'v>, VmxError> {
-        let _ = region;
-        // SAFETY: the caller's promise; VMX root operation holds while `self` lives.
-        unsafe { vmptrld(phys)? };
-        Ok(CurrentVmcs::new(phys))
+    unsafe fn fresh(&mut self, region: &'static mut VmxRegion, phys: u64, shadow: bool) -> Result<Vmcs, VmxError> {
+        let mut vmcs = Vmcs::new(region, phys, self.revision(), shadow);
+        // The region may have been current before (a static reused after its last `Vmcs`).
+        vmcs.active = true;
+        self.clear(&mut vmcs)?;
+        Ok(vmcs)
+    }
+
+    /// Make `vmcs` the current VMCS, keeping its contents and launch state: VMPTRLD, or no
+    /// instruction when it is current already. The handle borrows the token, so there is one
+    /// handle at a time and it names the processor's current VMCS; dropping it executes nothing
+    /// (the VMCS stays current and active until VMCLEAR or another VMPTRLD).
+    pub fn load<'v>(&'v mut self, vmcs: &'v mut Vmcs) -> Result<CurrentVmcs<'v>, VmxError> {
+        if self.current != Some(vmcs.phys()) {
+            // SAFETY: `Vmcs` is made only for its region's physical address, holding the
+            // revision identifier, and borrows the region for good (the processor may write it).
+            unsafe { vmptrld(vmcs.phys())? };
+            self.current = Some(vmcs.phys());
+            vmcs.active = true;
+        }
+        Ok(CurrentVmcs::new(vmcs))
+    }
+
+    /// VMCLEAR `vmcs`, current or set aside: its data is written to its region, it is inactive
+    /// and its launch state clear; if it was current, no VMCS is current afterwards (SDM 25.1).
+    pub fn clear(&mut self, vmcs: &mut Vmcs) -> Result<(), VmxError> {
+        // SAFETY: as in `load`.
+        unsafe { vmclear(vmcs.phys())? };
+        if self.current == Some(vmcs.phys()) {
+            self.current = None;
+        }
+        vmcs.active = false;
+        vmcs.launched = false;
+        Ok(())
+    }
+
+    /// The physical address of the VMCS this token made current (by [`Self::load`]), `None`
+    /// when there is none: what VMPTRST reports, without the instruction.
+    pub fn current(&self) -> Option<u64> {
+        self.current
     }
 
     /// VMPTRST: the current-VMCS pointer, `u64::MAX` when there is none.

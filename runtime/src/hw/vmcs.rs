@@ -1,30 +1,47 @@
-//! The current-VMCS handle: VMREAD/VMWRITE, VM entry, and VMCLEAR when dropped.
+//! The current-VMCS handle: VMREAD/VMWRITE and VM entry on the VMCS the processor has current.
 
 use core::marker::PhantomData;
 
 use super::error::VmxError;
 use super::guest::{FpuState, GuestRegisters, enter_guest};
-use super::insn::{invept, invvpid, vmclear, vmptrst, vmread, vmwrite};
-use super::operation::VmxRegion;
+use super::insn::{invept, invvpid, vmptrst, vmread, vmwrite};
+use super::region::Vmcs;
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::exit::VmExitReason;
 
-/// The current VMCS, loaded through a [`VmxOperation`](super::VmxOperation). Dropping it does VMCLEAR.
+/// The current VMCS, from [`VmxOperation::load`](super::VmxOperation::load): it borrows the
+/// token of VMX operation and the [`Vmcs`], so while it lives no other VMCS can be made current
+/// or cleared through this API. Dropping it executes nothing.
 pub struct CurrentVmcs<'v> {
-    phys: u64,
+    vmcs: &'v mut Vmcs,
     _op: PhantomData<&'v mut ()>,
-    _region: PhantomData<&'v mut VmxRegion>,
+}
+
+impl<'v> CurrentVmcs<'v> {
+    /// The handle for `vmcs`, which the caller has just made current.
+    pub(super) fn new(vmcs: &'v mut Vmcs) -> Self {
+        CurrentVmcs { vmcs, _op: PhantomData }
+    }
 }
 
 impl CurrentVmcs<'_> {
-    /// The handle for the VMCS at `phys`, which the caller has just made current.
-    pub(super) fn new(phys: u64) -> Self {
-        CurrentVmcs { phys, _op: PhantomData, _region: PhantomData }
-    }
-
     /// The VMCS's physical address.
     pub fn phys(&self) -> u64 {
-        self.phys
+        self.vmcs.phys()
+    }
+
+    /// Its launch state is "launched" ([`Vmcs::is_launched`]).
+    pub fn is_launched(&self) -> bool {
+        self.vmcs.launched
+    }
+
+    /// The launch state after an entry attempt: a VMLAUNCH that reached the guest (a VM exit
+    /// that is not a VM-entry failure) makes it "launched" (SDM 26.1, 26.8).
+    fn entered(&mut self, launch: bool, r: Result<VmExitReason, VmxError>) -> Result<VmExitReason, VmxError> {
+        if launch && matches!(r, Ok(e) if !e.entry_failure()) {
+            self.vmcs.launched = true;
+        }
+        r
     }
 
     /// VMREAD with the instruction's own error.
@@ -64,7 +81,8 @@ impl CurrentVmcs<'_> {
     /// host's memory, stack or page tables behind the compiler's back.
     pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        unsafe { enter_guest(regs, core::ptr::null_mut(), false) }
+        let r = unsafe { enter_guest(regs, core::ptr::null_mut(), false) };
+        self.entered(true, r)
     }
 
     /// VMRESUME: as [`CurrentVmcs::launch`] for a launched VMCS.
@@ -90,22 +108,8 @@ impl CurrentVmcs<'_> {
         resume: bool,
     ) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        unsafe { enter_guest(regs, fpu, resume) }
-    }
-
-    /// Stop using this handle without VMCLEAR: the VMCS stays active (not current once another
-    /// is loaded) and keeps its launch state, for [`VmxOperation::reload`](super::VmxOperation::reload). How an L0 switches
-    /// between the VMCS running L1 and the one running L2.
-    pub fn set_aside(self) {
-        core::mem::forget(self);
-    }
-}
-
-impl Drop for CurrentVmcs<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `phys` was loaded by VmxOperation::load, whose caller promised it names a live
-        // VMCS region borrowed for this handle's lifetime.
-        let _ = unsafe { vmclear(self.phys) };
+        let r = unsafe { enter_guest(regs, fpu, resume) };
+        self.entered(!resume, r)
     }
 }
 
