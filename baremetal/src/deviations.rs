@@ -3,8 +3,7 @@
 //! applied to the checker's failing rules, predicts what Bochs did. Everything else is
 //! unexplained and fails the suite.
 //!
-//! From reading Bochs' `cpu/vmx.cc` (the shared reference vmentry-checks.md, section 5); each
-//! entry here was confirmed by a run that needed it.
+//! From reading Bochs 2.7's `cpu/vmx.cc`; each entry here was confirmed by a run that needed it.
 
 use vmcs::caps::{Cap, Capabilities, VmxCaps};
 use vmcs::entry::{Outcome, Rule};

@@ -17,8 +17,8 @@ pub enum Held {
     /// An edit names a field this model lacks: the state does not exist here.
     AbsentField,
     /// The guest would wait in HLT or shutdown with no VMX-preemption timer to end it, or in
-    /// wait-for-SIPI (where the timer does not count): bochs-vmx.md, "a guest entered in activity
-    /// state HLT is never woken".
+    /// wait-for-SIPI (where the timer does not count): Bochs 2.7 never wakes a guest entered in
+    /// activity state HLT.
     NeverWakes,
     /// The VM exit would load a host CR0/CR3/CR4 this kernel cannot run on.
     HostUnsurvivable,

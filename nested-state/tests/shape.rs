@@ -36,7 +36,7 @@ fn emit<A: AsRef<[u8]>>(b: &NestedStateBuilder<A>) -> Vec<u8> {
 fn thresholds_come_from_the_shape() {
     let kvm = reference_shape();
     assert_eq!(kvm.validate(), Ok(()));
-    // nested-state-uapi.md: 128 + sizeof(struct vmcs12) = 1126, 128 + 4096 + 998 = 5222.
+    // Linux 7.2.8 uapi: 128 + sizeof(struct vmcs12) = 1126, 128 + 4096 + 998 = 5222.
     assert_eq!((kvm.min_size_with_vmcs12(), kvm.min_size_with_shadow()), (1126, 5222));
     let vcpu = VcpuContext::default();
     let mut area = vec![0u8; 4096];
@@ -138,7 +138,7 @@ fn read_views_what_a_truncated_blob_holds() {
 
 #[test]
 fn flag_names_cover_the_uapi_bits() {
-    // nested-state-uapi.md: GUEST_MODE 0x1, RUN_PENDING 0x2, EVMCS 0x4, MTF_PENDING 0x8, GIF_SET 0x100.
+    // Linux 7.2.8 uapi/asm/kvm.h: GUEST_MODE 0x1, RUN_PENDING 0x2, EVMCS 0x4, MTF_PENDING 0x8, GIF_SET 0x100.
     let (names, unknown) = flag_names(0x10f | 0x30);
     assert_eq!(names.collect::<Vec<_>>(), ["GUEST_MODE", "RUN_PENDING", "EVMCS", "MTF_PENDING", "GIF_SET"]);
     assert_eq!(unknown, 0x30);

@@ -1,5 +1,6 @@
 //! Nested EPT: L1's EPT12 walked for L2's guest-physical addresses, and EPT02, the tables vmcs02
-//! runs L2 on, built from it lazily (KVM's shadow EPT MMU, nested-flow.md 7.2).
+//! runs L2 on, built from it lazily (as KVM 7.2.8's shadow EPT MMU does: `kvm_init_shadow_ept_mmu`,
+//! `paging_tmpl.h` with PTTYPE_EPT).
 //!
 //! vmcs02's EPTP names EPT02, empty at first: each L2 access to an address EPT02 lacks is an EPT
 //! violation that L0 keeps; L0 walks EPT12 for it ([`walk`]) and either installs the 4 KiB leaf

@@ -277,7 +277,7 @@ fn conditions_evaluate_as_the_schema_says() {
     assert!(decided > 50_000, "{decided}");
 }
 
-/// Names of vmcs12 fields, from copy-routines.md (Linux 7.2.8), as the schema spells them.
+/// Names of vmcs12 fields `prepare_vmcs02_rare` copies (Linux 7.2.8 `nested.c`), as the schema spells them.
 const KVM_PREPARE_VMCS02_RARE: &[&str] = &[
     "GUEST_ES_SELECTOR",
     "GUEST_CS_SELECTOR",

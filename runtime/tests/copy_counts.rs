@@ -1,7 +1,7 @@
 //! VMREAD + VMWRITE of the processor's VMCSs (vmcs02, vmcs01, the shadow VMCS) per nested event,
 //! made by the generated routines (counted by SoftVmcs), against KVM 7.2.8's figures for the same
-//! event and configuration, derived by hand from its code paths as the references describe them
-//! (shared/reference/kvm/copy-routines.md, nested-flow.md; the derivation is beside each figure).
+//! event and configuration, derived by hand from its code paths (Linux 7.2.8
+//! `arch/x86/kvm/vmx/nested.c`; the derivation is beside each figure).
 //! Not counted on either side: L0's own exit handling (the exit reason, qualification, interruption
 //! information and instruction length L0 reads to route an exit), vmcs02's constant host state and
 //! exit controls, the MSR lists.

@@ -1,5 +1,5 @@
-//! One test per defect of issue 9 that the copy routines had as running code (the review in
-//! shared/reference/kvm/copy-semantics.md, KVM 7.2.8 line numbers there). Each failed on the
+//! One test per defect of issue 9 that the copy routines had as running code (found by comparing
+//! them with KVM 7.2.8's `arch/x86/kvm/vmx/nested.c`). Each failed on the
 //! routines before the hooks and per-entry tracking (see the commit that added this file).
 
 mod common;

@@ -168,10 +168,10 @@ fn single_faults_give_the_rule_section_and_outcome_of_the_reference() {
     // E6: "use I/O bitmaps" with a misaligned bitmap A is VMfailValid(7), SDM 26.2.1.1.
     let r = case(&[(F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc | 1 << 25), (F::IO_BITMAP_A.raw(), 0x10_0800)]).unwrap();
     assert_eq!((r.name(), r.section(), r.outcome()), ("io_bitmap_a_aligned", "26.2.1.1", Outcome::VmFailValid(7)));
-    // bochs-vmx.md: host TR selector 0 gives error 8.
+    // Bochs 2.7: host TR selector 0 gives error 8.
     let r = case(&[(F::HOST_TR_SELECTOR.raw(), 0)]).unwrap();
     assert_eq!((r.name(), r.outcome()), ("host_tr_selector_nonzero", Outcome::VmFailValid(8)));
-    // bochs-vmx.md: guest RFLAGS 0 gives exit reason 0x80000021 (RFLAGS bit 1 must be 1, R3).
+    // Bochs 2.7: guest RFLAGS 0 gives exit reason 0x80000021 (RFLAGS bit 1 must be 1, R3).
     let r = case(&[(F::GUEST_RFLAGS.raw(), 0)]).unwrap();
     assert_eq!(r.outcome().exit_reason(), Some(0x8000_0021));
     assert_eq!((r.name(), r.reference()), ("rflags_fixed1", "R3"));

@@ -1,5 +1,5 @@
 //! KVM_SET_NESTED_STATE with the vmcs12 contents checked as `nested_vmx_check_restored_vmcs12`
-//! does (Linux 7.2.8, shared/reference/kvm/nested-state-uapi.md rule 22): for a blob in guest mode,
+//! does (Linux 7.2.8 `arch/x86/kvm/vmx/nested.c`, called by `vmx_set_nested_state`): for a blob in guest mode,
 //! KVM's controls, host-state and guest-state checks, each refusal naming the rule. Crafted blobs
 //! for each category; the VM-entry checks KVM leaves to hardware do not refuse a restore.
 

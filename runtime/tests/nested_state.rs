@@ -1,5 +1,5 @@
 //! `vmcs::nested_state` against the KVM_SET_NESTED_STATE rules of Linux 7.2.8
-//! (shared/reference/kvm/nested-state-uapi.md). Every rule has an accepting and a rejecting blob,
+//! (`vmx_set_nested_state` in `arch/x86/kvm/vmx/nested.c`, the structs of `uapi/asm/kvm.h`). Every rule has an accepting and a rejecting blob,
 //! both emitted by the builder, differing only in what the rule is about.
 
 use vmcs::nested_state::*;

@@ -1,6 +1,6 @@
 //! `vmcs::restore` against the rules of Linux 7.2.8 for restoring nested IA32_VMX_* capability MSRs
-//! (shared/reference/kvm/vmx-cap-restore.md). The masks and KVM's nested values used here are the
-//! ones computed in that document: BASIC feature|reserved 0xffc2e00080000000, MISC 0xf000ffe0,
+//! (`vmx_set_vmx_msr` and the `vmx_restore_*` helpers in `arch/x86/kvm/vmx/nested.c`). The masks and
+//! KVM's nested values used here are computed from the BIT/GENMASK expressions there: BASIC feature|reserved 0xffc2e00080000000, MISC 0xf000ffe0,
 //! KVM's nested BASIC without optional bits 0x0098100011e57ed0, CR0_FIXED0 0x80000021 (PE|NE|PG),
 //! CR4_FIXED0 0x2000 (VMXE). Every rule has an accepting and a rejecting case.
 

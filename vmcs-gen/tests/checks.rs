@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use vmcs_gen::checks::eval::Inputs;
 use vmcs_gen::{Caps, Schema, SchemaSources};
 
-/// The reference's row ids (vmentry-checks.md, section 3 "Total").
+/// The row ids of the VM-entry check catalogue the rules were transcribed from, with its "Total"
+/// counts, copied here.
 const ROWS: &[(&str, u32)] = &[
     ("P", 8),
     ("E", 28),

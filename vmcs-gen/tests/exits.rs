@@ -8,7 +8,7 @@ use vmcs_gen::Schema;
 
 /// Exit reasons the references do not list: taken from the SDM (Vol. 3D Appendix C) alone.
 const SDM_ONLY_REASONS: &[u16] = &[5, 6, 11, 17, 65, 66, 69, 70, 72, 73, 78, 79];
-/// VM-instruction errors KVM never produces, so nested-flow.md does not list them (SDM Vol. 3C 31.4).
+/// VM-instruction errors KVM never produces, so vmx-exits.json does not list them (SDM Vol. 3C 31.4).
 const SDM_ONLY_ERRORS: &[u32] = &[1, 6, 16, 17, 18, 19, 20, 22, 23, 24, 25];
 
 #[test]

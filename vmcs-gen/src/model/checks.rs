@@ -215,7 +215,8 @@ pub struct Rule {
     pub declaration: usize,
     /// The segment of a per-segment instance.
     pub segment: Option<Segment>,
-    /// The row of the shared reference `vmentry-checks.md` it comes from (e.g. "E19").
+    /// The rule's row id in the catalogue of VM-entry checks it was transcribed from (e.g. "E19"):
+    /// a stable key; `section` is the SDM text to read.
     pub reference: String,
     /// SDM section, e.g. "26.2.1.1".
     pub section: String,
