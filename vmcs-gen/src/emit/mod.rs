@@ -44,88 +44,122 @@ pub struct Artifact {
 /// (with `vmcs12`), one file per layout, and `generated.rs`, the module tree over them all. The
 /// emitters are independent, so they run on their own threads.
 pub fn all(schema: &Schema) -> Vec<Artifact> {
+    use Input::*;
     type Job<'a> = Box<dyn FnOnce() -> Artifact + Send + 'a>;
     let mut jobs: Vec<Job> = vec![
         Box::new(|| {
-            artifact(
-                schema,
-                "caps.rs",
-                "capability bits and their evaluation against IA32_VMX_* MSRs",
-                caps::emit(schema),
-            )
+            let what = "capability bits and their evaluation against IA32_VMX_* MSRs";
+            artifact(schema, "caps.rs", &[Capabilities], what, caps::emit(schema))
         }),
         Box::new(|| {
-            artifact(
-                schema,
-                "fields.rs",
-                "typed handles, metadata and existence of every VMCS field",
-                fields::emit(schema),
-            )
+            let what = "typed handles, metadata and existence of every VMCS field";
+            artifact(schema, "fields.rs", &[Fields, Capabilities], what, fields::emit(schema))
         }),
         Box::new(|| {
             let what = "a bit-set type per control field, a constant per capability bit";
-            artifact(schema, "controls.rs", what, controls::emit(schema))
+            artifact(schema, "controls.rs", &[Capabilities, Fields], what, controls::emit(schema))
         }),
         Box::new(|| {
             let what = "basic exit reasons, exit-information bitfields and qualifications by reason";
-            artifact(schema, "exits.rs", what, exits::emit(schema))
+            artifact(schema, "exits.rs", &[Exits, Fields], what, exits::emit(schema))
         }),
         Box::new(|| {
             let what = "VM-instruction errors with the SDM's text";
-            artifact(schema, "instruction_errors.rs", what, instruction_errors::emit(schema))
+            artifact(schema, "instruction_errors.rs", &[InstructionErrors], what, instruction_errors::emit(schema))
         }),
     ];
     jobs.push(Box::new(|| {
         let what = "the VM-entry checker: rules, facts, one function per tier";
-        artifact(schema, "entry.rs", what, checks::emit_all(schema))
+        artifact(schema, "entry.rs", &[Checks, Fields, Capabilities], what, checks::emit_all(schema))
     }));
     if !schema.sets.is_empty() {
         jobs.push(Box::new(|| {
             let what = "copy routines, the NestedHooks trait, dirty tracking and shadow lists";
-            artifact(schema, "copy.rs", what, copy::emit(schema))
+            let inputs = [CopySets, Fields, Capabilities, Layout("evmcs")];
+            artifact(schema, "copy.rs", &inputs, what, copy::emit(schema))
         }));
     }
     if schema.layouts.len() > 1 {
         jobs.push(Box::new(|| {
             let what = "field-by-field translators between every two layouts";
-            artifact(schema, "translate.rs", what, translate::emit(schema))
+            artifact(schema, "translate.rs", &[Layouts, Fields], what, translate::emit(schema))
         }));
     }
     if let Some(vmcs12) = schema.layout("vmcs12") {
         jobs.push(Box::new(move || {
             let what = "the vmcs12 facts the KVM_SET_NESTED_STATE rules read";
-            artifact(schema, "nested_state.rs", what, nested_state::emit(schema, vmcs12))
+            let tokens = nested_state::emit(schema, vmcs12);
+            artifact(schema, "nested_state.rs", &[Layout("vmcs12"), Fields], what, tokens)
         }));
     }
     for l in &schema.layouts {
         jobs.push(Box::new(move || {
             let what = format!("the `{}` layout: struct, offset proofs, encoding lookup", l.name);
-            artifact(schema, &format!("{}.rs", l.name), &what, layout::emit(schema, l))
+            let tokens = layout::emit(schema, l);
+            artifact(schema, &format!("{}.rs", l.name), &[Layout(&l.name), Fields], &what, tokens)
         }));
     }
     let mut artifacts: Vec<Artifact> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
         handles.into_iter().map(|h| h.join().expect("an emitter panicked")).collect()
     });
+    // The index names the artifacts and documents each layout's module.
     let what = "the module tree of the generated files";
-    let index = artifact(schema, "generated.rs", what, index::emit(schema, &artifacts));
+    let index = artifact(schema, "generated.rs", &[Input::Layouts], what, index::emit(schema, &artifacts));
     artifacts.push(index);
     artifacts
 }
 
-fn artifact(schema: &Schema, file: &str, what: &str, tokens: TokenStream) -> Artifact {
-    Artifact { file: file.to_string(), contents: format!("{}{}", header(schema, what), format(tokens)) }
+/// A part of the schema an emitter reads, so that its header names that file and no other.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Fields,
+    Capabilities,
+    Exits,
+    InstructionErrors,
+    Checks,
+    CopySets,
+    /// The file of one layout.
+    Layout(&'a str),
+    /// The files of every layout (named `layouts/*.toml`).
+    Layouts,
 }
 
-/// The header every generated file carries: where it came from, and not to edit it.
-fn header(schema: &Schema, what: &str) -> String {
-    let mut s = format!("// @generated by vmcs-gen {}: {what}.\n", env!("CARGO_PKG_VERSION"));
-    s.push_str("// Do not edit: change the schema and regenerate. Sources:\n");
-    for src in &schema.sources {
-        s.push_str(&format!("//   {src}\n"));
+/// The schema files behind `inputs`, in the order given: an optional file the schema lacks is left out.
+fn input_files(schema: &Schema, inputs: &[Input]) -> Vec<String> {
+    let file_of = |name: &str| schema.files.iter().find(|f| f.name == name).map(|f| f.name.clone());
+    let layout_file = |l: &crate::model::Layout| schema.files[l.pos.name.file].name.clone();
+    let mut files = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Fields => files.extend(file_of("fields.toml")),
+            Input::Capabilities => files.extend(file_of("capabilities.toml")),
+            Input::Exits => files.extend(file_of("exits.toml")),
+            Input::InstructionErrors => files.extend(file_of("instruction_errors.toml")),
+            Input::Checks => files.extend(file_of("checks.toml")),
+            Input::CopySets => files.extend(file_of("copysets.toml")),
+            Input::Layout(name) => files.extend(schema.layout(name).map(layout_file)),
+            // Named as a whole, to keep the line short.
+            Input::Layouts if !schema.layouts.is_empty() => files.push("layouts/*.toml".to_string()),
+            Input::Layouts => {}
+        }
     }
-    s.push('\n');
-    s
+    files
+}
+
+fn artifact(schema: &Schema, file: &str, inputs: &[Input], what: &str, tokens: TokenStream) -> Artifact {
+    let header = header(&input_files(schema, inputs), what);
+    Artifact { file: file.to_string(), contents: format!("{header}{}", format(tokens)) }
+}
+
+/// The one line every generated file starts with: the schema files it was generated from (none
+/// for the module index) and what it holds.
+fn header(files: &[String], what: &str) -> String {
+    let from: Vec<String> = files.iter().map(|f| format!("schema/{f}")).collect();
+    match from.is_empty() {
+        true => format!("// @generated by vmcs-gen: {what}.\n\n"),
+        false => format!("// @generated by vmcs-gen from {}: {what}.\n\n", from.join(", ")),
+    }
 }
 
 /// Format tokens as a Rust file with prettyplease.

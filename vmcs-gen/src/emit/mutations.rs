@@ -9,7 +9,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::caps::msr_variant;
-use super::{Artifact, artifact, hex};
+use super::{Artifact, Input, artifact, hex};
 use crate::checks::mutate::{self, Edit, Op, Source, Target, Value};
 use crate::model::Schema;
 use crate::model::expr::Expr;
@@ -20,6 +20,7 @@ pub fn mutation_table(schema: &Schema) -> Artifact {
     artifact(
         schema,
         "entry_mutations.rs",
+        &[Input::Checks, Input::Fields, Input::Capabilities],
         "boundary mutations of the VM-entry rules, for the Bochs kernel",
         emit(schema),
     )
