@@ -6,6 +6,13 @@
 //! `load_host_state`, KVM's sync_vmcs02_to_vmcs12, prepare_vmcs12 and load_vmcs12_host_state),
 //! with this L0's hooks giving the exit facts as vmcs02 reported them. One departure from KVM's
 //! constants, kept from the SDM (28.5.2): a null DS/ES/FS/GS/SS selector loads an unusable segment.
+//!
+//! The rare guest state (`copy::sync_rare`: segments, descriptor tables, pending debug
+//! exceptions) stays in vmcs02 after the exit, as KVM defers it (`need_sync_vmcs02_to_vmcs12_rare`):
+//! L0 copies it into vmcs12 only when something needs it there ([`NestedVmx::rare_pending`]):
+//! L1's VMREAD of such a field, VMCLEAR or VMPTRLD releasing vmcs12 (both answer
+//! [`crate::vmx::Outcome::SyncRare`] first), saving nested state. Until then VMLAUNCH/VMRESUME
+//! checks vmcs12 as KVM does ([`vmcs::entry::Selection::KVM_ENTRY`]).
 
 use vmcs::copy::{self, ExitKind};
 use vmcs::fields as F;
@@ -47,8 +54,21 @@ impl NestedVmx {
         let pae_paging = crate::vmcs02::pae_paging(self.current.vmcs12.inner(), false, l1_efer);
         let mut hooks = L0Hooks { policy: &policy, l0_ept, l1_efer, run_pending: false, pae_paging, mem: None, exit };
         let kind = if exit.reason >> 31 == 1 { ExitKind::FailedEntry } else { ExitKind::Exit };
-        copy::exit_to_vmcs12(kind, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
-        // This L0 keeps vmcs12 current at once rather than on L1's next VMREAD of these fields.
+        copy::exit_to_vmcs12(kind, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())
+    }
+
+    /// Whether vmcs12's rare guest state is still in vmcs02 (a nested exit deferred it).
+    pub fn rare_pending(&self) -> bool {
+        self.current.vmcs12.lazy_pending()
+    }
+
+    /// The deferred rare guest state from vmcs02 (current) into vmcs12, keeping what L1 wrote
+    /// since the exit (KVM's copy_vmcs02_to_vmcs12_rare); nothing when none is pending.
+    pub fn sync_rare<V>(&mut self, vmcs02: &V) -> Result<(), VmcsError>
+    where
+        V: VmcsRead + ?Sized,
+    {
+        let caps = *self.caps.host();
         copy::sync_rare(vmcs02, &mut self.current.vmcs12, &caps)
     }
 

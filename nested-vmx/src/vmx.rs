@@ -28,6 +28,10 @@ pub enum Outcome {
     /// VMLAUNCH/VMRESUME failed a guest-state check: L1 continues at its host RIP with this exit
     /// reason (entry-failure bit set) and qualification in vmcs12, its host state loaded from vmcs12.
     EntryFailed { reason: VmExitReason, qualification: u64 },
+    /// Nothing was done: the instruction needs L2's rare guest state, which the last nested exit
+    /// left in vmcs02 (KVM's deferred rare sync). L0 calls [`NestedVmx::sync_rare`] with vmcs02
+    /// current, then `handle_exit` again for the same exit.
+    SyncRare,
     /// L1 touched memory L0 cannot serve (KVM returns an internal error to userspace).
     Memory(MemoryError),
     /// vmcs01 refused an access: an L0 bug.
@@ -67,6 +71,8 @@ pub(crate) enum Done {
         reason: VmExitReason,
         qualification: u64,
     },
+    /// Stopped before any effect: vmcs12 needs the rare state vmcs02 holds.
+    SyncRare,
 }
 
 /// One vCPU's nested VMX state (KVM's `vmx->nested`).
@@ -170,6 +176,7 @@ impl NestedVmx {
     fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut Guest<V>, done: Done) -> Result<Outcome, Stop> {
         let outcome = match done {
             Done::EnterL2 { launch } => return Ok(Outcome::EnterL2 { launch }),
+            Done::SyncRare => return Ok(Outcome::SyncRare),
             Done::EntryFailed { reason, qualification } => {
                 return Ok(Outcome::EntryFailed { reason, qualification });
             }

@@ -136,6 +136,10 @@ impl Rule {
     pub const fn tier(self) -> Tier {
         self.info().tier
     }
+    /// [`RuleInfo::kvm`].
+    pub const fn kvm(self) -> Option<&'static str> {
+        self.info().kvm
+    }
     /// [`RuleInfo::kvm_restore`].
     pub const fn kvm_restore(self) -> bool {
         self.info().kvm_restore
@@ -245,11 +249,13 @@ impl GuestMemory for NoMemory {
 pub struct Selection {
     tiers: u8,
     kvm_restore_only: bool,
+    /// Tiers of which only the rules KVM checks in software run.
+    kvm_only: u8,
 }
 
 impl Selection {
     /// Every rule.
-    pub const ALL: Selection = Selection { tiers: 0x1f, kvm_restore_only: false };
+    pub const ALL: Selection = Selection { tiers: 0x1f, kvm_restore_only: false, kvm_only: 0 };
     /// The control-field checks only (26.2.1).
     pub const CONTROLS: Selection = Selection::tiers(&[Tier::Controls]);
     /// Every rule before MSR loading (26.1-26.3): what a VMM that loads the VM-entry MSR-load
@@ -257,7 +263,12 @@ impl Selection {
     pub const BEFORE_MSR_LOADING: Selection = Selection::tiers(&[Tier::Basic, Tier::Controls, Tier::Host, Tier::Guest]);
     /// What KVM 7.2.8 applies to a vmcs12 restored by KVM_SET_NESTED_STATE
     /// (`nested_vmx_check_restored_vmcs12`: controls, host state, guest state as KVM checks it).
-    pub const KVM_RESTORE: Selection = Selection { tiers: 0x1f, kvm_restore_only: true };
+    pub const KVM_RESTORE: Selection = Selection { tiers: 0x1f, kvm_restore_only: true, kvm_only: 0 };
+    /// What KVM 7.2.8's VMLAUNCH/VMRESUME checks in software before it enters vmcs02
+    /// (`nested_vmx_run`): every rule before MSR loading, of the guest state only those KVM checks
+    /// (`nested_vmx_check_guest_state` and the others checks.toml names as `kvm`); the processor's
+    /// entry of vmcs02 checks the rest.
+    pub const KVM_ENTRY: Selection = Selection::BEFORE_MSR_LOADING.kvm_checked_only(Tier::Guest);
 
     /// The rules of these tiers.
     pub const fn tiers(tiers: &[Tier]) -> Selection {
@@ -267,7 +278,13 @@ impl Selection {
             bits |= tiers[i].bit();
             i += 1;
         }
-        Selection { tiers: bits, kvm_restore_only: false }
+        Selection { tiers: bits, kvm_restore_only: false, kvm_only: 0 }
+    }
+
+    /// This selection with only the rules of `tier` that KVM 7.2.8 checks in software
+    /// ([`RuleInfo::kvm`]).
+    pub const fn kvm_checked_only(self, tier: Tier) -> Selection {
+        Selection { kvm_only: self.kvm_only | tier.bit(), ..self }
     }
 
     /// Does the selection include any rule of `tier`?
@@ -279,7 +296,8 @@ impl Selection {
     /// Does the selection include `rule`?
     #[inline(always)]
     pub const fn has(self, rule: Rule) -> bool {
-        !self.kvm_restore_only || rule.kvm_restore()
+        (!self.kvm_restore_only || rule.kvm_restore())
+            && (self.kvm_only & rule.tier().bit() == 0 || rule.kvm().is_some())
     }
 }
 

@@ -63,6 +63,8 @@ enum VmxNext {
     EntryFailed,
     /// L2 is to be entered, with L1's EFER at the time.
     EnterL2 { launch: bool, l1_efer: u64 },
+    /// vmcs12 first needs the rare guest state vmcs02 holds; then the instruction again.
+    SyncRare,
 }
 
 /// What to do after L2 stopped.

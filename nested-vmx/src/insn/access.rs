@@ -24,6 +24,10 @@ impl NestedVmx {
             Ok(v) => v,
             Err(n) => return Ok(Done::Fail(n)),
         };
+        // A rare guest field the last exit left in vmcs02 (KVM: is_vmcs12_ext_field).
+        if self.current.vmcs12.needs_lazy_sync(encoding) {
+            return Ok(Done::SyncRare);
+        }
         if info.is_register() {
             ops.write_reg(info.reg1(), value)?;
         } else if ops.l1.mode64()? {

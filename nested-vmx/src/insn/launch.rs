@@ -3,6 +3,13 @@
 //! (7), host state (8), guest state (exit 33 with the qualification)), for the capabilities L1
 //! has. Passing them hands L0 a nested entry to perform; L0 loads the VM-entry MSR-load list
 //! itself after vmcs02 is prepared (msr_list.rs: exit 34 with the entry's number).
+//!
+//! While the last exit's rare guest state is still in vmcs02 (deferred, as KVM defers it), vmcs12
+//! holds stale segments: the checks are then KVM's ([`entry::Selection::KVM_ENTRY`]: controls,
+//! host state and the guest-state rules KVM checks in software, none of which reads a rare
+//! field), and the processor's own checks of vmcs02 judge the rest of L2's state (a failure there
+//! is exit 33 to L1, as with KVM). vmcs-gen's tests/kvm_entry.rs proves from the schema that none
+//! of those rules reads a field the rare sync owes.
 
 use vmcs::caps::{Cap, Capabilities, Msr};
 use vmcs::entry::{self, EntryError, Facts, Outcome as Check};
@@ -65,8 +72,9 @@ impl NestedVmx {
             mov_ss_blocked: ops.l1.read(F::GUEST_INTERRUPTIBILITY_INFO.raw())? & BLOCKING_BY_MOV_SS != 0,
         };
         // MSR loading (26.4) comes after the guest state is loaded: L0's, entry by entry.
-        let before = entry::Selection::BEFORE_MSR_LOADING;
-        let result = entry::check_only(&self.current, caps, &facts, &Memory(&*ops.mem), before);
+        let selection =
+            if self.rare_pending() { entry::Selection::KVM_ENTRY } else { entry::Selection::BEFORE_MSR_LOADING };
+        let result = entry::check_only(&self.current, caps, &facts, &Memory(&*ops.mem), selection);
         self.entry_failure = match result {
             Err(EntryError::Failed(f)) => Some(f),
             _ => None,

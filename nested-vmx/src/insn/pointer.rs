@@ -59,6 +59,9 @@ impl NestedVmx {
             Err(e) => return Ok(Done::Fail(e)),
         };
         if ptr == self.current_ptr {
+            if self.rare_pending() {
+                return Ok(Done::SyncRare);
+            }
             self.release_current(ops.mem);
         }
         // Launch state "clear", in L1 memory; no revision check (SDM: VMCLEAR does not read it).
@@ -84,6 +87,9 @@ impl NestedVmx {
         let shadow_ok = self.caps.caps().has(Cap::Proc2VmcsShadowing);
         if hdr & !HDR_SHADOW != Vmcs12::REVISION || (hdr & HDR_SHADOW != 0 && !shadow_ok) {
             return Ok(Done::Fail(E::VmptrldIncorrectRevision));
+        }
+        if self.current_ptr != INVALID_POINTER && self.rare_pending() {
+            return Ok(Done::SyncRare);
         }
         self.release_current(ops.mem);
         let mut region = [0u8; REGION_SIZE];

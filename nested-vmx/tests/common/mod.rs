@@ -10,6 +10,8 @@ use vmcs_nested_vmx::caps::{L1Caps, Offer};
 use vmcs_nested_vmx::vcpu::{GuestMemory, L1Cpu, MemoryError};
 use vmcs_nested_vmx::vmx::{NestedVmx, Outcome};
 
+pub mod nested;
+
 pub const MEM_SIZE: usize = 4 << 20;
 /// 64-bit page tables: PML4 at 0x1000, PDPT at 0x2000, PD at 0x3000 (2 MiB pages for 0..4 MiB).
 pub const CR3_64: u64 = 0x1000;

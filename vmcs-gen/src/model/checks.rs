@@ -3,9 +3,9 @@
 //! parses, type-checks, interprets and mutates them; the emitters turn them into the runtime's
 //! checker.
 
-use super::CapId;
 use super::expr::{Expr, Ty};
 use super::syntax::Node;
+use super::{CapId, FieldId};
 use crate::gate::Gate;
 
 /// The rules of checks.toml, with the facts they read.
@@ -236,6 +236,13 @@ pub struct Rule {
     pub kvm: Option<String>,
     /// KVM applies it to a vmcs12 restored by KVM_SET_NESTED_STATE (`nested_vmx_check_restored_vmcs12`).
     pub kvm_restore: bool,
+}
+
+impl Rule {
+    /// The fields its check reads directly (not those behind control words).
+    pub fn fields(&self) -> Vec<FieldId> {
+        self.check.fields()
+    }
 }
 
 impl Checks {

@@ -52,17 +52,30 @@ impl L0<'_> {
             });
         }
         let before = self.nested.current_pointer();
-        let out = vm.with(Which::Vmcs01, |v| {
-            let mut c = Counted::new(v);
-            let o = or_fail(self.handle_vmx(&mut c, r), "vmcs01 access");
-            self.meter.l1_exit(c.counts() + drain);
-            o
-        });
-        let (out, exited) = match out {
-            VmxNext::Resume => (None, false),
-            VmxNext::EntryFailed => (None, true),
-            VmxNext::EnterL2 { launch, l1_efer } => (Some((launch, l1_efer)), false),
+        let mut counts = drain;
+        let (out, exited) = loop {
+            let out = vm.with(Which::Vmcs01, |v| {
+                let mut c = Counted::new(v);
+                let o = or_fail(self.handle_vmx(&mut c, r), "vmcs01 access");
+                counts = counts + c.counts();
+                o
+            });
+            match out {
+                VmxNext::Resume => break (None, false),
+                VmxNext::EntryFailed => break (None, true),
+                VmxNext::EnterL2 { launch, l1_efer } => break (Some((launch, l1_efer)), false),
+                VmxNext::SyncRare => {}
+            }
+            // KVM's copy_vmcs02_to_vmcs12_rare: vmcs02 made current for the rare fields, then
+            // the instruction emulated again.
+            counts = counts
+                + vm.with(Which::Vmcs02, |w| {
+                    let c = Counted::new(w);
+                    or_fail(self.nested.sync_rare(&c), "syncing vmcs12's rare fields");
+                    c.counts()
+                });
         };
+        self.meter.l1_exit(counts);
         if let Some(inv) = self.invalidate.take() {
             self.flush(vm, inv);
         }
@@ -123,6 +136,7 @@ impl L0<'_> {
                 self.load_exit_msrs(v);
                 Ok(VmxNext::EntryFailed)
             }
+            Outcome::SyncRare => Ok(VmxNext::SyncRare),
             Outcome::Memory(e) => log::fail(format_args!("L1 used memory L0 cannot reach: {:#x}", e.gpa)),
             Outcome::Vmcs01(e) => Err(e),
             Outcome::NotVmxInstruction => log::fail(format_args!("{r:?}: not a VMX instruction")),
