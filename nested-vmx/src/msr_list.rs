@@ -12,19 +12,25 @@
 //!   MSR-load list as L1's WRMSR (also after an entry failure). A failure there is a VMX abort
 //!   ([`VmxAbort`]): the processor would shut down, KVM makes it a triple fault of L1.
 //!
-//! The entry checks are KVM's (the vmentry-checks reference, M1-M6): bits 63:32 of an entry are
-//! reserved; the x2APIC MSRs (0x800-0x8ff) while L1's APIC is in x2APIC mode and the microcode
-//! MSRs (IA32_BIOS_UPDT_TRIG 0x79, IA32_BIOS_SIGN_ID 0x8b) are never in a list; a load list may not
-//! name IA32_FS_BASE, IA32_GS_BASE or IA32_SMM_MONITOR_CTL, a store list not IA32_SMBASE; a
-//! list longer than IA32_VMX_MISC bits 27:25 allow (512 × (N + 1) entries) fails at the first
-//! entry beyond. An entry L1's memory does not hold fails as an unreadable one.
+//! A load list's entries are checked by the generated VM-entry checker (`vmcs::entry`, the
+//! MSR-loading rules of checks.toml, M1-M6: reserved bits 63:32, IA32_FS_BASE/GS_BASE, the x2APIC
+//! MSRs 0x800-0x8ff, IA32_SMM_MONITOR_CTL outside SMM, the microcode MSRs, a WRMSR that would
+//! fault), whose last check L0 answers by performing the WRMSR; KVM applies the same checks to
+//! the VM-exit MSR-load list (nested_vmx_load_msr), and so does this L0. A store list may not hold
+//! reserved bits, an x2APIC MSR in x2APIC mode, a microcode MSR or IA32_SMBASE (KVM's
+//! nested_vmx_store_msr_check; not VM-entry checks, so not in the schema). A list longer than
+//! IA32_VMX_MISC bits 27:25 allow (512 × (N + 1) entries) fails at the first entry beyond, as
+//! KVM's does. An entry L1's memory does not hold fails as an unreadable one.
 
-use vmcs::caps::Msr;
+use core::cell::{Cell, RefCell};
+
+use vmcs::caps::{Msr, VmxCaps};
 use vmcs::controls::VmExitControls as Exit;
+use vmcs::entry::{self, EntryError, Facts, Outcome, Selection, Tier};
 use vmcs::fields as F;
-use vmcs::{VmcsRead, VmcsWrite};
+use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
-use crate::vcpu::{GuestMemory, Msrs};
+use crate::vcpu::{CheckedMemory, GuestMemory, Msrs};
 use crate::vmx::NestedVmx;
 
 /// An MSR-list entry's size in L1 memory: index (bits 31:0), reserved (63:32), data (127:64).
@@ -34,10 +40,7 @@ const IA32_APIC_BASE: u32 = 0x1b;
 const APIC_BASE_X2APIC: u64 = 1 << 10;
 const IA32_BIOS_UPDT_TRIG: u32 = 0x79;
 const IA32_BIOS_SIGN_ID: u32 = 0x8b;
-const IA32_SMM_MONITOR_CTL: u32 = 0x9b;
 const IA32_SMBASE: u32 = 0x9e;
-const IA32_FS_BASE: u32 = 0xc000_0100;
-const IA32_GS_BASE: u32 = 0xc000_0101;
 
 /// The VM-entry MSR-load list failed at this entry (1-based): VM exit 34 with it as the
 /// qualification.
@@ -58,7 +61,7 @@ struct List {
     count: u64,
 }
 
-/// `nested_vmx_msr_check_common`: what no list may hold.
+/// `nested_vmx_msr_check_common`, for the store list.
 fn common_ok(index: u32, reserved: u32, x2apic: bool) -> bool {
     reserved == 0 && !(x2apic && index >> 8 == 0x8) && index != IA32_BIOS_UPDT_TRIG && index != IA32_BIOS_SIGN_ID
 }
@@ -83,33 +86,124 @@ fn x2apic<V: VmcsRead + ?Sized, X: Msrs>(vmcs: &V, msrs: &mut X) -> bool {
     msrs.rdmsr(vmcs, IA32_APIC_BASE).is_some_and(|b| b & APIC_BASE_X2APIC != 0)
 }
 
-/// Write a load list's entries as WRMSRs in the context of `vmcs` (vmcs02: L2's, vmcs01: L1's),
-/// telling `written` each one done.
-fn load_list<V, M, X>(
+/// vmcs12 with a load list in the VM-entry MSR-load fields, where the generated checks read it.
+struct AsEntryList<'a> {
+    vmcs12: &'a Vmcs12,
     list: List,
-    max: u64,
-    vmcs: &mut V,
-    mem: &M,
-    msrs: &mut X,
-    mut written: impl FnMut(u32, u64),
-) -> Result<(), u32>
+}
+
+impl VmcsRead for AsEntryList<'_> {
+    fn read_raw(&self, encoding: u64) -> Result<u64, VmcsError> {
+        match encoding {
+            e if e == F::VM_ENTRY_MSR_LOAD_ADDR.raw() => Ok(self.list.addr),
+            e if e == F::VM_ENTRY_MSR_LOAD_COUNT.raw() => Ok(self.list.count),
+            e => self.vmcs12.read_raw(e),
+        }
+    }
+}
+
+/// L1 memory for the MSR-loading checks, whose last one ("would WRMSR fault?") L0 answers by
+/// making it in the context of `vmcs` (vmcs02: L2's, vmcs01: L1's); `written` hears of each one
+/// done. The checks go entry by entry, so the entries before a failing one stay loaded. An entry
+/// whose data L1's memory does not hold fails without a WRMSR (its header would have failed the
+/// reserved-bits check already).
+struct Loading<'a, V: ?Sized, M: ?Sized, X, W> {
+    vmcs: RefCell<&'a mut V>,
+    mem: &'a M,
+    msrs: RefCell<&'a mut X>,
+    written: RefCell<W>,
+    unreadable: Cell<bool>,
+}
+
+impl<V, M, X, W> entry::GuestMemory for Loading<'_, V, M, X, W>
 where
     V: VmcsRead + VmcsWrite + ?Sized,
-    M: GuestMemory,
+    M: GuestMemory + ?Sized,
     X: Msrs,
+    W: FnMut(u32, u64),
 {
-    let x2apic = x2apic(vmcs, msrs);
-    each_entry(list, max, |at| {
-        let Some((index, reserved)) = header(mem, at) else { return false };
-        let allowed =
-            common_ok(index, reserved, x2apic) && !matches!(index, IA32_FS_BASE | IA32_GS_BASE | IA32_SMM_MONITOR_CTL);
-        let Ok(value) = mem.read_u64(at + 8) else { return false };
-        let done = allowed && msrs.wrmsr(vmcs, index, value);
-        if done {
-            written(index, value);
+    fn read(&self, address: u64, bytes: u32) -> Option<u64> {
+        let v = entry::GuestMemory::read(&CheckedMemory(self.mem), address, bytes);
+        self.unreadable.set(self.unreadable.get() || v.is_none());
+        v
+    }
+
+    fn wrmsr_faults(&self, index: u32, value: u64) -> bool {
+        if self.unreadable.replace(false) {
+            return true;
         }
-        done
-    })
+        let done = self.msrs.borrow_mut().wrmsr(&mut **self.vmcs.borrow_mut(), index, value);
+        if done {
+            (self.written.borrow_mut())(index, value);
+        }
+        !done
+    }
+}
+
+/// The facts the MSR-loading checks read: outside SMM (SMM_MONITOR_CTL may not be loaded).
+const OUTSIDE_SMM: Facts = Facts {
+    maxphyaddr: 0,
+    linear_width: 0,
+    efer_lma: false,
+    in_smm: false,
+    current_vmcs: u64::MAX,
+    efer_reserved: 0,
+    debugctl_reserved: 0,
+    perf_global_ctrl_reserved: 0,
+    rtit_ctl_reserved: 0,
+    rtm: false,
+    sgx: false,
+    sti_blocks_nmi_injection: false,
+    vmlaunch: false,
+    launched: false,
+    current_is_shadow: false,
+    mov_ss_blocked: false,
+};
+
+/// What a load list is checked against: L1's vmcs12 and capabilities, and the most entries a
+/// list may have.
+struct Lists<'a> {
+    vmcs12: &'a Vmcs12,
+    caps: &'a VmxCaps,
+    max: u64,
+}
+
+impl Lists<'_> {
+    /// Load `list` through the generated MSR-loading checks: Err(1-based index) of the entry that
+    /// fails, also the first beyond `max`.
+    fn load<V, M, X>(
+        &self,
+        list: List,
+        vmcs: &mut V,
+        mem: &M,
+        msrs: &mut X,
+        written: impl FnMut(u32, u64),
+    ) -> Result<(), u32>
+    where
+        V: VmcsRead + VmcsWrite + ?Sized,
+        M: GuestMemory,
+        X: Msrs,
+    {
+        let view = AsEntryList { vmcs12: self.vmcs12, list };
+        let loading = Loading {
+            vmcs: RefCell::new(vmcs),
+            mem,
+            msrs: RefCell::new(msrs),
+            written: RefCell::new(written),
+            unreadable: Cell::new(false),
+        };
+        match entry::check_only(&view, self.caps, &OUTSIDE_SMM, &loading, Selection::tiers(&[Tier::MsrLoad])) {
+            Err(EntryError::Failed(f)) => match f.outcome() {
+                Outcome::EntryFailure { qualification, .. } => Err(qualification),
+                // The MSR-loading rules fail only as exit 34.
+                _ => Err(1),
+            },
+            // vmcs12 holds both fields the view reads from it.
+            Err(EntryError::Read(_)) => Err(1),
+            Ok(()) if list.count > self.max => Err(self.max as u32 + 1),
+            Ok(()) => Ok(()),
+        }
+    }
 }
 
 impl NestedVmx {
@@ -132,8 +226,10 @@ impl NestedVmx {
         X: Msrs,
     {
         let list = self.list(F::VM_ENTRY_MSR_LOAD_ADDR.raw(), F::VM_ENTRY_MSR_LOAD_COUNT.raw());
-        let max = self.max_list_entries();
-        load_list(list, max, vmcs02, mem, msrs, |index, value| self.l2_wrmsr(index, value)).map_err(EntryMsrFailure)
+        // The checks read a copy: each WRMSR done may write through into vmcs12.
+        let (vmcs12, caps) = (*self.current.vmcs12.inner(), *self.caps.caps());
+        let lists = Lists { vmcs12: &vmcs12, caps: &caps, max: self.max_list_entries() };
+        lists.load(list, vmcs02, mem, msrs, |index, value| self.l2_wrmsr(index, value)).map_err(EntryMsrFailure)
     }
 
     /// L0 performed L2's WRMSR of `index` (one L1 does not intercept, or an entry of the VM-entry
@@ -181,6 +277,7 @@ impl NestedVmx {
         X: Msrs,
     {
         let list = self.list(F::VM_EXIT_MSR_LOAD_ADDR.raw(), F::VM_EXIT_MSR_LOAD_COUNT.raw());
-        load_list(list, self.max_list_entries(), vmcs01, mem, msrs, |_, _| {}).map_err(|_| VmxAbort::LoadMsr)
+        let lists = Lists { vmcs12: self.current.vmcs12.inner(), caps: self.caps.caps(), max: self.max_list_entries() };
+        lists.load(list, vmcs01, mem, msrs, |_, _| {}).map_err(|_| VmxAbort::LoadMsr)
     }
 }

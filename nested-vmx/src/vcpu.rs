@@ -34,6 +34,18 @@ pub trait GuestMemory {
     }
 }
 
+/// L1's memory as the generated VM-entry checks read it (`vmcs::entry`: the VMCS link pointer,
+/// PDPTEs, MSR-load entries); a failed read sees all ones, as on the machine.
+pub(crate) struct CheckedMemory<'a, M: ?Sized>(pub &'a M);
+
+impl<M: GuestMemory + ?Sized> vmcs::entry::GuestMemory for CheckedMemory<'_, M> {
+    fn read(&self, address: u64, bytes: u32) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.0.read(address, b.get_mut(..bytes.min(8) as usize)?).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+}
+
 /// L1 state that lives in L0, not in vmcs01.
 pub trait L1Cpu {
     /// General register `n` in the SDM's numbering (0 RAX, 1 RCX, 2 RDX, 3 RBX, 5 RBP, 6 RSI,

@@ -1,7 +1,7 @@
 //! The exits of L1 that L0 handles itself: CPUID, the MSRs it emulates, port 0xF4, and the CR0/CR4
 //! writes that touch the bits it owns. VMX instructions go to the nested-VMX core instead.
 
-use vmcs::caps::VmxCaps;
+use vmcs::caps::{Msr, VmxCaps, feature_control};
 use vmcs::exit::{CrAccessQualification, CrAccessType, IoQualification};
 use vmcs::fields as F;
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
@@ -10,7 +10,7 @@ use vmcs_nested_vmx::vcpu::{Fault, Guest, GuestMemory};
 
 use crate::l1mem::L1Memory;
 use crate::vcpu::{FEATURE_CONTROL, Vcpu};
-use crate::vmcs01::{CR0_NE, CR4_VMXE, DEBUG_EXIT_PORT, IA32_FEATURE_CONTROL, VMX_MSRS};
+use crate::vmcs01::{CR0_NE, CR4_VMXE, DEBUG_EXIT_PORT, is_vmx_msr};
 
 /// What the exit leads to.
 pub enum Next {
@@ -58,8 +58,8 @@ pub fn msr<V: VmcsRead + VmcsWrite>(v: &mut V, cpu: &mut Vcpu, caps: &L1Caps, wr
     let index = cpu.regs.rcx as u32;
     let value = match index {
         _ if write => None,
-        IA32_FEATURE_CONTROL => Some(FEATURE_CONTROL),
-        i if VMX_MSRS.contains(&i) => caps.rdmsr(i),
+        feature_control::INDEX => Some(FEATURE_CONTROL),
+        i if is_vmx_msr(i) => caps.rdmsr(i),
         _ => None,
     };
     match value {
@@ -112,9 +112,10 @@ pub fn cr_access<V: VmcsRead + VmcsWrite>(
     let fixed = |v: u64, f0: u64, f1: u64| v & f0 == f0 && v & !f1 == 0;
     let bad = value >> 32 != 0
         || (cr0 & CR0_PG != 0 && cr0 & CR0_PE == 0)
-        || cr4 & !host.raw(0x489) != 0
+        || cr4 & !host.raw(Msr::Cr4Fixed1.index()) != 0
         || (vmxon
-            && !(fixed(cr0, l1caps.raw(0x486), l1caps.raw(0x487)) && fixed(cr4, l1caps.raw(0x488), l1caps.raw(0x489))));
+            && !(fixed(cr0, l1caps.raw(Msr::Cr0Fixed0.index()), l1caps.raw(Msr::Cr0Fixed1.index()))
+                && fixed(cr4, l1caps.raw(Msr::Cr4Fixed0.index()), l1caps.raw(Msr::Cr4Fixed1.index()))));
     if bad {
         return fault(v, Fault::gp0());
     }

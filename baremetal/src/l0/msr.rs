@@ -3,13 +3,14 @@
 //! survive the #GP the processor raises for an MSR it lacks or a value it refuses (L0's #GP
 //! handler resumes after the instruction when one of them is running).
 
+use vmcs::caps::feature_control;
 use vmcs::fields as F;
 use vmcs::{VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::caps::L1Caps;
 use vmcs_nested_vmx::vcpu::Msrs;
 
 use crate::vcpu::FEATURE_CONTROL;
-use crate::vmcs01::{IA32_FEATURE_CONTROL, VMX_MSRS};
+use crate::vmcs01::is_vmx_msr;
 
 // #GP: with l0_msr_resume set, drop the error code and resume there; else report as any
 // exception (the common stub for vector 13).
@@ -109,7 +110,7 @@ impl Msrs for L0Msrs<'_> {
             return vmcs.write_raw(field, value).is_ok();
         }
         // Locked, or read-only.
-        if index == IA32_FEATURE_CONTROL || VMX_MSRS.contains(&index) {
+        if index == feature_control::INDEX || is_vmx_msr(index) {
             return false;
         }
         wrmsr(index, value)
@@ -119,10 +120,10 @@ impl Msrs for L0Msrs<'_> {
         if let Some(field) = vmcs_msr(index) {
             return vmcs.read_raw(field).ok();
         }
-        if index == IA32_FEATURE_CONTROL {
+        if index == feature_control::INDEX {
             return Some(FEATURE_CONTROL);
         }
-        if VMX_MSRS.contains(&index) {
+        if is_vmx_msr(index) {
             return self.0.rdmsr(index);
         }
         rdmsr(index)

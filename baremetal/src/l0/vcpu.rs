@@ -6,7 +6,7 @@ use vmcs::hw::GuestRegisters;
 use vmcs_nested_vmx::vcpu::L1Cpu;
 
 /// IA32_FEATURE_CONTROL as L1 reads it: locked, VMX outside SMX enabled.
-pub const FEATURE_CONTROL: u64 = 0x5;
+pub const FEATURE_CONTROL: u64 = vmcs::caps::feature_control::VMXON;
 
 pub struct Vcpu {
     pub regs: GuestRegisters,

@@ -5,7 +5,7 @@
 //! L0 emulates (port 0xF4, IA32_FEATURE_CONTROL, the VMX capability MSRs). L0 owns CR0.NE and
 //! CR4.VMXE (fixed to 1 in VMX operation), which L1 sees through the read shadows.
 
-use vmcs::caps::{Cap, Capabilities, VmxCaps};
+use vmcs::caps::{Cap, Capabilities, Msr, VmxCaps, feature_control};
 use vmcs::controls::{
     Controls, CpuBasedVmExecControl as Proc, PinBasedVmExecControl as Pin, SecondaryVmExecControl as Proc2,
     UnsupportedControls, VmEntryControls as Entry, VmExitControls as Exit,
@@ -27,10 +27,12 @@ static mut VMWRITE_BITMAP: Page = Page([0; 4096]);
 
 /// QEMU's isa-debug-exit port: a write ends the run with that status.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
 pub const IA32_EFER: u32 = 0xc000_0080;
-/// The VMX capability MSRs L0 answers for L1.
-pub const VMX_MSRS: core::ops::RangeInclusive<u32> = 0x480..=0x493;
+
+/// A VMX capability MSR (the schema's), which L0 answers for L1.
+pub fn is_vmx_msr(index: u32) -> bool {
+    Msr::from_index(index).is_some()
+}
 /// L1's VPID (L0 runs with VPID 0).
 pub const VPID01: u64 = 1;
 
@@ -131,9 +133,9 @@ pub fn setup(
     regs: &mut GuestRegisters,
 ) -> Result<(), VmcsError> {
     set_bit(&raw mut IO_A, DEBUG_EXIT_PORT as u32);
-    intercept_msr(IA32_FEATURE_CONTROL);
-    for i in VMX_MSRS {
-        intercept_msr(i);
+    intercept_msr(feature_control::INDEX);
+    for m in Msr::ALL {
+        intercept_msr(m.index());
     }
     let none = |_| VmcsError::InstructionError(7);
     let pin = Pin::adjust(caps, Pin::empty(), Pin::empty()).map_err(none)?;
@@ -174,8 +176,8 @@ pub fn setup(
         w(v, f.raw(), 0)?;
     }
     // L0 owns the bits VMX operation fixes and every bit the processor does not allow.
-    let cr0_fixed1 = caps.raw(0x487);
-    let cr4_fixed1 = caps.raw(0x489);
+    let cr0_fixed1 = caps.raw(Msr::Cr0Fixed1.index());
+    let cr4_fixed1 = caps.raw(Msr::Cr4Fixed1.index());
     let cr0_l1 = 0x11; // PE | ET, as a Multiboot loader leaves it
     w(v, F::CR0_GUEST_HOST_MASK.raw(), CR0_NE | (!cr0_fixed1 & 0xffff_ffff))?;
     w(v, F::CR0_READ_SHADOW.raw(), cr0_l1)?;

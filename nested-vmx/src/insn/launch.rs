@@ -18,7 +18,7 @@ use vmcs::fields as F;
 use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
 
 use crate::operand::Operands;
-use crate::vcpu::{GuestMemory, L1Cpu, Stop};
+use crate::vcpu::{CheckedMemory, GuestMemory, L1Cpu, Stop};
 use crate::vmx::{Done, NestedVmx};
 
 /// Interruptibility bit 1: blocking by MOV SS.
@@ -29,17 +29,6 @@ const EFER_IMPLEMENTED: u64 = 1 | 1 << 8 | 1 << 10 | 1 << 11;
 /// IA32_DEBUGCTL bits the SDM defines (LBR, BTF, TR, BTS, BTINT, BTS_OFF_OS/USR, the FREEZE bits,
 /// uncore PMI, RTM debug).
 const DEBUGCTL_DEFINED: u64 = 0xffc3;
-
-/// L1's memory as the checks read it (a failed read sees all ones, as on the machine).
-struct Memory<'a, M: GuestMemory>(&'a M);
-
-impl<M: GuestMemory> entry::GuestMemory for Memory<'_, M> {
-    fn read(&self, address: u64, bytes: u32) -> Option<u64> {
-        let mut b = [0u8; 8];
-        self.0.read(address, b.get_mut(..bytes.min(8) as usize)?).ok()?;
-        Some(u64::from_le_bytes(b))
-    }
-}
 
 impl NestedVmx {
     pub(crate) fn launch_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>, launch: bool) -> Result<Done, Stop>
@@ -74,7 +63,7 @@ impl NestedVmx {
         // MSR loading (26.4) comes after the guest state is loaded: L0's, entry by entry.
         let selection =
             if self.rare_pending() { entry::Selection::KVM_ENTRY } else { entry::Selection::BEFORE_MSR_LOADING };
-        let result = entry::check_only(&self.current, caps, &facts, &Memory(&*ops.mem), selection);
+        let result = entry::check_only(&self.current, caps, &facts, &CheckedMemory(&*ops.mem), selection);
         self.entry_failure = match result {
             Err(EntryError::Failed(f)) => Some(f),
             _ => None,
