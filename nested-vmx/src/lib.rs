@@ -18,7 +18,8 @@
 //! - [`msr_list`]: vmcs12's VM-entry MSR-load, VM-exit MSR-store and MSR-load lists, in software.
 //! - [`nested_ept`]: L1's EPT12 walked, EPT02 built from it lazily, EPT faults reflected.
 //! - [`shadow`]: VMCS shadowing of L1's VMREAD/VMWRITE (the generated bitmaps and shadow sets).
-//! - [`count`]: VMREAD/VMWRITE counting on any backend.
+//! - [`count`]: VMREAD/VMWRITE counting on any backend; [`kvm_count`]: KVM 7.2.8's for the same
+//!   nested events, from its code paths as the shared reference describes them.
 //!
 //! Generic over L1 memory ([`vcpu::GuestMemory`]), over the VMCS backend holding vmcs01 (the
 //! hardware VMCS or [`vmcs::soft::SoftVmcs`]) and over what only L0 knows ([`vcpu::L1Cpu`]). No
@@ -30,6 +31,7 @@ pub mod count;
 pub mod current;
 pub mod hooks;
 mod insn;
+pub mod kvm_count;
 pub mod migrate;
 pub mod msr_list;
 pub mod nested_ept;

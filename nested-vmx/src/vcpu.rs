@@ -178,30 +178,32 @@ pub const RFLAGS_AC: u64 = 1 << 18;
 const ENTRY_IA32E: u64 = 1 << vmcs::caps::Cap::EntryIa32eModeGuest.bit();
 
 /// A guest's state in its VMCS (L1's in vmcs01, L2's in vmcs02), read on demand: every read is a
-/// VMREAD on hardware, so the mode, read several times per instruction, is read once.
+/// VMREAD on hardware, so the mode, read several times per instruction, is read once, and only
+/// as far as it is asked for.
 pub struct Guest<'a, V: VmcsRead + VmcsWrite + ?Sized> {
     pub vmcs: &'a mut V,
-    /// (EFER.LMA, 64-bit mode), once read.
-    mode: Cell<Option<(bool, bool)>>,
+    /// EFER.LMA, once read.
+    lma: Cell<Option<bool>>,
+    /// 64-bit mode, once read.
+    mode64: Cell<Option<bool>>,
 }
 
 impl<'a, V: VmcsRead + VmcsWrite + ?Sized> Guest<'a, V> {
     pub fn new(vmcs: &'a mut V) -> Self {
-        Guest { vmcs, mode: Cell::new(None) }
+        Guest { vmcs, lma: Cell::new(None), mode64: Cell::new(None) }
     }
 
     pub fn read(&self, encoding: u64) -> Result<u64, VmcsError> {
         self.vmcs.read_raw(encoding)
     }
 
-    fn mode(&self) -> Result<(bool, bool), VmcsError> {
-        if let Some(m) = self.mode.get() {
-            return Ok(m);
+    fn once(cell: &Cell<Option<bool>>, read: impl FnOnce() -> Result<bool, VmcsError>) -> Result<bool, VmcsError> {
+        if let Some(v) = cell.get() {
+            return Ok(v);
         }
-        let lma = self.read(F::VM_ENTRY_CONTROLS.raw())? & ENTRY_IA32E != 0;
-        let m = (lma, lma && self.read(F::GUEST_CS_AR_BYTES.raw())? >> 13 & 1 == 1);
-        self.mode.set(Some(m));
-        Ok(m)
+        let v = read()?;
+        cell.set(Some(v));
+        Ok(v)
     }
 
     /// CPL: the DPL of SS (SDM: "CPL is ... SS.DPL" for VM-entry purposes).
@@ -211,12 +213,12 @@ impl<'a, V: VmcsRead + VmcsWrite + ?Sized> Guest<'a, V> {
 
     /// EFER.LMA, which the processor saves in the "IA-32e mode guest" entry control on exit.
     pub fn long_mode(&self) -> Result<bool, VmcsError> {
-        Ok(self.mode()?.0)
+        Self::once(&self.lma, || Ok(self.read(F::VM_ENTRY_CONTROLS.raw())? & ENTRY_IA32E != 0))
     }
 
     /// 64-bit mode: EFER.LMA and CS.L.
     pub fn mode64(&self) -> Result<bool, VmcsError> {
-        Ok(self.mode()?.1)
+        Self::once(&self.mode64, || Ok(self.long_mode()? && self.read(F::GUEST_CS_AR_BYTES.raw())? >> 13 & 1 == 1))
     }
 
     /// CR0 as L1 sees it: the read shadow supplies the bits L0 owns (the guest/host mask).

@@ -40,6 +40,17 @@ pub enum Outcome {
     NotVmxInstruction,
 }
 
+/// An L1 VMREAD or VMWRITE: its field and operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldAccess {
+    /// The field encoding L1 named (any `u64`).
+    pub encoding: u64,
+    /// VMWRITE (else VMREAD).
+    pub write: bool,
+    /// A memory operand (else a register).
+    pub memory: bool,
+}
+
 /// A TLB invalidation L1 asked for with INVEPT or INVVPID, in L1's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invalidation {
@@ -86,6 +97,8 @@ pub struct NestedVmx {
     pub(crate) entry_failure: Option<vmcs::entry::Failure>,
     /// The field of the last VMWRITE emulated (for the shadow VMCS's write-through).
     pub(crate) last_vmwrite: Option<u64>,
+    /// The field and operand of the last VMREAD/VMWRITE emulated.
+    pub(crate) last_access: Option<FieldAccess>,
     /// What the shadow VMCS holds ([`crate::shadow`]).
     pub(crate) shadow_cache: crate::shadow::ShadowCache,
 }
@@ -100,6 +113,7 @@ impl NestedVmx {
             current: Current::from_region(&[0; crate::current::REGION_SIZE]),
             entry_failure: None,
             last_vmwrite: None,
+            last_access: None,
             shadow_cache: Default::default(),
         }
     }
@@ -125,6 +139,11 @@ impl NestedVmx {
     pub fn current_mut(&mut self) -> &mut Current {
         &mut self.current
     }
+    /// The field and operand of the last VMREAD/VMWRITE [`Self::handle_exit`] decoded.
+    pub fn last_field_access(&self) -> Option<FieldAccess> {
+        self.last_access
+    }
+
     /// The VM-entry check (its rule, SDM section and outcome) the last failing VMLAUNCH/VMRESUME
     /// failed on vmcs12.
     pub fn last_entry_failure(&self) -> Option<vmcs::entry::Failure> {
@@ -140,6 +159,7 @@ impl NestedVmx {
         M: GuestMemory,
     {
         let mut ops = Operands { l1: Guest::new(vmcs01), cpu, mem };
+        self.last_access = None;
         let done = match reason {
             ExitReason::Vmxon => self.vmxon_insn(&mut ops),
             ExitReason::Vmxoff => self.vmxoff_insn(&mut ops),

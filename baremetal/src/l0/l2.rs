@@ -103,9 +103,10 @@ pub fn msr<V: VmcsRead + VmcsWrite>(
     Ok(L2Next::Resume)
 }
 
-/// IN/OUT of L2 that L1 does not intercept: performed on the machine (port 0xF4 ends the run).
-pub fn io<V: VmcsRead + VmcsWrite>(w: &mut V, cpu: &mut Vcpu) -> Result<L2Next, VmcsError> {
-    let q = IoQualification::from_bits(w.read_raw(F::EXIT_QUALIFICATION.raw())?);
+/// IN/OUT of L2 that L1 does not intercept (`qualification`: the exit's, as routing read it):
+/// performed on the machine (port 0xF4 ends the run).
+pub fn io<V: VmcsRead + VmcsWrite>(w: &mut V, cpu: &mut Vcpu, qualification: u64) -> Result<L2Next, VmcsError> {
+    let q = IoQualification::from_bits(qualification);
     if q.string() {
         return Ok(L2Next::Unexpected);
     }

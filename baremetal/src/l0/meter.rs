@@ -1,5 +1,7 @@
 //! VMREADs and VMWRITEs L0 makes per nested event, counted on the hardware VMCS accesses
-//! (`vmcs_nested_vmx::count::Counted`), printed once per kind of event:
+//! (`vmcs_nested_vmx::count::Counted`), printed once per kind of event beside what KVM 7.2.8
+//! makes for the same instructions of L1 on this host (`vmcs_nested_vmx::kvm_count::Kvm`, told
+//! each step as it happens):
 //!
 //! - `first VMLAUNCH`: L1's VMLAUNCH exit handled, vmcs02 prepared, L2 entered;
 //! - `REASON reflected + L1's VMRESUME`: from L2's exit to its next entry: the exit's facts and
@@ -10,13 +12,26 @@
 //! The VM entry's own VMWRITEs of HOST_RSP/HOST_RIP and the exit's VMREAD of the exit reason
 //! (`vmcs::hw::CurrentVmcs::run`) are included.
 
-use vmcs::exit::VmExitReason;
+use vmcs::exit::{ExitReason, VmExitReason};
 use vmcs_nested_vmx::count::Counts;
+use vmcs_nested_vmx::kvm_count::Kvm;
+use vmcs_nested_vmx::vmx::FieldAccess;
 
 /// `CurrentVmcs::run`: VMWRITE HOST_RSP and HOST_RIP before the entry, VMREAD the exit reason.
 const PER_ROUND: Counts = Counts { reads: 1, writes: 2 };
 
-#[derive(Default)]
+/// What an exit of L1 was, for KVM's side.
+pub enum L1Exit {
+    /// An emulated VMREAD/VMWRITE.
+    Access(FieldAccess),
+    /// VMLAUNCH/VMRESUME entering L2.
+    Run,
+    /// VMPTRLD making another VMCS current.
+    NewCurrent,
+    /// Anything else: KVM counted as this L0.
+    Other,
+}
+
 pub struct Meter {
     /// Accumulated over L1's exits since the last reflected exit.
     pub l1: Counts,
@@ -29,6 +44,10 @@ pub struct Meter {
     /// vmcs02 preparation of the current entry.
     pub entry: Counts,
     reflected: Option<VmExitReason>,
+    /// KVM's side, and its accesses for the round trip and for the last exit of L1.
+    pub kvm: Kvm,
+    kvm_round: Counts,
+    kvm_last: Counts,
     printed_launch: bool,
     printed_reflect: [u16; 8],
     printed_l0: [u16; 8],
@@ -49,24 +68,60 @@ fn name(reason: VmExitReason) -> &'static str {
     reason.basic().map_or("unknown", |r| r.name())
 }
 
-fn print(what: core::fmt::Arguments, total: Counts, parts: core::fmt::Arguments) {
-    l0log!("count {what}: {} VMREAD, {} VMWRITE ({parts})", total.reads, total.writes);
+fn print(what: core::fmt::Arguments, total: Counts, kvm: Counts, parts: core::fmt::Arguments) {
+    l0log!(
+        "count {what}: {} VMREAD, {} VMWRITE (KVM 7.2.8: {} VMREAD, {} VMWRITE; {parts})",
+        total.reads,
+        total.writes,
+        kvm.reads,
+        kvm.writes
+    );
 }
 
 impl Meter {
+    pub fn new(kvm: Kvm) -> Self {
+        Meter {
+            l1: Counts::default(),
+            l1_exits: 0,
+            last: Counts::default(),
+            reflect_l2: Counts::default(),
+            reflect_l1: Counts::default(),
+            entry: Counts::default(),
+            reflected: None,
+            kvm,
+            kvm_round: Counts::default(),
+            kvm_last: Counts::default(),
+            printed_launch: false,
+            printed_reflect: [0; 8],
+            printed_l0: [0; 8],
+        }
+    }
+
     /// An exit of L1 handled with `counts` accesses (part of the next nested entry's round trip).
-    pub fn l1_exit(&mut self, counts: Counts) {
+    pub fn l1_exit(&mut self, counts: Counts, what: L1Exit) {
         self.l1_exits += 1;
         self.last = counts + PER_ROUND;
         self.l1 = self.l1 + self.last;
+        match what {
+            L1Exit::Access(a) if a.write => self.kvm.l1_vmwrite(a.encoding, a.memory),
+            L1Exit::Access(a) => self.kvm.l1_vmread(a.encoding, a.memory),
+            L1Exit::Run => self.kvm.l1_run(),
+            L1Exit::NewCurrent => self.kvm.l1_vmptrld(self.last),
+            L1Exit::Other => self.kvm.l1_exit_as_ours(self.last),
+        }
+        self.kvm_last = self.kvm.take();
+        self.kvm_round = self.kvm_round + self.kvm_last;
     }
 
-    /// L2 exited to L1 (its sync counted in `reflect_l2`).
-    pub fn reflected(&mut self, reason: VmExitReason) {
+    /// L2 exited to L1 (its sync counted in `reflect_l2`); `pdptrs`: vmcs12 got L2's PDPTRs
+    /// (nested EPT, PAE paging); `error_code`: an exception with an error code.
+    pub fn reflected(&mut self, reason: VmExitReason, pdptrs: bool, error_code: bool) {
         self.reflected = Some(reason);
         self.reflect_l2 = self.reflect_l2 + PER_ROUND;
         self.l1 = Counts::default();
         self.l1_exits = 0;
+        self.kvm.l2_exit_to_l1(pdptrs, error_code);
+        self.kvm_round = self.kvm.take();
     }
 
     /// vmcs02 is prepared and L2 is about to be entered.
@@ -79,6 +134,7 @@ impl Meter {
                 print(
                     format_args!("{} reflected + L1's VMRESUME", name(r)),
                     total,
+                    self.kvm_round,
                     format_args!(
                         "exit and vmcs12 sync {}/{}, L1 host state {}/{}, {} L1 exits {}/{}, vmcs02 {}/{}",
                         a.reads, a.writes, b.reads, b.writes, self.l1_exits, c.reads, c.writes, e.reads, e.writes
@@ -92,6 +148,7 @@ impl Meter {
                 print(
                     format_args!("first VMLAUNCH"),
                     l + e,
+                    self.kvm_last,
                     format_args!("VMLAUNCH emulated {}/{}, vmcs02 {}/{}", l.reads, l.writes, e.reads, e.writes),
                 );
             }
@@ -99,13 +156,20 @@ impl Meter {
         }
         self.l1 = Counts::default();
         self.l1_exits = 0;
+        self.kvm_round = Counts::default();
     }
 
     /// An exit of L2 that L0 handled alone.
     pub fn l0_handled(&mut self, reason: VmExitReason, counts: Counts) {
+        let total = counts + PER_ROUND;
+        if reason.basic() == Some(ExitReason::IoInstruction) {
+            self.kvm.l2_io();
+        } else {
+            self.kvm.l2_exit_as_ours(total);
+        }
+        let kvm = self.kvm.take();
         if once(&mut self.printed_l0, reason.basic_raw()) {
-            let total = counts + PER_ROUND;
-            print(format_args!("{} handled by L0", name(reason)), total, format_args!("in vmcs02 only"));
+            print(format_args!("{} handled by L0", name(reason)), total, kvm, format_args!("in vmcs02 only"));
         }
     }
 }

@@ -10,6 +10,7 @@ use vmcs::hw::{CurrentVmcs, FpuState, GuestRegisters, VmxError, VmxOperation};
 use vmcs::{VmInstructionError, VmcsError, VmcsRead};
 use vmcs_nested_vmx::caps::L1Caps;
 use vmcs_nested_vmx::count::Counted;
+use vmcs_nested_vmx::kvm_count::Kvm;
 use vmcs_nested_vmx::nested_ept::Ept02;
 use vmcs_nested_vmx::routing::L0Keeps;
 use vmcs_nested_vmx::vmcs02::L0Policy;
@@ -21,7 +22,7 @@ use crate::l1mem::L1Memory;
 use crate::l2;
 use crate::loader::L1Start;
 use crate::log;
-use crate::meter::Meter;
+use crate::meter::{L1Exit, Meter};
 use crate::msr::L0Msrs;
 use crate::vcpu::Vcpu;
 use crate::vmcs01;
@@ -114,19 +115,19 @@ fn or_fail<T>(r: Result<T, VmcsError>, what: &str) -> T {
 pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, start: &L1Start) -> ! {
     let mut vm = Vmcss::new(op);
     let policy = or_fail(l2::policy(host, eptp), "vmcs02 controls");
+    let shadowing = host.has(Cap::Proc2VmcsShadowing);
     let mut l0 = L0 {
         host,
         cpu: Vcpu { regs: GuestRegisters::default(), cr2: None, maxphyaddr: maxphyaddr() },
         fpu: FpuState::initial(),
         nested: NestedVmx::new(l1caps),
         policy,
-        meter: Meter::default(),
+        meter: Meter::new(Kvm::new(host, shadowing)),
         shadow_active: false,
         ept02: Ept02::new(Pool),
         invalidate: None,
         migrations: 0,
     };
-    let shadowing = host.has(Cap::Proc2VmcsShadowing);
     let bitmaps = l0.nested.shadow_bitmaps();
     vm.with(Which::Vmcs01, |v| {
         or_fail(vmcs01::setup(v, host, eptp, start, &mut l0.cpu.regs), "vmcs01 setup");
@@ -221,7 +222,7 @@ impl L0<'_> {
         let mut c = Counted::new(&mut *v);
         let r = self.l1_exit(&mut c, reason);
         if !matches!(r, Ok(Step::Vmx(_))) {
-            self.meter.l1_exit(c.counts());
+            self.meter.l1_exit(c.counts(), L1Exit::Other);
         }
         or_fail(r, "vmcs01 access")
     }

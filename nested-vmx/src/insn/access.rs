@@ -5,7 +5,7 @@ use vmcs::{VmcsRead, VmcsWrite};
 use super::insn_info;
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, NestedVmx};
+use crate::vmx::{Done, FieldAccess, NestedVmx};
 
 impl NestedVmx {
     pub(crate) fn vmread_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
@@ -19,6 +19,7 @@ impl NestedVmx {
         }
         let info = insn_info(ops)?;
         let encoding = ops.read_reg(info.reg2())?;
+        self.last_access = Some(FieldAccess { encoding, write: false, memory: !info.is_register() });
         // The field is looked up before the memory operand is decoded.
         let value = match self.current.l1_read(encoding, &self.caps) {
             Ok(v) => v,
@@ -62,6 +63,7 @@ impl NestedVmx {
             u32::from_le_bytes(b) as u64
         };
         let encoding = ops.read_reg(info.reg2())?;
+        self.last_access = Some(FieldAccess { encoding, write: true, memory: !info.is_register() });
         match self.current.l1_write(encoding, value, &self.caps) {
             Ok(()) => {
                 self.last_vmwrite = Some(encoding);

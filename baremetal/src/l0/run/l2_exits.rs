@@ -85,7 +85,8 @@ impl L0<'_> {
             if route(&exit, self.nested.current().vmcs12.inner(), &L1Memory, &KEEPS) == Route::L1 {
                 self.sync_exit(&c, l1_efer);
                 self.meter.reflect_l2 = c.counts();
-                self.meter.reflected(reason);
+                let error_code = reason.basic() == Some(R::ExceptionNmi) && exit.intr_info >> 11 & 1 == 1;
+                self.meter.reflected(reason, self.pdptrs_synced(eptp12, l1_efer), error_code);
                 return Pending::HostState;
             }
             let next = match reason.basic() {
@@ -95,7 +96,7 @@ impl L0<'_> {
                         None => Ok(L2Next::Resume),
                     }
                 }
-                Some(R::IoInstruction) => l2::io(&mut c, &mut self.cpu),
+                Some(R::IoInstruction) => l2::io(&mut c, &mut self.cpu, exit.qualification),
                 Some(R::MsrRead) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, false),
                 Some(R::MsrWrite) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, true),
                 _ => Ok(L2Next::Unexpected),
@@ -143,6 +144,11 @@ impl L0<'_> {
         Pending::Rebuild { run_pending: restored.run_pending }
     }
 
+    /// Whether a nested exit gives vmcs12 L2's PDPTRs (nested EPT, L2 in PAE paging).
+    fn pdptrs_synced(&self, eptp12: Option<u64>, l1_efer: u64) -> bool {
+        eptp12.is_some() && vmcs_nested_vmx::vmcs02::pae_paging(self.nested.current().vmcs12.inner(), false, l1_efer)
+    }
+
     /// vmcs12's EPTP when it enables EPT for L2.
     pub(super) fn nested_eptp12(&self) -> Option<u64> {
         let v12 = self.nested.current();
@@ -184,6 +190,7 @@ impl L0<'_> {
         or_fail(v12.set(F::EXIT_QUALIFICATION.raw(), qualification), "vmcs12");
         or_fail(v12.set(F::GUEST_PHYSICAL_ADDRESS.raw(), gpa), "vmcs12");
         self.meter.reflect_l2 = w.counts();
+        self.meter.reflected(VmExitReason::from_bits(reason as u32), self.pdptrs_synced(Some(eptp12), l1_efer), false);
         Some(Pending::HostState)
     }
 }

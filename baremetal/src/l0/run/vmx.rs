@@ -12,6 +12,7 @@ use vmcs_nested_vmx::vmx::{INVALID_POINTER, Invalidation, Outcome};
 use super::{L0, VmxNext, or_fail};
 use crate::l1mem::L1Memory;
 use crate::log;
+use crate::meter::L1Exit;
 use crate::vmcs01;
 use crate::vmcss::{Vmcss, Which};
 
@@ -75,7 +76,13 @@ impl L0<'_> {
                     c.counts()
                 });
         };
-        self.meter.l1_exit(counts);
+        let what = match r {
+            R::Vmread | R::Vmwrite => self.nested.last_field_access().map_or(L1Exit::Other, L1Exit::Access),
+            R::Vmlaunch | R::Vmresume if out.is_some() => L1Exit::Run,
+            R::Vmptrld if self.nested.current_pointer() != before => L1Exit::NewCurrent,
+            _ => L1Exit::Other,
+        };
+        self.meter.l1_exit(counts, what);
         if let Some(inv) = self.invalidate.take() {
             self.flush(vm, inv);
         }
