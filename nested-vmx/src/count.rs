@@ -7,7 +7,9 @@ use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 /// VMREADs and VMWRITEs made through a [`Counted`] handle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// VMREADs.
     pub reads: u32,
+    /// VMWRITEs.
     pub writes: u32,
 }
 
@@ -26,6 +28,7 @@ pub struct Counted<'a, V: ?Sized> {
 }
 
 impl<'a, V: ?Sized> Counted<'a, V> {
+    /// Count the accesses to `inner`, from zero.
     pub fn new(inner: &'a mut V) -> Self {
         Counted { inner, reads: Cell::new(0), writes: 0 }
     }
@@ -33,6 +36,7 @@ impl<'a, V: ?Sized> Counted<'a, V> {
     pub fn inner_mut(&mut self) -> &mut V {
         self.inner
     }
+    /// The accesses so far.
     pub fn counts(&self) -> Counts {
         Counts { reads: self.reads.get(), writes: self.writes }
     }

@@ -33,32 +33,47 @@ pub fn l2_efer(entry12: u32, efer12: u64, run_pending: bool, l1_efer: u64) -> u6
 /// The exit being reflected, as vmcs02 reported it, and L2's state the processor saved.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Reflected {
+    /// The exit-reason field.
     pub reason: u32,
+    /// The exit qualification.
     pub qualification: u64,
+    /// VM-exit interruption information.
     pub intr_info: u32,
+    /// VM-exit interruption error code.
     pub intr_error_code: u32,
+    /// IDT-vectoring information.
     pub idt_vectoring_info: u32,
+    /// IDT-vectoring error code.
     pub idt_vectoring_error_code: u32,
+    /// VM-exit instruction length.
     pub instruction_len: u32,
+    /// The guest-physical address (EPT exits; 0 where the processor lacks the field).
     pub guest_physical_address: u64,
+    /// L2's activity state.
     pub activity: u32,
+    /// The VMX-preemption timer value the processor saved.
     pub timer: u32,
+    /// L2's DR7.
     pub dr7: u64,
+    /// L2's IA32_EFER (0 where the processor lacks the field).
     pub efer: u64,
 }
 
 /// One nested entry's or exit's hooks.
 pub struct L0Hooks<'a> {
+    /// What L0 puts into every vmcs02.
     pub policy: &'a L0Policy,
     /// L2 (or L1, for the host-state load) runs on L0's EPT.
     pub l0_ept: bool,
     /// L1's EFER before the entry (or vmcs01's after the exit).
     pub l1_efer: u64,
+    /// L1's VMLAUNCH/VMRESUME is being emulated (KVM's nested_run_pending).
     pub run_pending: bool,
     /// L2 in PAE paging, from vmcs12's CR0/CR4 and the EFER L2 gets.
     pub pae_paging: bool,
     /// L1's memory, for L2's PDPTEs.
     pub mem: Option<&'a dyn GuestMemory>,
+    /// The exit being reflected (exit hooks only).
     pub exit: Reflected,
 }
 

@@ -25,6 +25,7 @@
 //! hardware VMCS or [`vmcs::soft::SoftVmcs`]) and over what only L0 knows ([`vcpu::L1Cpu`]). No
 //! allocation anywhere.
 #![no_std]
+#![deny(missing_docs)]
 
 pub mod caps;
 pub mod count;

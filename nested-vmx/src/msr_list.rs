@@ -50,7 +50,9 @@ pub struct EntryMsrFailure(pub u32);
 /// A VMX abort of L1 and its indicator (SDM 27.7): 1 saving guest MSRs, 4 loading host MSRs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmxAbort {
+    /// Storing an MSR of the VM-exit MSR-store list failed.
     StoreMsr = 1,
+    /// Loading an MSR of the VM-exit MSR-load list failed.
     LoadMsr = 4,
 }
 

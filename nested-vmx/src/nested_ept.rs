@@ -23,8 +23,11 @@ const ADDR: u64 = 0x000f_ffff_ffff_f000;
 /// An access in EPT terms (the EPT-violation qualification's bits 2:0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// A data read (also of L2's own paging structures).
     Read,
+    /// A data write.
     Write,
+    /// An instruction fetch.
     Fetch,
 }
 
@@ -51,6 +54,7 @@ impl Access {
 /// A successful EPT12 walk: the L1 guest-physical address and what EPT12 allows on its 4 KiB page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Translation {
+    /// The L1 guest-physical address of the access.
     pub address: u64,
     /// Read/write/execute (bits 2:0) every level of EPT12 allows.
     pub permissions: u64,
@@ -63,7 +67,10 @@ pub struct Translation {
 pub enum EptFault {
     /// Not present or not permitted: L1 gets an EPT violation; `permissions` are what the entries
     /// walked allow (bits 2:0 of the last one read, ANDed over the walk).
-    Violation { permissions: u64 },
+    Violation {
+        /// The permissions the walked entries allow.
+        permissions: u64,
+    },
     /// A reserved bit, a write-only or (without the capability) execute-only entry, a bad memory
     /// type: L1 gets an EPT misconfiguration.
     Misconfig,
@@ -130,7 +137,9 @@ pub const fn violation_qualification(hardware: u64, permissions: u64) -> u64 {
 
 /// Page-table pages for EPT02: `count` 4 KiB tables L0 owns, by index.
 pub trait TablePages {
+    /// How many tables there are.
     fn count(&self) -> usize;
+    /// Table `index` (below [`Self::count`]), for L0 to write.
     fn table(&mut self, index: usize) -> &mut [u64; 512];
     /// The host-physical address of table `index`.
     fn phys(&self, index: usize) -> u64;
@@ -149,6 +158,7 @@ pub struct Ept02<P: TablePages> {
 pub struct PoolFull;
 
 impl<P: TablePages> Ept02<P> {
+    /// An empty EPT02 (a root mapping nothing) on `pages`.
     pub fn new(pages: P) -> Self {
         let mut e = Ept02 { pages, used: 1, built_for: None };
         e.reset(None);

@@ -52,8 +52,11 @@ impl InsnInfo {
 
 /// The state needed to access L1's operands: its registers, vmcs01 and memory.
 pub struct Operands<'a, V: VmcsRead + VmcsWrite, C: L1Cpu, M: GuestMemory> {
+    /// L1's state in vmcs01.
     pub l1: Guest<'a, V>,
+    /// What only L0 knows of L1 (its general registers).
     pub cpu: &'a mut C,
+    /// L1's memory.
     pub mem: &'a mut M,
 }
 

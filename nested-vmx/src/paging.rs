@@ -12,13 +12,17 @@ use crate::vcpu::{CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP, Fault, G
 /// The paging state of L1 at the exit.
 #[derive(Clone, Copy, Debug)]
 pub struct Paging {
+    /// CR0.
     pub cr0: u64,
+    /// CR3.
     pub cr3: u64,
+    /// CR4.
     pub cr4: u64,
     /// EFER.LMA.
     pub long_mode: bool,
     /// RFLAGS.AC (SMAP lets supervisor accesses reach user pages only with AC = 1).
     pub ac: bool,
+    /// L1's physical-address width.
     pub maxphyaddr: u8,
 }
 

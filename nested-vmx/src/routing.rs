@@ -17,6 +17,7 @@ use crate::vcpu::GuestMemory;
 pub struct Exit {
     /// The exit-reason field.
     pub reason: VmExitReason,
+    /// The exit qualification (CR access, I/O, VMREAD/VMWRITE exits).
     pub qualification: u64,
     /// VM-exit interruption information (exception and interrupt exits).
     pub intr_info: u32,

@@ -12,6 +12,7 @@ use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 /// An access to L1 guest-physical memory that L0 cannot serve (outside L1's memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryError {
+    /// The guest-physical address L0 cannot reach.
     pub gpa: u64,
 }
 
@@ -22,11 +23,13 @@ pub trait GuestMemory {
     /// Write `data` at `gpa`.
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError>;
 
+    /// The little-endian quadword at `gpa`.
     fn read_u64(&self, gpa: u64) -> Result<u64, MemoryError> {
         let mut b = [0; 8];
         self.read(gpa, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
+    /// The little-endian doubleword at `gpa`.
     fn read_u32(&self, gpa: u64) -> Result<u32, MemoryError> {
         let mut b = [0; 4];
         self.read(gpa, &mut b)?;
@@ -75,27 +78,37 @@ pub trait Msrs {
 /// An exception for L1 (injected through vmcs01's VM-entry interruption-information field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// The exception vector.
     pub vector: u8,
+    /// The error code it delivers, if any.
     pub error_code: Option<u32>,
     /// The faulting linear address of a #PF (L0 loads CR2 with it).
     pub cr2: Option<u64>,
 }
 
+/// #UD's vector.
 pub const UD: u8 = 6;
+/// #SS's vector.
 pub const SS: u8 = 12;
+/// #GP's vector.
 pub const GP: u8 = 13;
+/// #PF's vector.
 pub const PF: u8 = 14;
 
 impl Fault {
+    /// #UD.
     pub const fn ud() -> Self {
         Fault { vector: UD, error_code: None, cr2: None }
     }
+    /// #GP(0).
     pub const fn gp0() -> Self {
         Fault { vector: GP, error_code: Some(0), cr2: None }
     }
+    /// #SS(0).
     pub const fn ss0() -> Self {
         Fault { vector: SS, error_code: Some(0), cr2: None }
     }
+    /// #PF with `error_code` at linear `address`.
     pub const fn pf(error_code: u32, address: u64) -> Self {
         Fault { vector: PF, error_code: Some(error_code), cr2: Some(address) }
     }
@@ -131,12 +144,16 @@ impl From<VmcsError> for Stop {
 /// One segment register as vmcs01 saved it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
+    /// The base address.
     pub base: u64,
+    /// The limit, in bytes.
     pub limit: u32,
+    /// The access rights in the VMCS's format (bit 16: unusable).
     pub ar: u32,
 }
 
 impl Segment {
+    /// The segment is unusable (AR bit 16).
     pub const fn unusable(self) -> bool {
         self.ar >> 16 & 1 == 1
     }
@@ -144,6 +161,7 @@ impl Segment {
     pub const fn kind(self) -> u32 {
         self.ar & 0xf
     }
+    /// The descriptor privilege level (AR bits 6:5).
     pub const fn dpl(self) -> u8 {
         (self.ar >> 5 & 3) as u8
     }
@@ -158,21 +176,30 @@ const SEGMENTS: [(u64, u64, u64); 6] = [
     (F::GUEST_FS_BASE.raw(), F::GUEST_FS_LIMIT.raw(), F::GUEST_FS_AR_BYTES.raw()),
     (F::GUEST_GS_BASE.raw(), F::GUEST_GS_LIMIT.raw(), F::GUEST_GS_AR_BYTES.raw()),
 ];
-pub const SEG_SS: u8 = 2;
-pub const SEG_FS: u8 = 4;
-pub const SEG_GS: u8 = 5;
+/// SS in the instruction-information numbering (a fault through it is #SS).
+pub(crate) const SEG_SS: u8 = 2;
+/// FS: its base applies in 64-bit mode.
+pub(crate) const SEG_FS: u8 = 4;
+/// GS: its base applies in 64-bit mode.
+pub(crate) const SEG_GS: u8 = 5;
 
-/// CR0 bits the emulation consults.
+/// CR0.PE: protected mode.
 pub const CR0_PE: u64 = 1;
+/// CR0.WP: supervisor writes honour read-only pages.
 pub const CR0_WP: u64 = 1 << 16;
+/// CR0.PG: paging.
 pub const CR0_PG: u64 = 1 << 31;
-/// CR4 bits the emulation consults.
+/// CR4.PSE: 4 MiB pages in 32-bit paging.
 pub const CR4_PSE: u64 = 1 << 4;
+/// CR4.PAE: PAE paging (with CR0.PG, outside IA-32e mode).
 pub const CR4_PAE: u64 = 1 << 5;
+/// CR4.LA57: 5-level paging.
 pub const CR4_LA57: u64 = 1 << 12;
+/// CR4.VMXE: VMX enabled (VMXON requires it).
 pub const CR4_VMXE: u64 = 1 << 13;
+/// CR4.SMAP: supervisor accesses to user pages fault unless RFLAGS.AC.
 pub const CR4_SMAP: u64 = 1 << 21;
-/// RFLAGS.AC and RFLAGS.VM.
+/// RFLAGS.AC.
 pub const RFLAGS_AC: u64 = 1 << 18;
 /// The VM-entry control "IA-32e mode guest": the processor stores L1's EFER.LMA there on VM exit.
 const ENTRY_IA32E: u64 = 1 << vmcs::caps::Cap::EntryIa32eModeGuest.bit();
@@ -181,6 +208,7 @@ const ENTRY_IA32E: u64 = 1 << vmcs::caps::Cap::EntryIa32eModeGuest.bit();
 /// VMREAD on hardware, so the mode, read several times per instruction, is read once, and only
 /// as far as it is asked for.
 pub struct Guest<'a, V: VmcsRead + VmcsWrite + ?Sized> {
+    /// The guest's VMCS.
     pub vmcs: &'a mut V,
     /// EFER.LMA, once read.
     lma: Cell<Option<bool>>,
@@ -189,10 +217,12 @@ pub struct Guest<'a, V: VmcsRead + VmcsWrite + ?Sized> {
 }
 
 impl<'a, V: VmcsRead + VmcsWrite + ?Sized> Guest<'a, V> {
+    /// The guest whose state `vmcs` holds.
     pub fn new(vmcs: &'a mut V) -> Self {
         Guest { vmcs, lma: Cell::new(None), mode64: Cell::new(None) }
     }
 
+    /// A field of the guest's VMCS.
     pub fn read(&self, encoding: u64) -> Result<u64, VmcsError> {
         self.vmcs.read_raw(encoding)
     }

@@ -19,15 +19,18 @@ use crate::vmx::NestedVmx;
 /// What L0 puts into every vmcs02, whatever L1 asks.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct L0Policy {
-    /// Controls L0 sets on top of L1's.
+    /// Pin-based controls L0 sets on top of L1's.
     pub pin: u32,
+    /// Primary processor-based controls L0 sets on top of L1's.
     pub proc: u32,
+    /// Secondary processor-based controls L0 sets on top of L1's.
     pub proc2: u32,
     /// Primary controls L0 takes out of L1's (e.g. the I/O and MSR bitmaps, whose addresses are
     /// L1's guest-physical ones: L0 routes those exits itself).
     pub proc_clear: u32,
     /// vmcs02's VM-exit controls are L0's (the exit goes to L0), plus these ones of L1's.
     pub exit: u32,
+    /// The VM-exit controls of L1's that vmcs02 takes on (e.g. acknowledge interrupt on exit).
     pub exit_from_l1: u32,
     /// VM-entry controls L0 adds; "IA-32e mode guest" always follows L2's EFER.LMA.
     pub entry: u32,
@@ -43,7 +46,9 @@ pub struct L0Policy {
 /// Why a nested entry cannot be prepared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrepareError {
+    /// vmcs02 refused an access.
     Vmcs(VmcsError),
+    /// L1's memory (its PDPTEs) cannot be read.
     Memory(MemoryError),
     /// vmcs12 asks for what this L0 does not offer or emulate.
     Unsupported(&'static str),

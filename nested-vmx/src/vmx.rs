@@ -24,10 +24,18 @@ pub enum Outcome {
     Invalidate(Invalidation),
     /// VMLAUNCH/VMRESUME passed the checks on vmcs12: build vmcs02 and run L2. RIP is not
     /// advanced (L1 sees the instruction complete at the next nested VM exit).
-    EnterL2 { launch: bool },
+    EnterL2 {
+        /// VMLAUNCH (else VMRESUME).
+        launch: bool,
+    },
     /// VMLAUNCH/VMRESUME failed a guest-state check: L1 continues at its host RIP with this exit
     /// reason (entry-failure bit set) and qualification in vmcs12, its host state loaded from vmcs12.
-    EntryFailed { reason: VmExitReason, qualification: u64 },
+    EntryFailed {
+        /// The exit reason, 33 or 34 with bit 31.
+        reason: VmExitReason,
+        /// The exit qualification.
+        qualification: u64,
+    },
     /// Nothing was done: the instruction needs L2's rare guest state, which the last nested exit
     /// left in vmcs02 (KVM's deferred rare sync). L0 calls [`NestedVmx::sync_rare`] with vmcs02
     /// current, then `handle_exit` again for the same exit.
@@ -55,17 +63,31 @@ pub struct FieldAccess {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invalidation {
     /// INVEPT single-context: mappings derived from this EPTP12.
-    EptSingle { eptp: u64 },
+    EptSingle {
+        /// The EPTP12 of the descriptor.
+        eptp: u64,
+    },
     /// INVEPT all-context.
     EptAll,
     /// INVVPID individual-address.
-    VpidAddress { vpid: u16, address: u64 },
+    VpidAddress {
+        /// L1's VPID of the descriptor.
+        vpid: u16,
+        /// The linear address.
+        address: u64,
+    },
     /// INVVPID single-context.
-    VpidSingle { vpid: u16 },
+    VpidSingle {
+        /// L1's VPID of the descriptor.
+        vpid: u16,
+    },
     /// INVVPID all-context.
     VpidAll,
     /// INVVPID single-context retaining globals.
-    VpidSingleRetainingGlobals { vpid: u16 },
+    VpidSingleRetainingGlobals {
+        /// L1's VPID of the descriptor.
+        vpid: u16,
+    },
 }
 
 /// How a handler completed.
@@ -118,6 +140,7 @@ impl NestedVmx {
         }
     }
 
+    /// The capability MSRs L1 reads.
     pub fn caps(&self) -> &L1Caps {
         &self.caps
     }
@@ -125,6 +148,7 @@ impl NestedVmx {
     pub fn vmxon(&self) -> bool {
         self.vmxon_ptr.is_some()
     }
+    /// The VMXON region's address, in VMX operation.
     pub fn vmxon_pointer(&self) -> Option<u64> {
         self.vmxon_ptr
     }
@@ -136,6 +160,7 @@ impl NestedVmx {
     pub fn current(&self) -> &Current {
         &self.current
     }
+    /// The cached current VMCS, for L0's own writes (exit information it synthesizes).
     pub fn current_mut(&mut self) -> &mut Current {
         &mut self.current
     }

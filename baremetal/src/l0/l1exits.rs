@@ -1,12 +1,12 @@
 //! The exits of L1 that L0 handles itself: CPUID, the MSRs it emulates, port 0xF4, and the CR0/CR4
 //! writes that touch the bits it owns. VMX instructions go to the nested-VMX core instead.
 
-use vmcs::caps::{Msr, VmxCaps, feature_control};
+use vmcs::caps::{Cap, Msr, VmxCaps, feature_control};
 use vmcs::exit::{CrAccessQualification, CrAccessType, IoQualification};
 use vmcs::fields as F;
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 use vmcs_nested_vmx::caps::L1Caps;
-use vmcs_nested_vmx::vcpu::{Fault, Guest, GuestMemory};
+use vmcs_nested_vmx::vcpu::{CR0_PE, CR0_PG, CR4_PAE, Fault, Guest, GuestMemory};
 
 use crate::l1mem::L1Memory;
 use crate::vcpu::{FEATURE_CONTROL, Vcpu};
@@ -23,10 +23,7 @@ pub enum Next {
 const CPUID_HYPERVISOR: u32 = 1 << 31;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
-const CR0_PE: u64 = 1;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const ENTRY_IA32E: u64 = 1 << 9;
+const ENTRY_IA32E: u64 = 1 << Cap::EntryIa32eModeGuest.bit();
 
 fn skip<V: VmcsRead + VmcsWrite>(v: &mut V) -> Result<Next, VmcsError> {
     Guest::new(v).skip_instruction()?;
