@@ -97,15 +97,9 @@ pub(crate) enum Done {
     /// VMfail(n): VMfailValid(n) with a current VMCS, else VMfailInvalid.
     Fail(VmInstructionError),
     Invalidate(Invalidation),
-    EnterL2 {
-        launch: bool,
-    },
-    EntryFailed {
-        reason: VmExitReason,
-        qualification: u64,
-    },
-    /// Stopped before any effect: vmcs12 needs the rare state vmcs02 holds.
-    SyncRare,
+    /// Not retired here: L0 takes over with this outcome (an entry of L2, an entry failure, a
+    /// rare sync first).
+    Leave(Outcome),
 }
 
 /// One vCPU's nested VMX state (KVM's `vmx->nested`).
@@ -220,11 +214,7 @@ impl NestedVmx {
 
     fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut Guest<V>, done: Done) -> Result<Outcome, Stop> {
         let outcome = match done {
-            Done::EnterL2 { launch } => return Ok(Outcome::EnterL2 { launch }),
-            Done::SyncRare => return Ok(Outcome::SyncRare),
-            Done::EntryFailed { reason, qualification } => {
-                return Ok(Outcome::EntryFailed { reason, qualification });
-            }
+            Done::Leave(outcome) => return Ok(outcome),
             Done::Succeed => {
                 l1.set_result_flags(false, false)?;
                 Outcome::ResumeL1

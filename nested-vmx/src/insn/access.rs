@@ -5,7 +5,7 @@ use vmcs::{VmcsRead, VmcsWrite};
 use super::insn_info;
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, FieldAccess, NestedVmx};
+use crate::vmx::{Done, FieldAccess, NestedVmx, Outcome};
 
 impl NestedVmx {
     pub(crate) fn vmread_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
@@ -27,7 +27,7 @@ impl NestedVmx {
         };
         // A rare guest field the last exit left in vmcs02 (KVM: is_vmcs12_ext_field).
         if self.current.vmcs12.needs_lazy_sync(encoding) {
-            return Ok(Done::SyncRare);
+            return Ok(Done::Leave(Outcome::SyncRare));
         }
         if info.is_register() {
             ops.write_reg(info.reg1(), value)?;

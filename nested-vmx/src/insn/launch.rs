@@ -19,7 +19,7 @@ use vmcs::{VmInstructionError, VmcsRead, VmcsWrite};
 
 use crate::operand::Operands;
 use crate::vcpu::{CheckedMemory, GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, NestedVmx};
+use crate::vmx::{Done, NestedVmx, Outcome};
 
 /// Interruptibility bit 1: blocking by MOV SS.
 const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
@@ -69,14 +69,14 @@ impl NestedVmx {
             _ => None,
         };
         match result {
-            Ok(()) => Ok(Done::EnterL2 { launch }),
+            Ok(()) => Ok(Done::Leave(Outcome::EnterL2 { launch })),
             Err(EntryError::Failed(f)) => Ok(match f.outcome() {
                 Check::VmFailInvalid => Done::FailInvalid,
                 Check::VmFailValid(n) => Done::Fail(VmInstructionError::from_number(n)),
-                Check::EntryFailure { reason, qualification } => Done::EntryFailed {
+                Check::EntryFailure { reason, qualification } => Done::Leave(Outcome::EntryFailed {
                     reason: VmExitReason::from_bits(reason | 1 << 31),
                     qualification: qualification as u64,
-                },
+                }),
             }),
             // Every field the checks read is in the region (vmcs12 or its tail).
             Err(EntryError::Read(e)) => Err(Stop::Vmcs01(e.error)),

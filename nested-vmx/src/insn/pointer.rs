@@ -8,7 +8,7 @@ use super::insn_info;
 use crate::current::{Current, REGION_SIZE};
 use crate::operand::Operands;
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
-use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
+use crate::vmx::{Done, INVALID_POINTER, NestedVmx, Outcome};
 
 /// Offset of `launch_state` in the vmcs12 layout (the region's third dword).
 const LAUNCH_STATE_OFFSET: u64 = 8;
@@ -60,7 +60,7 @@ impl NestedVmx {
         };
         if ptr == self.current_ptr {
             if self.rare_pending() {
-                return Ok(Done::SyncRare);
+                return Ok(Done::Leave(Outcome::SyncRare));
             }
             self.release_current(ops.mem);
         }
@@ -89,7 +89,7 @@ impl NestedVmx {
             return Ok(Done::Fail(E::VmptrldIncorrectRevision));
         }
         if self.current_ptr != INVALID_POINTER && self.rare_pending() {
-            return Ok(Done::SyncRare);
+            return Ok(Done::Leave(Outcome::SyncRare));
         }
         self.release_current(ops.mem);
         let mut region = [0u8; REGION_SIZE];
