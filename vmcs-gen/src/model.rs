@@ -26,7 +26,10 @@ pub type CapId = usize;
 /// Index of a capability MSR in [`Schema::msrs`].
 pub type MsrId = usize;
 
-/// The whole validated schema.
+/// The whole validated schema, as [`Schema::load`] returns it only when no check failed: every
+/// index in it ([`FieldId`], [`CapId`], [`MsrId`], ...) is in range, every gate names declared
+/// capabilities, and every released layout matches its lock (unless
+/// [`LoadOptions`](crate::LoadOptions) relaxed that).
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     /// Every architectural field (fields.toml), in declaration order: [`FieldId`] indexes it.

@@ -149,7 +149,7 @@ pub enum Target {
 pub struct Edit {
     /// What it changes.
     pub target: Target,
-    /// How.
+    /// How `value` combines with the target's bits.
     pub op: Op,
     /// With what, resolved where the edit is applied.
     pub value: Value,
