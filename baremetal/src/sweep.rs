@@ -3,8 +3,8 @@
 //! read-only fields (IA32_VMX_MISC bit 29) and an unsupported encoding.
 
 use vmcs::caps::{Cap, VmxCaps};
-use vmcs::field::{FieldKind, FieldWidth};
 use vmcs::fields;
+use vmcs::fields::{FieldKind, FieldWidth};
 use vmcs::hw::{CurrentVmcs, VmInstructionError, VmxError};
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 

@@ -1,4 +1,5 @@
-//! vmcs12 lookup, read_any and write_any: ours against KVM's scheme in C (see the crate docs).
+//! vmcs12 lookup, raw read and raw write (KVM's read_any/write_any): ours against KVM's scheme in
+//! C (see the crate docs).
 //!
 //! First the agreement check on every input; then interleaved rounds (ours and the baseline
 //! alternate, which goes first alternating too), reporting the medians and the median of the

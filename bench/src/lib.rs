@@ -7,8 +7,8 @@
 //! both answer alike on every 16-bit encoding (and with bits 15, 16, 31, 32 and 63 set) before
 //! anything is timed; `benches/lookup.rs` times them interleaved.
 
-use vmcs::layout::Access;
-use vmcs::{SoftwareVmcs, Vmcs12, fields};
+use vmcs::layouts::MemberAccess;
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite, fields};
 
 mod ffi {
     unsafe extern "C" {
@@ -26,7 +26,7 @@ mod ffi {
 /// timing loops.
 pub mod kvm {
     use super::ffi;
-    use vmcs::{SoftwareVmcs, Vmcs12};
+    use vmcs::{Layout, Vmcs12};
 
     /// KVM's `enum vmcs_field_width`.
     pub const U16: i32 = 0;
@@ -90,7 +90,7 @@ fn black_box(mut x: u64) -> u64 {
 /// Ours, the same loops.
 pub mod ours {
     use super::black_box;
-    use vmcs::{SoftwareVmcs, Vmcs12};
+    use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite};
 
     #[inline(never)]
     pub fn lookup_loop(inputs: &[u64]) {
@@ -107,7 +107,7 @@ pub mod ours {
     #[inline(never)]
     pub fn read_loop(v: &Vmcs12, inputs: &[u64]) {
         for &e in inputs {
-            black_box(v.read_any(black_box(e)).unwrap_or(u64::MAX));
+            black_box(v.read_raw(black_box(e)).unwrap_or(u64::MAX));
         }
     }
 
@@ -115,7 +115,7 @@ pub mod ours {
     pub fn write_loop(v: &mut Vmcs12, inputs: &[u64]) {
         for &e in inputs {
             let e = black_box(e);
-            black_box(v.write_any(e, e ^ 0x5a5a_5a5a_5a5a_5a5a).is_err() as u64);
+            black_box(v.write_raw(e, e ^ 0x5a5a_5a5a_5a5a_5a5a).is_err() as u64);
         }
     }
 }
@@ -124,20 +124,20 @@ pub mod ours {
 /// generated code of (`objdump -d --disassemble=vmcs_bench_read_any`).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn vmcs_bench_locate(encoding: u64) -> Option<vmcs::layout::Location> {
+pub fn vmcs_bench_locate(encoding: u64) -> Option<vmcs::layouts::Location> {
     Vmcs12::locate(encoding)
 }
 
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn vmcs_bench_read_any(v: &Vmcs12, encoding: u64) -> Result<u64, vmcs::layout::UnsupportedField> {
-    v.read_any(encoding)
+pub fn vmcs_bench_read_any(v: &Vmcs12, encoding: u64) -> Result<u64, vmcs::VmcsError> {
+    v.read_raw(encoding)
 }
 
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn vmcs_bench_write_any(v: &mut Vmcs12, encoding: u64, value: u64) -> Result<(), vmcs::layout::UnsupportedField> {
-    v.write_any(encoding, value)
+pub fn vmcs_bench_write_any(v: &mut Vmcs12, encoding: u64, value: u64) -> Result<(), vmcs::VmcsError> {
+    v.write_raw(encoding, value)
 }
 
 /// A fixed-seed splitmix64: the same mix on every run, without the rand crate.
@@ -165,7 +165,7 @@ impl SplitMix64 {
 pub const INPUTS: usize = 4096;
 
 /// Fields an exit handler reads on most exits, with relative weights.
-const HOT: &[(vmcs::field::Field<vmcs::field::W32, vmcs::field::ReadOnly>, u32)] = &[
+const HOT: &[(vmcs::fields::Field<vmcs::fields::W32, vmcs::fields::ReadOnly>, u32)] = &[
     (fields::VM_EXIT_REASON, 16),
     (fields::VM_EXIT_INSTRUCTION_LEN, 10),
     (fields::VM_EXIT_INTR_INFO, 5),
@@ -226,7 +226,7 @@ pub fn inputs() -> Vec<u64> {
     for f in fields::ALL.iter() {
         let e = f.encoding as u64;
         for e in [e, e | 1] {
-            if (e & 1 == 0 || f.width == vmcs::field::FieldWidth::W64) && !mapped(e) {
+            if (e & 1 == 0 || f.width == vmcs::fields::FieldWidth::W64) && !mapped(e) {
                 invalid_arch.push(e);
             }
         }
@@ -283,9 +283,9 @@ pub fn check_agreement(inputs: &[u64]) -> Result<usize, String> {
     for &e in inputs {
         let ours = vmcs_bench_locate(e).map(|l| {
             let width = match l.access {
-                Access::U16 => kvm::U16,
-                Access::U32 | Access::High => kvm::U32,
-                Access::U64 => kvm::U64,
+                MemberAccess::U16 => kvm::U16,
+                MemberAccess::U32 | MemberAccess::High => kvm::U32,
+                MemberAccess::U64 => kvm::U64,
             };
             (l.offset, width)
         });

@@ -1,7 +1,7 @@
 //! Before any timing means anything: ours and the C baseline agree on every 16-bit encoding, with
 //! bits 15, 16, 31, 32 and 63 set, and on the timed mix.
 
-use vmcs::SoftwareVmcs;
+use vmcs::Layout;
 use vmcs_bench::{agreement_inputs, check_agreement, inputs, kvm};
 
 #[test]

@@ -5,7 +5,7 @@
 
 use vmcs::caps::{Msr, VmxCaps};
 use vmcs::nested_state::{NestedStateBuilder, VcpuContext};
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
+use vmcs::{Layout, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
 
 /// Guest state the hypervisor keeps in its own struct; the derive reads the same schema as the
 /// runtime, so it knows the new field.
@@ -39,7 +39,7 @@ pub fn typed_round_trip<B: VmcsRead + VmcsWrite>(vmcs: &mut B, foo: u64) -> Resu
 
 /// L1's VMREAD of an encoding it chose, on its vmcs12: never a panic, whatever the encoding.
 pub fn l1_vmread(vmcs12: &Vmcs12, encoding: u64) -> Option<u64> {
-    vmcs12.read_any(encoding).ok()
+    vmcs12.read_raw(encoding).ok()
 }
 
 /// A generated copy routine: vmcs12's read-write shadow fields into a shadow VMCS.
@@ -57,7 +57,7 @@ pub fn nested_state_in_l1(vmcs12: &Vmcs12, out: &mut [u8]) -> Result<usize, &'st
         NestedStateBuilder::new().vmxon_pa(0x1000).vmcs12_pa(0x2000).vmcs12(Some(*vmcs12));
     let n = builder.emit(out).map_err(|_| "emit")?;
     let state = vmcs::nested_state::check(&out[..n], &VcpuContext::default()).map_err(|_| "rejected")?;
-    if state.vmcs12().is_some_and(|v| v.read_any(fields::GUEST_RIP.raw()) == vmcs12.read_any(fields::GUEST_RIP.raw())) {
+    if state.vmcs12().is_some_and(|v| v.read_raw(fields::GUEST_RIP.raw()) == vmcs12.read_raw(fields::GUEST_RIP.raw())) {
         Ok(n)
     } else {
         Err("vmcs12 did not come back")

@@ -14,7 +14,7 @@
 //! - An MSR whose `requires` gate fails does not exist: RDMSR of it is #GP ([`L1Caps::rdmsr`]).
 
 use vmcs::caps::{Cap, Capabilities, Msr, MsrKind, VmxCaps};
-use vmcs::{SoftwareVmcs, Vmcs12};
+use vmcs::{Layout, Vmcs12};
 
 /// IA32_VMX_BASIC memory type for VMCS regions: write-back (bits 53:50, SDM Appendix A.1).
 const BASIC_MEMTYPE_WB: u64 = 6 << 50;

@@ -14,9 +14,9 @@
 //! bit makes the VM entry fail as it would on the machine.
 
 use vmcs::copy::Tracked;
-use vmcs::field::{FieldKind, FieldWidth};
-use vmcs::layout::{self, Access, Location};
-use vmcs::{SoftwareVmcs, VmInstructionError, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
+use vmcs::fields::{FieldKind, FieldWidth};
+use vmcs::layouts::{self, Location, MemberAccess};
+use vmcs::{Layout, VmInstructionError, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
 
 use crate::caps::L1Caps;
 use vmcs::caps::{Cap, Capabilities};
@@ -99,15 +99,15 @@ impl Current {
         let info = fields::ALL.iter().find(|f| f.encoding == full)?;
         let offset = extension_offset(full)? - Vmcs12::USED_BYTES;
         let access = access(info.width, encoding);
-        let offset = offset + if access == Access::High { 4 } else { 0 };
+        let offset = offset + if access == MemberAccess::High { 4 } else { 0 };
         Some(Target::Tail(Location { offset: offset as u16, access }))
     }
 
     /// L1's VMREAD: the value with VMREAD width semantics, or error 12.
     pub fn l1_read(&self, encoding: u64, caps: &L1Caps) -> Result<u64, FieldError> {
         match Self::locate(encoding, caps).ok_or(UNSUPPORTED_COMPONENT)? {
-            Target::Vmcs12(loc) => layout::read(self.vmcs12.inner().as_bytes(), loc),
-            Target::Tail(loc) => layout::read(&self.tail, loc),
+            Target::Vmcs12(loc) => layouts::read(self.vmcs12.inner().as_bytes(), loc),
+            Target::Tail(loc) => layouts::read(&self.tail, loc),
         }
         .ok_or(UNSUPPORTED_COMPONENT)
     }
@@ -122,7 +122,7 @@ impl Current {
         match target {
             // Through the tracker: the written field's dirty group is marked.
             Target::Vmcs12(_) => self.vmcs12.write_raw(encoding, value).map_err(|_| UNSUPPORTED_COMPONENT),
-            Target::Tail(loc) => layout::write(&mut self.tail, loc, value).ok_or(UNSUPPORTED_COMPONENT),
+            Target::Tail(loc) => layouts::write(&mut self.tail, loc, value).ok_or(UNSUPPORTED_COMPONENT),
         }
     }
 
@@ -143,20 +143,20 @@ impl Current {
 impl VmcsRead for Current {
     fn read_raw(&self, encoding: u64) -> Result<u64, VmcsError> {
         match Self::place(encoding) {
-            Some(Target::Vmcs12(loc)) => layout::read(self.vmcs12.inner().as_bytes(), loc),
-            Some(Target::Tail(loc)) => layout::read(&self.tail, loc),
+            Some(Target::Vmcs12(loc)) => layouts::read(self.vmcs12.inner().as_bytes(), loc),
+            Some(Target::Tail(loc)) => layouts::read(&self.tail, loc),
             None => None,
         }
         .ok_or(VmcsError::UnsupportedField(encoding))
     }
 }
 
-fn access(width: FieldWidth, encoding: u64) -> Access {
+fn access(width: FieldWidth, encoding: u64) -> MemberAccess {
     match (width, encoding & 1 == 1) {
-        (FieldWidth::W16, _) => Access::U16,
-        (FieldWidth::W32, _) => Access::U32,
-        (_, false) => Access::U64,
-        (_, true) => Access::High,
+        (FieldWidth::W16, _) => MemberAccess::U16,
+        (FieldWidth::W32, _) => MemberAccess::U32,
+        (_, false) => MemberAccess::U64,
+        (_, true) => MemberAccess::High,
     }
 }
 

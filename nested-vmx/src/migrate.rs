@@ -15,7 +15,7 @@ use vmcs::nested_state::{
     NestedStateError, VcpuContext,
 };
 use vmcs::translate::{TranslateInto, Translation};
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsError, VmcsRead};
+use vmcs::{Layout, Vmcs12, VmcsError, VmcsRead};
 
 use crate::current::{Current, REGION_SIZE};
 use crate::hooks::{L0Hooks, Reflected};
@@ -104,7 +104,7 @@ impl NestedVmx {
     /// (reset to 0 here) and returned.
     pub fn through_layout<Old>(&mut self) -> Translation
     where
-        Old: SoftwareVmcs + Default + TranslateInto<Vmcs12>,
+        Old: Layout + Default + TranslateInto<Vmcs12>,
         Vmcs12: TranslateInto<Old>,
     {
         let mut old = Old::default();

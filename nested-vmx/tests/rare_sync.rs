@@ -10,7 +10,7 @@ use common::*;
 use vmcs::exit::ExitReason as R;
 use vmcs::fields as F;
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsWrite};
+use vmcs::{Layout, Vmcs12, VmcsWrite};
 use vmcs_nested_vmx::count::Counted;
 use vmcs_nested_vmx::vmx::Outcome;
 

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use vmcs::caps::{Cap, Capabilities};
 use vmcs::exit::ExitReason as R;
-use vmcs::field::FieldWidth;
 use vmcs::fields as F;
+use vmcs::fields::FieldWidth;
 
 const GP0: InsnResult = InsnResult::Fault { vector: 13, error_code: Some(0) };
 const UD: InsnResult = InsnResult::Fault { vector: 6, error_code: None };

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use vmcs::exit::ExitReason as R;
 use vmcs::fields as F;
-use vmcs::{SoftwareVmcs, Vmcs12};
+use vmcs::{Layout, Vmcs12};
 use vmcs_nested_vmx::vmx::{INVALID_POINTER, Outcome};
 
 const REV: u32 = Vmcs12::REVISION;

@@ -9,19 +9,19 @@ use vmcs::caps::{Msr, VmxCaps};
 use vmcs::copy::shadow_read_write;
 use vmcs::nested_state::{self, NestedStateBuilder, VMCS12_REVISION, VcpuContext};
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, VmInstructionError, Vmcs12, VmcsRead, fields};
+use vmcs::{Layout, VmInstructionError, Vmcs12, VmcsRead, VmcsWrite, fields};
 
 /// The VM-instruction error L1 sees for a VMREAD/VMWRITE of an encoding vmcs12 lacks.
 const UNSUPPORTED: VmInstructionError = VmInstructionError::UnsupportedComponent;
 
 /// L1's VMWRITE: the encoding and the value come from L1's registers.
 fn l1_vmwrite(vmcs12: &mut Vmcs12, encoding: u64, value: u64) -> Result<(), VmInstructionError> {
-    vmcs12.write_any(encoding, value).map_err(|_| UNSUPPORTED)
+    vmcs12.write_raw(encoding, value).map_err(|_| UNSUPPORTED)
 }
 
 /// L1's VMREAD.
 fn l1_vmread(vmcs12: &Vmcs12, encoding: u64) -> Result<u64, VmInstructionError> {
-    vmcs12.read_any(encoding).map_err(|_| UNSUPPORTED)
+    vmcs12.read_raw(encoding).map_err(|_| UNSUPPORTED)
 }
 
 fn main() {

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use crate::field::{Access, Field, Width, Writable};
+use crate::fields::{Access, Field, Width, Writable};
 
 pub use crate::generated::instruction_errors::VmInstructionError;
 

@@ -1,6 +1,6 @@
 //! The `no_std` runtime a hypervisor links: generated from `schema/` by build.rs through vmcs-gen.
 //!
-//! - [`fields`]: a typed handle per architectural VMCS field ([`field::Field`]), the field table,
+//! - [`fields`]: a typed handle per architectural VMCS field ([`fields::Field`]), the field table,
 //!   field existence for a capability set and IA32_VMX_VMCS_ENUM.
 //! - [`caps`]: capability sets ([`caps::VmxCaps`] from raw IA32_VMX_* MSRs) and the capability
 //!   MSRs ([`caps::Msr`]: index, TRUE MSR, `requires`).
@@ -11,8 +11,8 @@
 //!   eVMCS) over the [`copy::NestedHooks`] an L0 implements, per-entry dirty tracking
 //!   ([`copy::Tracked`]) and the shadow VMREAD/VMWRITE bitmaps.
 //! - [`entry`]: the VM-entry consistency checks of schema/checks.toml, generated.
-//! - [`vmcs12`]: KVM's vmcs12 layout, byte for byte, with O(1) raw-encoding access
-//!   ([`software::SoftwareVmcs`]).
+//! - [`layouts`]: software VMCS layouts ([`layouts::Layout`]): [`vmcs12`], KVM's, byte for
+//!   byte, its released predecessors and the eVMCS, with O(1) raw-encoding access.
 //! - [`nested_state`]: `KVM_GET/SET_NESTED_STATE` blobs over that vmcs12 (and, with the
 //!   `kvm-bindings` feature, which needs `std`, rust-vmm's buffer type).
 //! - [`hw`] (x86-64 only): the real VMCS through VMX instructions.
@@ -57,7 +57,7 @@
 //!
 //! ```
 //! use vmcs::caps::{Msr, VmxCaps};
-//! use vmcs::{SoftwareVmcs, Vmcs12, fields};
+//! use vmcs::{Layout, Vmcs12, fields};
 //!
 //! let mut caps = VmxCaps::new(); // every MSR 0: no TRUE MSRs, no optional control
 //! assert!(!fields::exists(fields::GUEST_IA32_PAT.raw(), &caps));
@@ -84,21 +84,20 @@ pub mod copy;
 #[cfg_attr(not(vmcs_checks), allow(dead_code))]
 pub mod entry;
 pub mod exit;
-pub mod field;
+pub mod fields;
 #[cfg(target_arch = "x86_64")]
 pub mod hw;
-pub mod layout;
+pub mod layouts;
 pub mod lookup;
 pub mod nested_state;
 pub mod restore;
 pub mod soft;
-pub mod software;
 
-// The generated module tree: `generated` (private), `translate` and `layouts`.
+// The generated module tree: `generated` (private; `fields`, `layouts` and the others re-export it)
+// and `translate`.
 include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 
 pub use access::{VmInstructionError, VmcsError, VmcsRead, VmcsWrite};
-pub use generated::fields;
+pub use layouts::Layout;
 pub use layouts::vmcs12;
 pub use layouts::vmcs12::Vmcs12;
-pub use software::SoftwareVmcs;

@@ -12,13 +12,13 @@
 //! encodings touch 184 (the half of bit 12 is never read).
 //!
 //! Each encoding has two slots, one per use, both 0 for no field. Its location slot (`u32`) is the
-//! [`Location`] as it sits in a register: the offset (bits 15:0) and the [`Access`] (bits 17:16),
+//! [`Location`] as it sits in a register: the offset (bits 15:0) and the [`MemberAccess`] (bits 17:16),
 //! with bit 31 set. Its window slot (`u64`) is a whole read: the offset of the 8-byte window to
 //! load (bits 11:0), how many bytes before the field the window starts (bits 14:12; not 0 only in
 //! the last 7 bytes of a layout, where the window must stop at the end), bit 15 set, and above
 //! bit 15 the value mask (`slot | 0xffff` is the mask): one load, an OR and an AND.
 
-use crate::layout::{Access, Location};
+use crate::layouts::{Location, MemberAccess};
 
 /// See the module documentation.
 pub struct LookupTable<const LEN: usize, const INDEX_BITS: u32> {
@@ -50,20 +50,20 @@ impl<const LEN: usize, const INDEX_BITS: u32> LookupTable<LEN, INDEX_BITS> {
             let (encoding, offset) = entries[i];
             assert!(encoding as u64 & !Self::VALID == 0 && encoding & 0x1001 == 0, "encoding does not fit the table");
             let access = match (encoding >> 13) & 3 {
-                0 => Access::U16,
-                2 => Access::U32,
-                _ => Access::U64,
+                0 => MemberAccess::U16,
+                2 => MemberAccess::U32,
+                _ => MemberAccess::U64,
             };
             t.put(encoding as u64, offset as usize, access, used_bytes);
             if (encoding >> 13) & 3 == 1 {
-                t.put(encoding as u64 | 1, offset as usize + 4, Access::High, used_bytes);
+                t.put(encoding as u64 | 1, offset as usize + 4, MemberAccess::High, used_bytes);
             }
             i += 1;
         }
         t
     }
 
-    const fn put(&mut self, encoding: u64, offset: usize, access: Access, used: usize) {
+    const fn put(&mut self, encoding: u64, offset: usize, access: MemberAccess, used: usize) {
         let bytes = Location { offset: 0, access }.bytes();
         assert!(offset + bytes <= used, "a field lies outside the layout");
         let back = (offset + 8).saturating_sub(used);
@@ -111,10 +111,10 @@ impl<const LEN: usize, const INDEX_BITS: u32> LookupTable<LEN, INDEX_BITS> {
     pub fn lookup(&self, encoding: u64) -> Option<Location> {
         let slot = self.locations[Self::checked_index(encoding)];
         let access = match (slot >> 16) & 3 {
-            0 => Access::U16,
-            1 => Access::U32,
-            2 => Access::High,
-            _ => Access::U64,
+            0 => MemberAccess::U16,
+            1 => MemberAccess::U32,
+            2 => MemberAccess::High,
+            _ => MemberAccess::U64,
         };
         if slot != 0 { Some(Location { offset: slot as u16, access }) } else { None }
     }

@@ -47,7 +47,7 @@ pub use vmcs_nested_state::{
 
 use crate::caps::VmxCaps;
 use crate::entry::{self, EntryError, Facts, Failure, NoMemory, ReadError, Selection};
-use crate::software::SoftwareVmcs;
+use crate::layouts::Layout;
 use crate::vmcs12::Vmcs12;
 
 // Generated from the schema's vmcs12 (with offset proofs against the struct).

@@ -12,8 +12,8 @@ use core::cell::Cell;
 
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::caps::{Cap, Capabilities};
-use crate::field::{FieldInfo, FieldKind, FieldWidth};
 use crate::fields;
+use crate::fields::{FieldInfo, FieldKind, FieldWidth};
 
 /// One storage slot per architectural field (`fields::ALL` is in encoding order).
 const SLOTS: usize = fields::ALL.len();

@@ -12,7 +12,7 @@ use copy_support::TestHooks;
 use vmcs::caps::{AllCaps, VmxCaps};
 use vmcs::copy::{self, ShadowBitmaps, Tracked};
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::Schema;
 use vmcs_gen::model::{CopySet, Role, Runs, Term};
 
@@ -21,8 +21,8 @@ const SENTINEL: u64 = 0xdede_dede_dede_dede;
 /// A vmcs12 with a distinct value in every mapped field; `controls` in every control field.
 fn filled_vmcs12(rng: &mut Rng, controls: u64) -> Vmcs12 {
     let mut v = Vmcs12::zeroed();
-    for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-        v.write_any(e as u64, rng.next() | 1).unwrap();
+    for &e in <Vmcs12 as Layout>::MAPPED {
+        v.write_raw(e as u64, rng.next() | 1).unwrap();
     }
     for f in [
         fields::PIN_BASED_VM_EXEC_CONTROL,
@@ -100,8 +100,8 @@ fn written(schema: &Schema, set: &CopySet, on: bool) -> BTreeSet<String> {
             soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
         }
         let mut sentinel = Vmcs12::zeroed();
-        for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-            sentinel.write_any(e as u64, SENTINEL).unwrap();
+        for &e in <Vmcs12 as Layout>::MAPPED {
+            sentinel.write_raw(e as u64, SENTINEL).unwrap();
         }
         for f in [fields::PIN_BASED_VM_EXEC_CONTROL, fields::CPU_BASED_VM_EXEC_CONTROL] {
             sentinel.write(f, controls as u32).unwrap();
@@ -121,7 +121,7 @@ fn written(schema: &Schema, set: &CopySet, on: bool) -> BTreeSet<String> {
         .map(|f| {
             let e = f.encoding.raw() as u64;
             let v =
-                if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
+                if set.to == Role::Vmcs12 { v12.inner().read_raw(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
             (f.name.clone(), v)
         })
         .collect();
@@ -133,7 +133,7 @@ fn written(schema: &Schema, set: &CopySet, on: bool) -> BTreeSet<String> {
         .filter(|(f, (_, old))| {
             let e = f.encoding.raw() as u64;
             let now =
-                if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
+                if set.to == Role::Vmcs12 { v12.inner().read_raw(e).unwrap_or(0) } else { soft.read_raw(e).unwrap() };
             now != *old
         })
         .map(|(f, _)| f.name.clone())
@@ -178,7 +178,7 @@ fn eval(schema: &Schema, g: &vmcs_gen::gate::Gate<Term>, preds: &TestHooks, v12:
     use vmcs_gen::gate::Gate;
     fn control(schema: &Schema, c: usize, v12: &Vmcs12) -> bool {
         let (f, bit) = schema.control_bit(c).unwrap();
-        let own = v12.read_any(schema.fields[f].encoding.raw() as u64).unwrap() >> bit & 1 == 1;
+        let own = v12.read_raw(schema.fields[f].encoding.raw() as u64).unwrap() >> bit & 1 == 1;
         let req = schema.msr_of(c).requires.as_ref().is_none_or(|r| r.eval(&mut |c: &usize| control(schema, *c, v12)));
         own && req
     }
@@ -242,8 +242,8 @@ fn conditions_evaluate_as_the_schema_says() {
                 for f in vmcs::fields::ALL {
                     soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
                 }
-                for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-                    v.write_any(e as u64, SENTINEL).unwrap();
+                for &e in <Vmcs12 as Layout>::MAPPED {
+                    v.write_raw(e as u64, SENTINEL).unwrap();
                 }
             }
             for (f, c) in ctl.iter().zip(controls) {
@@ -259,9 +259,9 @@ fn conditions_evaluate_as_the_schema_says() {
             }) {
                 let e = schema.fields[item.field].encoding.raw() as u64;
                 let now =
-                    if set.to == Role::Vmcs12 { v12.inner().read_any(e).unwrap() } else { soft.read_raw(e).unwrap() };
+                    if set.to == Role::Vmcs12 { v12.inner().read_raw(e).unwrap() } else { soft.read_raw(e).unwrap() };
                 let before = if set.to == Role::Vmcs12 {
-                    snapshot.read_any(e).unwrap()
+                    snapshot.read_raw(e).unwrap()
                 } else {
                     soft_before.read_raw(e).unwrap()
                 };

@@ -12,7 +12,7 @@ use copy_support::TestHooks;
 use vmcs::caps::{AllExcept, Cap};
 use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsWrite, fields};
+use vmcs::{Layout, Vmcs12, VmcsWrite, fields};
 
 // KVM 7.2.8 for the configuration of `l1_vmcs12` on a host with every VMX feature but CET.
 
@@ -61,11 +61,11 @@ const KVM_SHADOW: u64 = 35 + 24;
 fn l1_vmcs12() -> Vmcs12 {
     let mut v = Vmcs12::zeroed();
     let mut x = 0x1234_5678_9abc_def1u64;
-    for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
+    for &e in <Vmcs12 as Layout>::MAPPED {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        v.write_any(e as u64, x | 1).unwrap();
+        v.write_raw(e as u64, x | 1).unwrap();
     }
     v.write(fields::PIN_BASED_VM_EXEC_CONTROL, 1 | 1 << 3 | 1 << 5).unwrap();
     v.write(fields::CPU_BASED_VM_EXEC_CONTROL, 1 << 3 | 1 << 7 | 1 << 28 | 1 << 31).unwrap();

@@ -10,15 +10,15 @@ use copy_support::*;
 use vmcs::caps::AllCaps;
 use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::Schema;
 
 /// A vmcs12 with a distinct value in every field, primary controls activating the secondary ones.
 fn vmcs12(seed: u64) -> Vmcs12 {
     let mut rng = Rng(seed);
     let mut v = Vmcs12::zeroed();
-    for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-        v.write_any(e as u64, rng.next() | 1).unwrap();
+    for &e in <Vmcs12 as Layout>::MAPPED {
+        v.write_raw(e as u64, rng.next() | 1).unwrap();
     }
     v.write(fields::CPU_BASED_VM_EXEC_CONTROL, 1 << 31).unwrap();
     for f in [fields::SECONDARY_VM_EXEC_CONTROL, fields::VM_ENTRY_CONTROLS, fields::VM_EXIT_CONTROLS] {
@@ -30,7 +30,7 @@ fn vmcs12(seed: u64) -> Vmcs12 {
 
 fn set_bits<W: VmcsRead + VmcsWrite>(
     v: &mut W,
-    f: vmcs::field::Field<vmcs::field::W32, vmcs::field::ReadWrite>,
+    f: vmcs::fields::Field<vmcs::fields::W32, vmcs::fields::ReadWrite>,
     bits: u32,
 ) {
     let old = v.read(f).unwrap();
@@ -101,7 +101,7 @@ fn defect3_nested_state_puts_no_l1_host_state_or_address_into_vmcs02() {
     l0.entry();
     for f in &schema.fields {
         let e = f.encoding.raw() as u64;
-        let (Ok(v02), Ok(l1)) = (l0.v02.read_raw(e), restored.read_any(e)) else { continue };
+        let (Ok(v02), Ok(l1)) = (l0.v02.read_raw(e), restored.read_raw(e)) else { continue };
         if f.kind == vmcs_gen::Kind::HostState {
             assert_eq!(v02, 0, "{}: vmcs02's host state is L0's", f.name);
         }
@@ -119,9 +119,9 @@ fn defect3_nested_state_puts_no_l1_host_state_or_address_into_vmcs02() {
     copy::sync_for_save(true, &l0.v02, &mut l0.v12, &AllCaps, &mut l0.hooks).unwrap();
     for f in schema.fields.iter().filter(|f| f.kind == vmcs_gen::Kind::HostState || f.kind == vmcs_gen::Kind::Control) {
         let e = f.encoding.raw() as u64;
-        let Ok(want) = before.read_any(e) else { continue };
+        let Ok(want) = before.read_raw(e) else { continue };
         let want = if f.name == "VM_ENTRY_CONTROLS" { want & !(1 << 9) | 0xdead_beef & 1 << 9 } else { want };
-        assert_eq!(l0.v12.inner().read_any(e), Ok(want), "{} after saving", f.name);
+        assert_eq!(l0.v12.inner().read_raw(e), Ok(want), "{} after saving", f.name);
     }
 }
 
@@ -134,7 +134,7 @@ fn defect4_values_kvm_computes_are_l0s_not_l1s() {
     set_bits(&mut l0.v12, fields::SECONDARY_VM_EXEC_CONTROL, 1 << 5 | 1 << 1); // VPID, EPT
     l0.hooks.l0_ept = false;
     l0.entry();
-    let l1 = |f: u32| v.read_any(f as u64).unwrap();
+    let l1 = |f: u32| v.read_raw(f as u64).unwrap();
     let got = |f: u32| l0.v02.read_raw(f as u64).unwrap();
     assert_eq!(got(fields::VIRTUAL_PROCESSOR_ID.encoding()), VPID02 as u64, "L2 runs with L0's VPID");
     assert_eq!(
@@ -191,7 +191,7 @@ fn defect5_exit_information_as_kvm_builds_it() {
     let mut l0 = L0::new(vmcs12(5));
     l0.v12.write(fields::VM_ENTRY_INTR_INFO_FIELD, 0x8000_0b0e).unwrap();
     l0.entry();
-    for f in vmcs::fields::ALL.iter().filter(|f| f.kind == vmcs::field::FieldKind::ReadOnly) {
+    for f in vmcs::fields::ALL.iter().filter(|f| f.kind == vmcs::fields::FieldKind::ReadOnly) {
         l0.v02.write_raw(f.encoding as u64, 0x0bad).unwrap(); // what the processor left in vmcs02
     }
     l0.hooks.exit = ExitFacts {
@@ -221,8 +221,8 @@ fn defect5_exit_information_as_kvm_builds_it() {
     let before = *l0.v12.inner();
     l0.hooks.exit = ExitFacts { reason: 0x8000_0021, qualification: 2, ..l0.hooks.exit };
     l0.exit(ExitKind::RefusedEntry);
-    for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-        let (got, was) = (l0.v12.inner().read_any(e as u64).unwrap(), before.read_any(e as u64).unwrap());
+    for &e in <Vmcs12 as Layout>::MAPPED {
+        let (got, was) = (l0.v12.inner().read_raw(e as u64).unwrap(), before.read_raw(e as u64).unwrap());
         match e {
             0x4402 => assert_eq!(got, 0x8000_0021),
             0x6400 => assert_eq!(got, 2),

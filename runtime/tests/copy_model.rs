@@ -12,7 +12,7 @@ use copy_support::{ExitFacts, TestHooks};
 use vmcs::caps::VmxCaps;
 use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::soft::SoftVmcs;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite, fields};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::Schema;
 use vmcs_gen::model::{Role, Runs};
 
@@ -66,7 +66,7 @@ impl Plan {
                 p.written_through.push(e);
             }
         }
-        p.writable = <Vmcs12 as SoftwareVmcs>::MAPPED.iter().map(|&e| e as u64).collect();
+        p.writable = <Vmcs12 as Layout>::MAPPED.iter().map(|&e| e as u64).collect();
         for v in [&mut p.consumed, &mut p.host, &mut p.saved, &mut p.written_through] {
             v.sort();
             v.dedup();
@@ -133,7 +133,7 @@ impl World<'_> {
     fn l1_vmwrite(&mut self, rng: &mut Rng) {
         let plan = self.plan;
         let mut e = plan.writable[pick(rng, plan.writable.len())];
-        if fields::ALL.iter().any(|f| f.encoding as u64 == e && f.width == vmcs::field::FieldWidth::W64)
+        if fields::ALL.iter().any(|f| f.encoding as u64 == e && f.width == vmcs::fields::FieldWidth::W64)
             && rng.next().is_multiple_of(4)
         {
             e |= 1; // the high half

@@ -9,7 +9,7 @@ use common::{Rng, reference};
 use vmcs::caps::AllCaps;
 use vmcs::copy;
 use vmcs::layouts::evmcs::Evmcs;
-use vmcs::{SoftwareVmcs, Vmcs12};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite};
 
 #[test]
 fn layout_matches_kvm_member_by_member() {
@@ -26,7 +26,7 @@ fn layout_matches_kvm_member_by_member() {
             (w["member"].as_str().unwrap(), w["offset"].as_u64().unwrap(), w["size"].as_u64().unwrap())
         );
     }
-    assert_eq!(<Evmcs as SoftwareVmcs>::USED_BYTES as u64, r["sizeof_struct"].as_u64().unwrap());
+    assert_eq!(<Evmcs as Layout>::USED_BYTES as u64, r["sizeof_struct"].as_u64().unwrap());
 }
 
 /// KVM's map: encoding -> (eVMCS offset, clean group), high halves included.
@@ -72,13 +72,13 @@ fn encoding_map_is_kvms_plus_cet() {
 fn copied_with_clean(clean: u32) -> BTreeSet<u64> {
     let mut rng = Rng(0xe5e5_0000_1111_2222);
     let mut src = Evmcs::default();
-    for &e in <Evmcs as SoftwareVmcs>::MAPPED {
-        src.write_any(e as u64, rng.next() | 1).unwrap();
+    for &e in <Evmcs as Layout>::MAPPED {
+        src.write_raw(e as u64, rng.next() | 1).unwrap();
     }
     src.hv_clean_fields = clean;
     let mut dst = Vmcs12::zeroed();
     copy::evmcs_to_vmcs12(&src, &mut dst, &AllCaps).unwrap();
-    <Vmcs12 as SoftwareVmcs>::MAPPED.iter().map(|&e| e as u64).filter(|&e| dst.read_any(e).unwrap() != 0).collect()
+    <Vmcs12 as Layout>::MAPPED.iter().map(|&e| e as u64).filter(|&e| dst.read_raw(e).unwrap() != 0).collect()
 }
 
 #[test]
@@ -116,12 +116,12 @@ fn clean_groups_gate_the_copy_as_kvm_does() {
 fn vmcs12_to_evmcs_writes_kvms_72_fields_plus_guest_cet() {
     let mut rng = Rng(9);
     let mut v = Vmcs12::zeroed();
-    for &e in <Vmcs12 as SoftwareVmcs>::MAPPED {
-        v.write_any(e as u64, rng.next() | 1).unwrap();
+    for &e in <Vmcs12 as Layout>::MAPPED {
+        v.write_raw(e as u64, rng.next() | 1).unwrap();
     }
     let mut ev = Evmcs::default();
     copy::vmcs12_to_evmcs(&v, &mut ev, &AllCaps).unwrap();
-    let written = <Evmcs as SoftwareVmcs>::MAPPED.iter().filter(|&&e| ev.read_any(e as u64).unwrap() != 0).count();
+    let written = <Evmcs as Layout>::MAPPED.iter().filter(|&&e| ev.read_raw(e as u64).unwrap() != 0).count();
     assert_eq!(written, 72 + 3);
     assert_eq!({ ev.hv_clean_fields }, 0, "the copy leaves the clean bits to the caller");
 }

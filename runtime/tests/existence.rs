@@ -43,7 +43,7 @@ fn generated_existence_matches_the_model() {
         }
         assert_eq!(fields::vmcs_enum(&caps), schema.arch_vmcs_enum(&model));
         let l = schema.layout("vmcs12").unwrap();
-        assert_eq!(<vmcs::Vmcs12 as vmcs::SoftwareVmcs>::vmcs_enum(&caps), schema.layout_vmcs_enum(l, &model));
+        assert_eq!(<vmcs::Vmcs12 as vmcs::Layout>::vmcs_enum(&caps), schema.layout_vmcs_enum(l, &model));
     }
 }
 
@@ -54,7 +54,7 @@ fn encodings_that_name_no_field_never_exist() {
         .iter()
         .flat_map(|f| {
             let e = f.encoding as u64;
-            if f.width == vmcs::field::FieldWidth::W64 { vec![e, e | 1] } else { vec![e] }
+            if f.width == vmcs::fields::FieldWidth::W64 { vec![e, e | 1] } else { vec![e] }
         })
         .collect();
     for enc in 0..=0xffff_u64 {

@@ -3,7 +3,7 @@
 //! both emitted by the builder, differing only in what the rule is about.
 
 use vmcs::nested_state::*;
-use vmcs::{SoftwareVmcs, Vmcs12};
+use vmcs::{Layout, Vmcs12, VmcsRead};
 
 const VMXON: u64 = 0x1000;
 const VMPTR: u64 = 0x2000;
@@ -421,8 +421,8 @@ fn accessors() {
     );
     let v = s.vmcs12().unwrap();
     assert_eq!(v, vmcs12_shadowing());
-    assert_eq!(v.read_any(0x681e).unwrap(), 0xdead_beef); // GUEST_RIP
-    assert_eq!(s.shadow_vmcs12().unwrap().read_any(0x681c).unwrap(), 0x1234); // GUEST_RSP
+    assert_eq!(v.read_raw(0x681e).unwrap(), 0xdead_beef); // GUEST_RIP
+    assert_eq!(s.shadow_vmcs12().unwrap().read_raw(0x681c).unwrap(), 0x1234); // GUEST_RSP
 }
 
 #[test]

@@ -4,16 +4,16 @@
 mod common;
 
 use common::Rng;
-use vmcs::SoftwareVmcs;
 use vmcs::layouts::evmcs::Evmcs;
 use vmcs::layouts::vmcs12::Vmcs12;
 use vmcs::layouts::vmcs12_base::Vmcs12Base;
 use vmcs::layouts::vmcs12_dead_space::Vmcs12DeadSpace;
 use vmcs::layouts::vmcs12_tsc_scaling::Vmcs12TscScaling;
 use vmcs::translate::TranslateInto;
+use vmcs::{Layout, VmcsRead};
 
 /// A layout with random bytes everywhere, reserved space included.
-fn random<L: SoftwareVmcs + Default>(rng: &mut Rng) -> L {
+fn random<L: Layout + Default>(rng: &mut Rng) -> L {
     let mut l = L::default();
     for b in l.as_bytes_mut() {
         *b = rng.next() as u8;
@@ -24,8 +24,8 @@ fn random<L: SoftwareVmcs + Default>(rng: &mut Rng) -> L {
 /// a -> b -> a: every field a holds comes back if b holds it, else it is reported lost and reads 0.
 fn round_trip<A, B>(rounds: usize) -> Vec<u32>
 where
-    A: SoftwareVmcs + Default + TranslateInto<B>,
-    B: SoftwareVmcs + Default + TranslateInto<A>,
+    A: Layout + Default + TranslateInto<B>,
+    B: Layout + Default + TranslateInto<A>,
 {
     let mut rng = Rng(0x5eed_0000_0000_0001 ^ A::MAPPED.len() as u64 ^ (B::MAPPED.len() as u64) << 16);
     let mut lost = Vec::new();
@@ -38,11 +38,11 @@ where
         for &e in A::MAPPED {
             let held = B::MAPPED.contains(&e);
             assert_eq!(held, !t.lost.contains(&e), "{e:#x}: lost list");
-            let want = if held { a.read_any(e as u64).unwrap() } else { 0 };
-            assert_eq!(back.read_any(e as u64).unwrap(), want, "{e:#x}");
+            let want = if held { a.read_raw(e as u64).unwrap() } else { 0 };
+            assert_eq!(back.read_raw(e as u64).unwrap(), want, "{e:#x}");
             if held && e & 0x6000 == 0x2000 {
                 // 64-bit fields carry both halves.
-                assert_eq!(back.read_any(e as u64 | 1), a.read_any(e as u64 | 1));
+                assert_eq!(back.read_raw(e as u64 | 1), a.read_raw(e as u64 | 1));
             }
         }
         lost = t.lost.to_vec();

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use vmcs::caps::{AllCaps, AllExcept, Cap};
-use vmcs::field::{FieldKind, FieldWidth};
-use vmcs::layout::{Access, Location};
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
+use vmcs::fields::{FieldKind, FieldWidth};
+use vmcs::layouts::{Location, MemberAccess};
+use vmcs::{Layout, Vmcs12, VmcsError, VmcsRead, VmcsWrite, fields};
 
 /// KVM's table as a plain map: encoding -> (offset, bytes), high halves included.
 fn kvm_table() -> HashMap<u64, (u16, usize)> {
@@ -63,20 +63,20 @@ fn read_write_any_width_semantics() {
     let mut v = Vmcs12::zeroed();
     let pattern = 0xdead_beef_cafe_f00d_u64;
     // 16-bit: GUEST_ES_SELECTOR keeps the low 16 bits.
-    v.write_any(0x0800, pattern).unwrap();
-    assert_eq!(v.read_any(0x0800), Ok(0xf00d));
+    v.write_raw(0x0800, pattern).unwrap();
+    assert_eq!(v.read_raw(0x0800), Ok(0xf00d));
     assert_eq!({ v.guest_es_selector }, 0xf00d);
     // 32-bit: VM_EXIT_REASON keeps the low 32 bits.
-    v.write_any(0x4402, pattern).unwrap();
-    assert_eq!(v.read_any(0x4402), Ok(0xcafe_f00d));
+    v.write_raw(0x4402, pattern).unwrap();
+    assert_eq!(v.read_raw(0x4402), Ok(0xcafe_f00d));
     // 64-bit full and high access: TSC_OFFSET.
-    v.write_any(0x2010, pattern).unwrap();
-    assert_eq!(v.read_any(0x2010), Ok(pattern));
-    assert_eq!(v.read_any(0x2011), Ok(0xdead_beef));
-    v.write_any(0x2011, 0x1234_5678_9abc_def0).unwrap();
+    v.write_raw(0x2010, pattern).unwrap();
+    assert_eq!(v.read_raw(0x2010), Ok(pattern));
+    assert_eq!(v.read_raw(0x2011), Ok(0xdead_beef));
+    v.write_raw(0x2011, 0x1234_5678_9abc_def0).unwrap();
     assert_eq!({ v.tsc_offset }, 0x9abc_def0_cafe_f00d);
     // Natural width is 64 bits in vmcs12: GUEST_RIP at KVM's offset 544.
-    v.write_any(0x681e, pattern).unwrap();
+    v.write_raw(0x681e, pattern).unwrap();
     assert_eq!({ v.guest_rip }, pattern);
     assert_eq!(&v.as_bytes()[544..552], &pattern.to_le_bytes());
 }
@@ -86,8 +86,8 @@ fn unsupported_encodings_fail_and_change_nothing() {
     let mut v = Vmcs12::zeroed();
     let before = v;
     for enc in [0x4403, 0x2030, 0x1000, 0x6c03, 0x7ffe, 0x1_0000_2000, u64::MAX, 0x6008] {
-        assert_eq!(v.read_any(enc), Err(vmcs::layout::UnsupportedField(enc)));
-        assert_eq!(v.write_any(enc, u64::MAX), Err(vmcs::layout::UnsupportedField(enc)));
+        assert_eq!(v.read_raw(enc), Err(VmcsError::UnsupportedField(enc)));
+        assert_eq!(v.write_raw(enc, u64::MAX), Err(VmcsError::UnsupportedField(enc)));
     }
     assert_eq!(v, before);
 }
@@ -160,11 +160,11 @@ fn field_table_matches_the_union() {
 
 #[test]
 fn location_access_kinds() {
-    assert_eq!(Vmcs12::locate(0x0800).unwrap().access, Access::U16);
-    assert_eq!(Vmcs12::locate(0x4402).unwrap().access, Access::U32);
-    assert_eq!(Vmcs12::locate(0x2010).unwrap().access, Access::U64);
-    assert_eq!(Vmcs12::locate(0x681e).unwrap().access, Access::U64);
-    assert_eq!(Vmcs12::locate(0x2011).unwrap(), Location { offset: 92, access: Access::High });
+    assert_eq!(Vmcs12::locate(0x0800).unwrap().access, MemberAccess::U16);
+    assert_eq!(Vmcs12::locate(0x4402).unwrap().access, MemberAccess::U32);
+    assert_eq!(Vmcs12::locate(0x2010).unwrap().access, MemberAccess::U64);
+    assert_eq!(Vmcs12::locate(0x681e).unwrap().access, MemberAccess::U64);
+    assert_eq!(Vmcs12::locate(0x2011).unwrap(), Location { offset: 92, access: MemberAccess::High });
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn every_write_touches_exactly_its_own_bytes() {
             *b = i as u8 ^ 0xa5;
         }
         let before = v.as_bytes().to_vec();
-        v.write_any(enc, 0x0123_4567_89ab_cdef).unwrap();
+        v.write_raw(enc, 0x0123_4567_89ab_cdef).unwrap();
         let after = v.as_bytes();
         let range = offset as usize..offset as usize + bytes;
         for i in 0..before.len() {
@@ -189,6 +189,6 @@ fn every_write_touches_exactly_its_own_bytes() {
             }
         }
         let want = 0x0123_4567_89ab_cdef_u64 & if bytes == 8 { u64::MAX } else { (1 << (8 * bytes)) - 1 };
-        assert_eq!(v.read_any(enc), Ok(want), "{enc:#x}");
+        assert_eq!(v.read_raw(enc), Ok(want), "{enc:#x}");
     }
 }

@@ -2,7 +2,7 @@
 
 use vmcs::VmInstructionError as E;
 use vmcs::caps::{Cap, Capabilities};
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite};
 
 use super::insn_info;
 use crate::current::{Current, REGION_SIZE};

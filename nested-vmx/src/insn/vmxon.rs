@@ -3,7 +3,7 @@
 use vmcs::VmInstructionError as E;
 use vmcs::caps::{Msr, feature_control};
 use vmcs::fields as F;
-use vmcs::{SoftwareVmcs, Vmcs12, VmcsRead, VmcsWrite};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite};
 
 use super::insn_info;
 use crate::operand::Operands;

@@ -240,7 +240,7 @@ pub const OPERAND: u64 = 0x30_0000;
 
 /// VMXON on a prepared region; then VMPTRLD `VMCS_A` (revision written).
 pub fn vmxon(w: &mut World) {
-    w.mem.put32(VMXON_REGION, <vmcs::Vmcs12 as vmcs::SoftwareVmcs>::REVISION);
+    w.mem.put32(VMXON_REGION, <vmcs::Vmcs12 as vmcs::Layout>::REVISION);
     let (info, q) = pointer_operand(w, OPERAND, VMXON_REGION);
     assert_eq!(w.exec(vmcs::exit::ExitReason::Vmxon, info, q), Outcome::ResumeL1);
     assert_eq!(w.result(), InsnResult::Succeed);
@@ -254,7 +254,7 @@ pub fn vmptrld(w: &mut World, ptr: u64) -> InsnResult {
 
 pub fn vmxon_and_load(w: &mut World) {
     vmxon(w);
-    w.mem.put32(VMCS_A, <vmcs::Vmcs12 as vmcs::SoftwareVmcs>::REVISION);
+    w.mem.put32(VMCS_A, <vmcs::Vmcs12 as vmcs::Layout>::REVISION);
     assert_eq!(vmptrld(w, VMCS_A), InsnResult::Succeed);
 }
 

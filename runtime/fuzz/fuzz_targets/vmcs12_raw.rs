@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmcs::{SoftwareVmcs, Vmcs12};
+use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite};
 
 fuzz_target!(|ops: Vec<(u64, u64)>| {
     let mut v = Vmcs12::zeroed();
@@ -14,18 +14,18 @@ fuzz_target!(|ops: Vec<(u64, u64)>| {
         let before = v;
         match Vmcs12::locate(encoding) {
             None => {
-                assert!(v.read_any(encoding).is_err());
-                assert!(v.write_any(encoding, value).is_err());
+                assert!(v.read_raw(encoding).is_err());
+                assert!(v.write_raw(encoding, value).is_err());
                 assert_eq!(v, before, "a failed write changed vmcs12");
             }
             Some(loc) => {
-                v.write_any(encoding, value).unwrap();
+                v.write_raw(encoding, value).unwrap();
                 let (lo, hi) = (loc.offset as usize, loc.offset as usize + loc.bytes());
                 for (j, (a, b)) in before.as_bytes().iter().zip(v.as_bytes()).enumerate() {
                     assert!(a == b || (lo..hi).contains(&j), "write of {encoding:#x} touched byte {j}");
                 }
                 let mask = if loc.bytes() == 8 { u64::MAX } else { (1u64 << (8 * loc.bytes())) - 1 };
-                assert_eq!(v.read_any(encoding).unwrap(), value & mask);
+                assert_eq!(v.read_raw(encoding).unwrap(), value & mask);
             }
         }
     }

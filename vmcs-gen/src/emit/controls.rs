@@ -42,7 +42,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
                 #(#consts)*
 
                 /// The VMCS field these controls live in.
-                pub const FIELD: Field<crate::field::#width, ReadWrite> = crate::fields::#field_ident;
+                pub const FIELD: Field<crate::fields::#width, ReadWrite> = crate::fields::#field_ident;
             }
 
             control_bits!(#ty, #repr, Msr::#msr);
@@ -51,7 +51,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     quote! {
         use crate::caps::Msr;
         use crate::controls::control_bits;
-        use crate::field::{Field, ReadWrite};
+        use crate::fields::{Field, ReadWrite};
 
         #(#types)*
     }

@@ -77,7 +77,7 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
     });
     quote! {
         use crate::caps::{Cap, Capabilities};
-        use crate::field::{Field, FieldInfo, FieldKind, FieldWidth, Natural, ReadOnly, ReadWrite, W16, W32, W64};
+        use crate::fields::{Field, FieldInfo, FieldKind, FieldWidth, Natural, ReadOnly, ReadWrite, W16, W32, W64};
 
         #(#consts)*
 
@@ -93,9 +93,11 @@ pub(super) fn emit(schema: &Schema) -> TokenStream {
             }
         }
 
-        /// IA32_VMX_VMCS_ENUM for `caps`: the highest index (bits 9:1) of any existing field, shifted left by 1.
+        /// IA32_VMX_VMCS_ENUM of a processor with capabilities `caps`: the highest index (bits 9:1)
+        /// of any existing field, shifted left by 1. An L0 reports to L1 the value of L1's VMCS
+        /// instead, [`Vmcs12::vmcs_enum`](crate::layouts::Layout::vmcs_enum) (only vmcs12's fields).
         pub fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
-            crate::field::vmcs_enum(ALL.iter().map(|f| f.encoding), caps)
+            crate::fields::vmcs_enum_of(ALL.iter().map(|f| f.encoding), caps)
         }
     }
 }

@@ -69,13 +69,13 @@ pub fn emit(schema: &Schema, artifacts: &[Artifact]) -> TokenStream {
         /// Generated code (see the header of each file for its sources).
         mod generated {
             #(#generated)*
+
+            /// Every software VMCS layout of the schema (`crate::layouts` re-exports them).
+            pub mod layouts {
+                #(#layouts)*
+            }
         }
 
         #translate
-
-        /// Every software VMCS layout of the schema (`vmcs12` and its released predecessors).
-        pub mod layouts {
-            #(#layouts)*
-        }
     }
 }

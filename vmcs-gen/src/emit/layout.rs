@@ -1,5 +1,5 @@
 //! NAME.rs for a layout: the packed struct, a compile-time proof of every offset and of the size,
-//! and the O(1) encoding lookup table behind read_any/write_any.
+//! and the O(1) encoding lookup table behind read_raw/write_raw.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -86,9 +86,8 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         layout.size
     );
     quote! {
-        use crate::layout::Location;
+        use crate::layouts::{Layout, Location};
         use crate::lookup::LookupTable;
-        use crate::software::SoftwareVmcs;
 
         #[doc = #doc]
         #[repr(C, packed)]
@@ -124,7 +123,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         }
 
         // SAFETY: packed, integer members only: no padding, every bit pattern valid, size USED_BYTES.
-        unsafe impl SoftwareVmcs for #name {
+        unsafe impl Layout for #name {
             const REVISION: u32 = #revision;
             const REGION_SIZE: usize = #region;
             const USED_BYTES: usize = #used;

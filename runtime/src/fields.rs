@@ -1,9 +1,13 @@
-//! Typed VMCS field handles.
+//! Every architectural VMCS field: a typed handle per field (`fields::GUEST_RIP`, generated from
+//! `schema/fields.toml`), the field table [`ALL`] with each field's [`FieldInfo`], field
+//! existence for a capability set ([`exists`]) and IA32_VMX_VMCS_ENUM ([`vmcs_enum`]).
 //!
 //! A [`Field`] carries its width and its access in its type: writing a `u64` into a 16-bit field,
 //! or writing a read-only field through the typed API, does not compile.
 
 use core::marker::PhantomData;
+
+pub use crate::generated::fields::*;
 
 /// The width of a field (encoding bits 14:13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,8 +132,8 @@ impl<W: Width, A: Access> core::fmt::Debug for Field<W, A> {
 }
 
 impl<W: Width, A: Access> Field<W, A> {
-    /// A handle for `encoding`. The generated constants in [`crate::fields`] are the intended way
-    /// to get one; this exists for them and for tests.
+    /// A handle for `encoding`. The generated constants of this module are the intended way to
+    /// get one; this exists for them and for tests.
     pub const fn from_encoding(encoding: u32) -> Self {
         Field { encoding, _marker: PhantomData }
     }
@@ -151,14 +155,12 @@ impl<A: Access> Field<W64, A> {
 }
 
 /// IA32_VMX_VMCS_ENUM over `encodings`: the highest index (encoding bits 9:1) among those that
-/// exist for `caps`, shifted left by 1. The one routine behind [`crate::fields::vmcs_enum`] (every
-/// architectural field) and [`crate::SoftwareVmcs::vmcs_enum`] (the fields a layout maps).
-pub fn vmcs_enum<C: crate::caps::Capabilities + ?Sized>(encodings: impl IntoIterator<Item = u32>, caps: &C) -> u64 {
-    let max = encodings
-        .into_iter()
-        .filter(|&e| crate::fields::exists(e as u64, caps))
-        .map(|e| (e >> 1) & 0x1ff)
-        .max()
-        .unwrap_or(0);
+/// exist for `caps`, shifted left by 1. The one routine behind [`vmcs_enum`] (every
+/// architectural field) and [`crate::layouts::Layout::vmcs_enum`] (the fields a layout maps).
+pub(crate) fn vmcs_enum_of<C: crate::caps::Capabilities + ?Sized>(
+    encodings: impl IntoIterator<Item = u32>,
+    caps: &C,
+) -> u64 {
+    let max = encodings.into_iter().filter(|&e| exists(e as u64, caps)).map(|e| (e >> 1) & 0x1ff).max().unwrap_or(0);
     (max as u64) << 1
 }
