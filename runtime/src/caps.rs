@@ -2,8 +2,8 @@
 //! evaluated against them ([`crate::fields::exists`], [`crate::fields::vmcs_enum`]).
 //!
 //! [`Msr`] is generated from `schema/capabilities.toml`: every capability MSR with its index, its
-//! TRUE MSR and its `requires` gate. [`VmxCaps::value`] is the one place that decides which MSR
-//! reports a capability (0 for an MSR that does not exist, the TRUE MSR when that exists).
+//! TRUE MSR and its `requires` gate, and which MSR reports its capabilities ([`Msr::reported_by`],
+//! tabulated from the schema compiler's one statement of the choice); [`VmxCaps::value`] reads it.
 
 pub use crate::generated::caps::{Cap, Msr};
 
@@ -88,16 +88,10 @@ impl VmxCaps {
         Msr::from_index(index).map_or(0, |msr| self.values[msr as usize])
     }
 
-    /// The value that reports `msr`'s capabilities: 0 when the MSR does not exist (its `requires`
-    /// fails), the value of its TRUE MSR when that exists, else its own.
+    /// The value that reports `msr`'s capabilities: that of the MSR the schema chooses
+    /// ([`Msr::reported_by`]: its TRUE MSR when that exists), 0 when `msr` does not exist.
     pub fn value(&self, msr: Msr) -> u64 {
-        if !msr.exists(self) {
-            return 0;
-        }
-        match msr.true_msr() {
-            Some(t) if t.exists(self) => self.values[t as usize],
-            _ => self.values[msr as usize],
-        }
+        msr.reported_by(self).map_or(0, |m| self.values[m as usize])
     }
 }
 

@@ -1,5 +1,6 @@
 //! The generated existence code against the vmcs-gen model it was generated from, over random
-//! capability MSR values: the two implementations must agree on every encoding.
+//! capability MSR values: the two implementations must agree on every encoding, capability and
+//! reporting MSR value (TRUE MSR or not).
 
 mod common;
 
@@ -31,6 +32,10 @@ fn generated_existence_matches_the_model() {
             }
         }
         let model = Caps::Msrs(msrs);
+        for (msr, m) in vmcs::caps::Msr::ALL.iter().zip(0..) {
+            assert_eq!(msr.name(), schema.msrs[m].name);
+            assert_eq!(caps.value(*msr), schema.msr_value(&model, m), "{} round {round}", msr.name());
+        }
         for (cap, c) in vmcs::caps::Cap::ALL.iter().zip(0..) {
             assert_eq!(cap.name(), schema.caps[c].name);
             assert_eq!(caps.has_cap(*cap), schema.has_cap(&model, c), "{} round {round}", cap.name());

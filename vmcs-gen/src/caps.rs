@@ -48,21 +48,14 @@ impl Schema {
         }
     }
 
-    /// The value a capability MSR reports: 0 when it does not exist for these capabilities (its
-    /// `requires`), the value of its TRUE MSR when that exists.
+    /// The value that reports a capability MSR's capabilities ([`Schema::reported_by`]).
     pub fn msr_value(&self, caps: &Caps, msr: MsrId) -> u64 {
         self.msr_value_at(caps, msr, 0)
     }
 
     fn msr_value_at(&self, caps: &Caps, msr: MsrId, depth: u32) -> u64 {
-        let m = &self.msrs[msr];
-        if !self.msr_exists_at(caps, msr, depth) {
-            return 0;
-        }
-        match m.true_msr {
-            Some(t) if self.msr_exists_at(caps, t, depth) => caps.raw(self.msrs[t].index),
-            _ => caps.raw(m.index),
-        }
+        let reporting = self.reported_by(msr, &mut |m| self.msr_exists_at(caps, m, depth));
+        reporting.map_or(0, |m| caps.raw(self.msrs[m].index))
     }
 
     /// Does MSR `msr` exist for these capabilities (its `requires` gate)?

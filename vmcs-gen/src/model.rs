@@ -178,6 +178,19 @@ impl Schema {
     pub fn msr_of(&self, cap: CapId) -> &Msr {
         &self.msrs[self.caps[cap].msr]
     }
+    /// Which MSR's value reports `msr`'s capabilities, given which MSRs exist: none when `msr`
+    /// does not exist (it reads as 0), its TRUE MSR when that exists, else `msr` itself. The one
+    /// statement of the choice: the evaluator ([`crate::caps`]) asks it, and the runtime's
+    /// `Msr::reported_by` is tabulated from it.
+    pub fn reported_by(&self, msr: MsrId, exists: &mut dyn FnMut(MsrId) -> bool) -> Option<MsrId> {
+        if !exists(msr) {
+            return None;
+        }
+        match self.msrs[msr].true_msr {
+            Some(t) if exists(t) => Some(t),
+            _ => Some(msr),
+        }
+    }
     /// Render a gate with capability names.
     pub fn gate_text(&self, gate: &Gate<CapId>) -> String {
         gate.render(&|c: &CapId| self.caps[*c].name.clone())

@@ -4,7 +4,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::{bit_test, camel_case, gate_expr, hex, ident};
-use crate::model::{MsrKind, Schema};
+use crate::model::{MsrId, MsrKind, Schema};
 
 /// `proc2.enable_vpid` -> `Proc2EnableVpid`.
 pub fn cap_variant(name: &str) -> proc_macro2::Ident {
@@ -107,6 +107,7 @@ fn msrs(schema: &Schema) -> TokenStream {
             Some(quote!(Msr::#v => #cond))
         })
         .collect();
+    let reported_by = (0..schema.msrs.len()).map(|m| reported_by(schema, m, &mut Vec::new()));
     let count = Literal::usize_unsuffixed(schema.msrs.len());
     quote! {
         /// A VMX capability MSR (IA32_VMX_*) the schema declares.
@@ -157,6 +158,48 @@ fn msrs(schema: &Schema) -> TokenStream {
                     _ => true,
                 }
             }
+
+            /// The MSR whose value reports this one's capabilities: None when this one does not
+            /// exist (it reports 0), else its TRUE MSR when that exists, else itself.
+            pub fn reported_by<C: Capabilities + ?Sized>(self, caps: &C) -> Option<Msr> {
+                match self { #(Msr::#variants => #reported_by,)* }
+            }
         }
     }
+}
+
+/// `Msr::reported_by` for `msr`: the model's choice ([`Schema::reported_by`]) as a decision tree
+/// over the existence of the MSRs it asks about (`known`: the answers on this branch; an MSR
+/// without `requires` always exists).
+fn reported_by(schema: &Schema, msr: MsrId, known: &mut Vec<(MsrId, bool)>) -> TokenStream {
+    let mut asked = None;
+    let answer = schema.reported_by(msr, &mut |m| {
+        match known.iter().find(|(k, _)| *k == m) {
+            Some(&(_, exists)) => exists,
+            None if schema.msrs[m].requires.is_none() => true,
+            None => {
+                // Not known on this branch: both answers get a branch below.
+                asked.get_or_insert(m);
+                false
+            }
+        }
+    });
+    let Some(m) = asked else {
+        return match answer {
+            Some(r) => {
+                let r = msr_variant(&schema.msrs[r].name);
+                quote!(Some(Msr::#r))
+            }
+            None => quote!(None),
+        };
+    };
+    let mut branch = |exists| {
+        known.push((m, exists));
+        let tree = reported_by(schema, msr, known);
+        known.pop();
+        tree
+    };
+    let (yes, no) = (branch(true), branch(false));
+    let v = msr_variant(&schema.msrs[m].name);
+    quote!(if Msr::#v.exists(caps) { #yes } else { #no })
 }
