@@ -26,14 +26,14 @@ pub struct Deviation {
     pub sdm: &'static str,
     pub departure: Departure,
     /// Where the deviation applies: this model, the VMCS state, and the rule.
-    pub when: fn(&VmxCaps, &CurrentVmcs, Rule) -> bool,
+    pub when: fn(&VmxCaps, &CurrentVmcs<'_>, Rule) -> bool,
 }
 
-fn always(_: &VmxCaps, _: &CurrentVmcs, _: Rule) -> bool {
+fn always(_: &VmxCaps, _: &CurrentVmcs<'_>, _: Rule) -> bool {
     true
 }
 
-fn field(v: &CurrentVmcs, f: u64) -> u64 {
+fn field(v: &CurrentVmcs<'_>, f: u64) -> u64 {
     v.vmread(f).unwrap_or(0)
 }
 

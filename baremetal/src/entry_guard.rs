@@ -69,7 +69,7 @@ impl Host {
 /// States not to launch (see [`Held`]), given the checker's verdict and whether Bochs, through
 /// the rules it leaves unchecked, could enter the guest anyway (`may_enter`).
 pub fn hold(
-    v: &CurrentVmcs,
+    v: &CurrentVmcs<'_>,
     caps: &VmxCaps,
     failing: &RuleSet,
     may_enter: bool,

@@ -117,7 +117,7 @@ pub struct Env<'a> {
     pub facts: &'a Facts,
 }
 
-fn resolve(v: &CurrentVmcs, env: &Env, value: Value) -> u64 {
+fn resolve(v: &CurrentVmcs<'_>, env: &Env<'_>, value: Value) -> u64 {
     let source = |s: Source| match s {
         Source::Msr(m) => env.caps.value(m),
         Source::Fact(f) => table::fact(env.facts, f),
@@ -181,7 +181,7 @@ pub fn exist(edits: &[u16], caps: &VmxCaps) -> bool {
 }
 
 /// Apply edits (indices into [`EDITS`]) to the current VMCS and the scratch pages.
-pub fn apply(v: &mut CurrentVmcs, env: &Env, edits: &[u16], undo: &mut Undo) -> Result<(), Skip> {
+pub fn apply(v: &mut CurrentVmcs<'_>, env: &Env<'_>, edits: &[u16], undo: &mut Undo) -> Result<(), Skip> {
     for &i in edits {
         let e = EDITS[i as usize];
         let value = resolve(v, env, e.value);

@@ -75,7 +75,7 @@ pub const MAX_DEVIATIONS: usize = 24;
 
 impl Covered {
     /// `rules`: each deviation's rules, resolved once ([`DeviationRules`]).
-    pub fn of(caps: &VmxCaps, v: &CurrentVmcs, rules: &DeviationRules) -> Covered {
+    pub fn of(caps: &VmxCaps, v: &CurrentVmcs<'_>, rules: &DeviationRules) -> Covered {
         let mut c = [RuleSet::EMPTY; MAX_DEVIATIONS];
         for (i, d) in DEVIATIONS.iter().enumerate().take(MAX_DEVIATIONS) {
             for r in rules.0[i].iter().flatten() {

@@ -50,7 +50,7 @@ const EXITS: [Expected; 3] = [
 
 /// Resume the guest through every expected exit, skipping each intercepted instruction by its
 /// VM-exit instruction length. Returns the guest RIP after the last one (the HLT), or 0.
-pub fn io_and_cr_exits(v: &mut CurrentVmcs, regs: &mut GuestRegisters) -> u64 {
+pub fn io_and_cr_exits(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters) -> u64 {
     let mut next = 0;
     for e in &EXITS {
         // SAFETY: the host state describes this context (set up by the caller's launch).

@@ -30,7 +30,7 @@ static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 /// One check: a line `ok   ...` or `FAIL ...`, counted.
-pub fn check(ok: bool, what: fmt::Arguments) {
+pub fn check(ok: bool, what: fmt::Arguments<'_>) {
     if ok {
         PASSED.fetch_add(1, Ordering::Relaxed);
         crate::println!("ok   {what}");
@@ -48,7 +48,7 @@ pub fn finish() -> ! {
 }
 
 #[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::println!("FAIL panic: {info}");
     crate::println!("0 passed, 1 failed");
     exit_failure()

@@ -131,11 +131,11 @@ pub fn run() -> ! {
 /// A typed VMREAD, kept out of line for the disassembly.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub fn typed_read_guest_rip(v: &CurrentVmcs) -> Result<u64, VmcsError> {
+pub fn typed_read_guest_rip(v: &CurrentVmcs<'_>) -> Result<u64, VmcsError> {
     v.read(fields::GUEST_RIP)
 }
 
-fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
+fn guest(v: &mut CurrentVmcs<'_>, caps: &VmxCaps) {
     use vmcs::controls::{Controls, CpuBasedVmExecControl as Proc, PinBasedVmExecControl as Pin};
     use vmcs::controls::{VmEntryControls as Entry, VmExitControls as Exit};
     let tru = Msr::TrueProc.exists(caps);
@@ -318,7 +318,7 @@ fn guest(v: &mut CurrentVmcs, caps: &VmxCaps) {
 }
 
 /// INVEPT/INVVPID where the CPU has them (IA32_VMX_EPT_VPID_CAP), with a current VMCS.
-fn inv_checks(v: &CurrentVmcs, caps: &VmxCaps) {
+fn inv_checks(v: &CurrentVmcs<'_>, caps: &VmxCaps) {
     println!("data: IA32_VMX_EPT_VPID_CAP {:#x}", caps.raw(Msr::EptVpid.index()));
     let invalid = Err(VmxError::FailValid(VmInstructionError::InvalidInveptInvvpidOperand));
     if caps.has_cap(Cap::EptInvept) {

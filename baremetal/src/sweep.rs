@@ -26,7 +26,7 @@ const UNSUPPORTED: VmxError = VmxError::FailValid(VmInstructionError::Unsupporte
 
 /// One line per schema field: VMREAD/VMWRITE success = `exists`, and the width round trip.
 /// Returns the highest field index (encoding bits 9:1) the CPU accepted.
-pub(crate) fn field_sweep(v: &mut CurrentVmcs, caps: &VmxCaps) -> u32 {
+pub(crate) fn field_sweep(v: &mut CurrentVmcs<'_>, caps: &VmxCaps) -> u32 {
     let mut max_index = 0;
     for f in fields::ALL.iter() {
         let full = f.encoding as u64;
@@ -118,7 +118,7 @@ pub(crate) struct Probe {
 
 /// VMREAD of every encoding with bits 63:15 and bit 12 clear: the set the CPU accepts must be the
 /// set `fields::exists` computes. Encodings the schema does not know are reported as data.
-pub(crate) fn encoding_probe(v: &CurrentVmcs, caps: &VmxCaps) -> Probe {
+pub(crate) fn encoding_probe(v: &CurrentVmcs<'_>, caps: &VmxCaps) -> Probe {
     let (mut accepted, mut extra, mut missing, mut max_index) = (0u32, 0u32, 0u32, 0u32);
     for enc in 0u32..0x8000 {
         if enc & 0x1000 != 0 {
@@ -146,7 +146,7 @@ pub(crate) fn encoding_probe(v: &CurrentVmcs, caps: &VmxCaps) -> Probe {
 }
 
 /// VMWRITE to read-only fields: error 13 exactly when IA32_VMX_MISC bit 29 is clear.
-pub(crate) fn read_only_fields(v: &mut CurrentVmcs, caps: &VmxCaps) {
+pub(crate) fn read_only_fields(v: &mut CurrentVmcs<'_>, caps: &VmxCaps) {
     let misc29 = caps.has_cap(Cap::MiscVmwriteAnyField);
     println!("data: IA32_VMX_MISC bit 29 (VMWRITE to exit-information fields) = {}", misc29 as u8);
     for f in fields::ALL.iter().filter(|f| f.kind == FieldKind::ReadOnly) {
@@ -169,7 +169,7 @@ pub(crate) fn read_only_fields(v: &mut CurrentVmcs, caps: &VmxCaps) {
     check(r == want, format_args!("VmcsWrite::write_raw(VM_EXIT_REASON): {r:?}"));
 }
 
-pub(crate) fn unsupported_encoding(v: &mut CurrentVmcs) {
+pub(crate) fn unsupported_encoding(v: &mut CurrentVmcs<'_>) {
     let r = v.vmread(0x7ffe);
     check(r == Err(UNSUPPORTED), format_args!("vmread 0x7ffe: {r:?} (error 12)"));
     let w = v.vmwrite(0x7ffe, 1);

@@ -107,7 +107,7 @@ pub struct L1Caps {
 
 impl L1Caps {
     /// The capability MSRs for an L1 on `host` given `offer`.
-    pub fn new(host: &VmxCaps, offer: &Offer) -> Self {
+    pub fn new(host: &VmxCaps, offer: &Offer<'_>) -> Self {
         let mut m = VmxCaps::new();
         m.set(
             Msr::Basic.index(),

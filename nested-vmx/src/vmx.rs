@@ -202,7 +202,7 @@ impl NestedVmx {
         }
     }
 
-    fn raise<V: VmcsRead + VmcsWrite, C: L1Cpu>(&self, l1: &mut Guest<V>, cpu: &mut C, f: Fault) -> Outcome {
+    fn raise<V: VmcsRead + VmcsWrite, C: L1Cpu>(&self, l1: &mut Guest<'_, V>, cpu: &mut C, f: Fault) -> Outcome {
         if let Some(cr2) = f.cr2 {
             cpu.set_cr2(cr2);
         }
@@ -212,7 +212,7 @@ impl NestedVmx {
         }
     }
 
-    fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut Guest<V>, done: Done) -> Result<Outcome, Stop> {
+    fn complete<V: VmcsRead + VmcsWrite>(&mut self, l1: &mut Guest<'_, V>, done: Done) -> Result<Outcome, Stop> {
         let outcome = match done {
             Done::Leave(outcome) => return Ok(outcome),
             Done::Succeed => {
@@ -256,7 +256,7 @@ impl NestedVmx {
     }
 
     /// `nested_vmx_check_permission`: #UD outside VMX operation, #GP(0) above CPL 0.
-    pub(crate) fn check_permission<V, C, M>(&self, ops: &Operands<V, C, M>) -> Result<(), Stop>
+    pub(crate) fn check_permission<V, C, M>(&self, ops: &Operands<'_, V, C, M>) -> Result<(), Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -273,7 +273,7 @@ impl NestedVmx {
 
     /// The permission checks, then a current VMCS: VMfailInvalid (`Some`) without one, as VMREAD,
     /// VMWRITE, VMLAUNCH and VMRESUME require.
-    pub(crate) fn check_current<V, C, M>(&self, ops: &Operands<V, C, M>) -> Result<Option<Done>, Stop>
+    pub(crate) fn check_current<V, C, M>(&self, ops: &Operands<'_, V, C, M>) -> Result<Option<Done>, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

@@ -35,7 +35,7 @@ fn fill_and_drain_move_exactly_the_shadowed_fields() {
     for &e in &shadowed {
         assert_eq!(
             shadow.read_raw(e as u64),
-            vmcs::VmcsRead::read_raw(w.nested.current().vmcs12.inner(), e as u64),
+            VmcsRead::read_raw(w.nested.current().vmcs12.inner(), e as u64),
             "{e:#x}"
         );
     }

@@ -204,7 +204,7 @@ pub mod kvm_bindings_buffer {
     use super::{EmitError, NestedState, NestedStateBuilder, NestedStateError, VcpuContext, check};
     use kvm_bindings::nested::KvmNestedStateBuffer;
 
-    const LEN: usize = core::mem::size_of::<KvmNestedStateBuffer>();
+    const LEN: usize = size_of::<KvmNestedStateBuffer>();
 
     /// The buffer's bytes: a 128-byte `struct kvm_nested_state` header and the data union.
     pub fn as_bytes(buffer: &KvmNestedStateBuffer) -> &[u8] {

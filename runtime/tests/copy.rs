@@ -40,7 +40,7 @@ fn filled_vmcs12(rng: &mut Rng, controls: u64) -> Vmcs12 {
 /// set to the sentinel.
 fn soft_filled() -> SoftVmcs {
     let mut s = SoftVmcs::new(&AllCaps);
-    for f in vmcs::fields::ALL {
+    for f in fields::ALL {
         s.write_raw(f.encoding as u64, SENTINEL).unwrap();
     }
     s.reset_counts();
@@ -96,7 +96,7 @@ fn written(schema: &Schema, set: &CopySet, on: bool) -> BTreeSet<String> {
     let mut soft = soft_filled();
     let mut v12 = Tracked::new(filled_vmcs12(&mut rng, controls));
     if set.from != Role::Vmcs12 {
-        for f in vmcs::fields::ALL {
+        for f in fields::ALL {
             soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
         }
         let mut sentinel = Vmcs12::zeroed();
@@ -239,7 +239,7 @@ fn conditions_evaluate_as_the_schema_says() {
             let mut v = filled_vmcs12(&mut rng, 0);
             let mut soft = soft_filled();
             if set.to == Role::Vmcs12 {
-                for f in vmcs::fields::ALL {
+                for f in fields::ALL {
                     soft.write_raw(f.encoding as u64, rng.next() | 1).unwrap();
                 }
                 for &e in <Vmcs12 as Layout>::MAPPED {

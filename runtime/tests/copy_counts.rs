@@ -77,7 +77,7 @@ fn l1_vmcs12() -> Vmcs12 {
     v
 }
 
-const CAPS: AllExcept = AllExcept(&[Cap::EntryLoadCetState, Cap::ExitLoadCetState]);
+const CAPS: AllExcept<'_> = AllExcept(&[Cap::EntryLoadCetState, Cap::ExitLoadCetState]);
 
 struct L0 {
     v12: Tracked<Vmcs12>,

@@ -113,7 +113,7 @@ fn defect3_nested_state_puts_no_l1_host_state_or_address_into_vmcs02() {
     let mut l0 = L0::new(restored);
     l0.entry();
     let before = *l0.v12.inner();
-    for f in vmcs::fields::ALL {
+    for f in fields::ALL {
         l0.v02.write_raw(f.encoding as u64, 0xdead_beef_dead_beef).unwrap();
     }
     copy::sync_for_save(true, &l0.v02, &mut l0.v12, &AllCaps, &mut l0.hooks).unwrap();
@@ -191,7 +191,7 @@ fn defect5_exit_information_as_kvm_builds_it() {
     let mut l0 = L0::new(vmcs12(5));
     l0.v12.write(fields::VM_ENTRY_INTR_INFO_FIELD, 0x8000_0b0e).unwrap();
     l0.entry();
-    for f in vmcs::fields::ALL.iter().filter(|f| f.kind == vmcs::fields::FieldKind::ReadOnly) {
+    for f in fields::ALL.iter().filter(|f| f.kind == vmcs::fields::FieldKind::ReadOnly) {
         l0.v02.write_raw(f.encoding as u64, 0x0bad).unwrap(); // what the processor left in vmcs02
     }
     l0.hooks.exit = ExitFacts {
@@ -261,7 +261,7 @@ fn defect6_every_read_write_shadow_field_reaches_vmcs02() {
     let schema = Schema::shipped().unwrap();
     let rw = schema.set("shadow_read_write").unwrap();
     let differs = |a: &SoftVmcs, b: &SoftVmcs| {
-        vmcs::fields::ALL.iter().any(|x| a.read_raw(x.encoding as u64) != b.read_raw(x.encoding as u64))
+        fields::ALL.iter().any(|x| a.read_raw(x.encoding as u64) != b.read_raw(x.encoding as u64))
     };
     let mut checked = 0;
     for item in &rw.items {

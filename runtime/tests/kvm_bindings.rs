@@ -9,7 +9,7 @@ use vmcs::{Vmcs12, VmcsRead, VmcsWrite, fields};
 #[test]
 fn buffer_layout_is_kvm_nested_state() {
     // struct kvm_nested_state: 128-byte header, then vmcs12 and shadow vmcs12 (4096 each).
-    assert_eq!(core::mem::size_of::<KvmNestedStateBuffer>(), 128 + 2 * 4096);
+    assert_eq!(size_of::<KvmNestedStateBuffer>(), 128 + 2 * 4096);
     let empty = KvmNestedStateBuffer::empty();
     assert_eq!(u32::from_le_bytes(as_bytes(&empty)[4..8].try_into().unwrap()), empty.size);
 }

@@ -151,10 +151,7 @@ fn bad_schema_fails_with_located_errors() {
 #[test]
 fn cli_diff_refuses_the_pre_2018_drift() {
     let file = format!("{}/../testdata/layouts/vmcs12_pre2018.toml", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
-        .args(["diff", "vmcs12_base", &file])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vmcs-gen")).args(["diff", "vmcs12_base", &file]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     // Seed 000: the four members at their pre-2018 offsets, read from the 2018 layout's places.
@@ -167,10 +164,8 @@ fn cli_diff_refuses_the_pre_2018_drift() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(text.trim_end().ends_with("incompatible: 33 breaking changes"), "{text}");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_vmcs-gen"))
-        .args(["diff", "vmcs12_dead_space", "vmcs12"])
-        .output()
-        .unwrap();
+    let ok =
+        Command::new(env!("CARGO_BIN_EXE_vmcs-gen")).args(["diff", "vmcs12_dead_space", "vmcs12"]).output().unwrap();
     assert!(ok.status.success());
     assert!(
         String::from_utf8(ok.stdout)

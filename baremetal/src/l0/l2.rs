@@ -44,7 +44,7 @@ pub fn policy(caps: &VmxCaps, eptp: u64) -> Result<L0Policy, VmcsError> {
 }
 
 /// What no nested entry changes in vmcs02 (KVM's prepare_vmcs02_constant_state).
-pub fn init(w: &mut CurrentVmcs) -> Result<(), VmcsError> {
+pub fn init(w: &mut CurrentVmcs<'_>) -> Result<(), VmcsError> {
     vmcs01::write_host_state(w)?;
     for f in [F::CR3_TARGET_COUNT, F::VM_EXIT_MSR_STORE_COUNT, F::VM_EXIT_MSR_LOAD_COUNT, F::VM_ENTRY_MSR_LOAD_COUNT] {
         w.write_raw(f.raw(), 0)?;
@@ -54,7 +54,7 @@ pub fn init(w: &mut CurrentVmcs) -> Result<(), VmcsError> {
 
 /// L2's TLB entries are tagged with VPID02; without a VPID of its own in vmcs12, L1 expects
 /// every VM entry to start with a clean TLB for L2 (SDM 29.4.3), so L0 flushes that tag.
-pub fn flush_vpid02(w: &CurrentVmcs, caps: &VmxCaps) {
+pub fn flush_vpid02(w: &CurrentVmcs<'_>, caps: &VmxCaps) {
     if caps.has(Cap::VpidInvvpidSingleContext) {
         let _ = w.invvpid(1, VPID02, 0);
     } else if caps.has(Cap::VpidInvvpidAllContext) {

@@ -26,7 +26,7 @@ impl Write for Log {
 }
 
 /// One log line.
-pub fn line(args: fmt::Arguments) {
+pub fn line(args: fmt::Arguments<'_>) {
     let _ = writeln!(Log { line_start: true }, "{args}");
 }
 
@@ -43,13 +43,13 @@ pub fn finish(status: u8) -> ! {
 }
 
 /// L0 cannot go on: the reason, then "Shutdown" on port 0x8900 (Bochs exits 1).
-pub fn fail(args: fmt::Arguments) -> ! {
+pub fn fail(args: fmt::Arguments<'_>) -> ! {
     line(format_args!("failure: {args}"));
     exit_failure()
 }
 
 #[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     fail(format_args!("panic: {info}"))
 }
 

@@ -99,7 +99,7 @@ pub struct L0<'a> {
 }
 
 /// Enter the guest of `v`, with CR2 and the x87/SSE state switched.
-fn enter(v: &mut CurrentVmcs, cpu: &mut Vcpu, fpu: &mut FpuState, resume: bool) -> Result<VmExitReason, VmxError> {
+fn enter(v: &mut CurrentVmcs<'_>, cpu: &mut Vcpu, fpu: &mut FpuState, resume: bool) -> Result<VmExitReason, VmxError> {
     if let Some(cr2) = cpu.cr2.take() {
         load_cr2(cr2);
     }
@@ -112,7 +112,7 @@ fn or_fail<T>(r: Result<T, VmcsError>, what: &str) -> T {
     r.unwrap_or_else(|e| log::fail(format_args!("{what}: {e}")))
 }
 
-pub fn run(op: &mut VmxOperation, host: &VmxCaps, l1caps: L1Caps, eptp: u64, start: &L1Start) -> ! {
+pub fn run(op: &mut VmxOperation<'_>, host: &VmxCaps, l1caps: L1Caps, eptp: u64, start: &L1Start) -> ! {
     let mut vm = Vmcss::new(op);
     let policy = or_fail(l2::policy(host, eptp), "vmcs02 controls");
     let shadowing = host.has(Cap::Proc2VmcsShadowing);
@@ -206,14 +206,14 @@ const ENTRY_FAILED_MSR_LOADING: u32 = 0x8000_0022;
 
 impl L0<'_> {
     /// vmcs12's VM-exit MSR-load list into L1's MSRs (vmcs01 current, L1's host state loaded).
-    fn load_exit_msrs(&self, v: &mut Counted<CurrentVmcs>) {
+    fn load_exit_msrs(&self, v: &mut Counted<'_, CurrentVmcs<'_>>) {
         if let Err(abort) = self.nested.load_exit_msrs(v, &L1Memory, &mut L0Msrs(self.nested.caps())) {
             log::fail(format_args!("L1's VMX abort {} (loading its MSRs on a VM exit): L1 shuts down", abort as u32));
         }
     }
 
     /// Run L1 until its next exit and handle it.
-    fn l1_step(&mut self, v: &mut CurrentVmcs, launched: &mut bool) -> Step {
+    fn l1_step(&mut self, v: &mut CurrentVmcs<'_>, launched: &mut bool) -> Step {
         let reason = match enter(v, &mut self.cpu, &mut self.fpu, *launched) {
             Ok(r) => r,
             Err(e) => log::fail(format_args!("VM entry of L1: {e}")),
@@ -227,7 +227,7 @@ impl L0<'_> {
         or_fail(r, "vmcs01 access")
     }
 
-    fn l1_exit(&mut self, v: &mut Counted<CurrentVmcs>, reason: VmExitReason) -> Result<Step, VmcsError> {
+    fn l1_exit(&mut self, v: &mut Counted<'_, CurrentVmcs<'_>>, reason: VmExitReason) -> Result<Step, VmcsError> {
         if reason.entry_failure() {
             let q = v.read_raw(F::EXIT_QUALIFICATION.raw()).unwrap_or(0);
             log::fail(format_args!("L1's VM entry failed: reason {:#x}, qualification {q:#x}", reason.bits()));

@@ -75,8 +75,8 @@ fn phys<T>(p: *const T) -> u64 {
 }
 
 /// L0's own state, the host state of vmcs01 and vmcs02 alike (every exit comes back here).
-pub fn write_host_state(v: &mut CurrentVmcs) -> Result<(), VmcsError> {
-    let w = |v: &mut CurrentVmcs, f: u64, val: u64| v.write_raw(f, val);
+pub fn write_host_state(v: &mut CurrentVmcs<'_>) -> Result<(), VmcsError> {
+    let w = |v: &mut CurrentVmcs<'_>, f: u64, val: u64| v.write_raw(f, val);
     w(v, F::HOST_CR0.raw(), cpu::cr0())?;
     w(v, F::HOST_CR3.raw(), cpu::cr3())?;
     w(v, F::HOST_CR4.raw(), cpu::cr4())?;
@@ -100,11 +100,11 @@ pub fn write_host_state(v: &mut CurrentVmcs) -> Result<(), VmcsError> {
 
 /// VMCS shadowing for L1 (the processor has it): vmcs01 gets the VMREAD/VMWRITE bitmaps now; the
 /// control and the link pointer follow whether L1 has a current VMCS ([`set_shadowing`]).
-pub fn set_shadow_bitmaps(v: &mut CurrentVmcs, bitmaps: &vmcs::copy::ShadowBitmaps) -> Result<(), VmcsError> {
+pub fn set_shadow_bitmaps(v: &mut CurrentVmcs<'_>, bitmaps: &vmcs::copy::ShadowBitmaps) -> Result<(), VmcsError> {
     // SAFETY: L0's statics, written before L1 uses them.
     unsafe {
-        crate::cpu::unique(&raw mut VMREAD_BITMAP).0 = bitmaps.vmread;
-        crate::cpu::unique(&raw mut VMWRITE_BITMAP).0 = bitmaps.vmwrite;
+        cpu::unique(&raw mut VMREAD_BITMAP).0 = bitmaps.vmread;
+        cpu::unique(&raw mut VMWRITE_BITMAP).0 = bitmaps.vmwrite;
     }
     v.write_raw(F::VMREAD_BITMAP.raw(), phys(&raw const VMREAD_BITMAP))?;
     v.write_raw(F::VMWRITE_BITMAP.raw(), phys(&raw const VMWRITE_BITMAP))
@@ -126,7 +126,7 @@ pub fn l0_exit_controls(caps: &VmxCaps) -> Result<Exit, UnsupportedControls> {
 
 /// Fill vmcs01 for L1's first entry; `regs` gets the Multiboot registers.
 pub fn setup(
-    v: &mut CurrentVmcs,
+    v: &mut CurrentVmcs<'_>,
     caps: &VmxCaps,
     eptp: u64,
     start: &L1Start,
@@ -149,7 +149,7 @@ pub fn setup(
     let exit = l0_exit_controls(caps).map_err(none)?;
     let entry = Entry::adjust(caps, Entry::LOAD_IA32_EFER, Entry::empty()).map_err(none)?;
     let vpid = proc2.contains(Proc2::ENABLE_VPID);
-    let w = |v: &mut CurrentVmcs, f: u64, val: u64| v.write_raw(f, val);
+    let w = |v: &mut CurrentVmcs<'_>, f: u64, val: u64| v.write_raw(f, val);
     w(v, F::PIN_BASED_VM_EXEC_CONTROL.raw(), pin.bits() as u64)?;
     w(v, F::CPU_BASED_VM_EXEC_CONTROL.raw(), proc.bits() as u64)?;
     w(v, F::SECONDARY_VM_EXEC_CONTROL.raw(), proc2.bits() as u64)?;

@@ -37,7 +37,7 @@ unsafe extern "C" {
     fn l2_cr0();
 }
 
-pub fn run(v: &mut CurrentVmcs, regs: &mut GuestRegisters) {
+pub fn run(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters) {
     let cr0 = v.read_raw(F::GUEST_CR0.raw()).unwrap_or(0) & !TS;
     // L1 owns TS and shows L2 TS = 1, while L2's real CR0.TS is 0.
     let w = [

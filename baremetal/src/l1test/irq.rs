@@ -63,7 +63,7 @@ fn arm_timer() {
 }
 
 /// L2 at `l2_wait_irq` with interrupts off and no interrupt counted, `pin` and `exit` in vmcs12.
-fn restart(v: &mut CurrentVmcs, regs: &mut GuestRegisters, pin: u64, exit: u64) -> bool {
+fn restart(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters, pin: u64, exit: u64) -> bool {
     regs.r13 = 0;
     let w = [
         (F::GUEST_RIP.raw(), l2_wait_irq as *const () as u64),
@@ -78,7 +78,7 @@ fn restart(v: &mut CurrentVmcs, regs: &mut GuestRegisters, pin: u64, exit: u64) 
     w.is_ok()
 }
 
-pub fn run(v: &mut CurrentVmcs, regs: &mut GuestRegisters) {
+pub fn run(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters) {
     crate::l2::gate(VECTOR as usize, l2_irq as *const () as u64);
     let pin = v.read_raw(F::PIN_BASED_VM_EXEC_CONTROL.raw()).unwrap_or(0);
     let exit = v.read_raw(F::VM_EXIT_CONTROLS.raw()).unwrap_or(0);

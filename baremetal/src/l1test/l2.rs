@@ -89,7 +89,7 @@ pub fn gate(vector: usize, handler: u64) {
 
 /// A 64-bit guest sharing this context, with L2's IDT and stack; the controls: HLT exiting, I/O
 /// bitmaps (port 0x80 intercepted, 0x81 not), #UD intercepted, every #PF intercepted.
-fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> usize {
+fn setup(v: &mut CurrentVmcs<'_>, caps: &vmcs::caps::VmxCaps) -> usize {
     gate(6, l2_ud as *const () as u64);
     gate(14, l2_pf as *const () as u64);
     // SAFETY: single-threaded; the bitmaps are written before L2 runs.
@@ -164,7 +164,7 @@ fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> usize {
 }
 
 /// The exit L1 expects next, and what L1 changes before resuming.
-pub fn expect(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
+pub fn expect(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
     // SAFETY: the host state is this context (setup); L2 runs L1's code pages and its own stack.
     let r = unsafe { if resume { v.resume(regs) } else { v.launch(regs) } };
     let basic = r.ok().and_then(|e| e.basic());
@@ -174,13 +174,13 @@ pub fn expect(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want
 }
 
 /// Advance L2's RIP past the instruction that exited.
-pub fn skip(v: &mut CurrentVmcs) {
+pub fn skip(v: &mut CurrentVmcs<'_>) {
     let rip = v.read_raw(F::GUEST_RIP.raw()).unwrap_or(0);
     let len = v.read_raw(F::VM_EXIT_INSTRUCTION_LEN.raw()).unwrap_or(0);
     let _ = v.write_raw(F::GUEST_RIP.raw(), rip + len);
 }
 
-pub fn run(op: &mut VmxOperation) {
+pub fn run(op: &mut VmxOperation<'_>) {
     let caps = *op.caps();
     // SAFETY: single-threaded; the region is borrowed once.
     let region = unsafe { cpu::unique(&raw mut VMCS) };
@@ -257,7 +257,7 @@ pub fn run(op: &mut VmxOperation) {
 
 /// NMI-window exiting with virtual NMIs (so also NMI exiting): L2 blocks no virtual NMI, so it
 /// exits before its next instruction, at `rip`; then L1 turns the three controls off again.
-fn nmi_window(v: &mut CurrentVmcs, regs: &mut GuestRegisters, proc: u64, rip: u64) {
+fn nmi_window(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters, proc: u64, rip: u64) {
     let pin = v.read_raw(F::PIN_BASED_VM_EXEC_CONTROL.raw()).unwrap_or(0);
     let nmis = (Pin::NMI_EXITING | Pin::VIRTUAL_NMIS).bits() as u64;
     let w = v
@@ -295,7 +295,7 @@ fn kernel_gs_base() -> u64 {
 /// gets them back at L2's next exit, the VM-exit MSR-load list gives L1 its own KERNEL_GS_BASE;
 /// then an entry list naming IA32_FS_BASE second fails the entry with exit 34, qualification 2,
 /// the first entry loaded.
-fn msr_lists(v: &mut CurrentVmcs, regs: &mut GuestRegisters) {
+fn msr_lists(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters) {
     // SAFETY: single-threaded; the lists are only used here, while L2 does not run.
     let (entry, store, exit) = unsafe {
         (cpu::unique(&raw mut ENTRY_LOAD), cpu::unique(&raw mut EXIT_STORE), cpu::unique(&raw mut EXIT_LOAD))

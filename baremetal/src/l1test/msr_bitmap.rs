@@ -43,7 +43,7 @@ unsafe extern "C" {
 struct Page([u8; 4096]);
 static mut BITMAP: Page = Page([0; 4096]);
 
-pub fn run(v: &mut CurrentVmcs, regs: &mut GuestRegisters) {
+pub fn run(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters) {
     // SAFETY: single-threaded; the bitmap is written before L2 runs. Read bitmap for low MSRs
     // at offset 0: bit SYSENTER_CS.
     unsafe { cpu::unique(&raw mut BITMAP).0[SYSENTER_CS as usize / 8] |= 1 << (SYSENTER_CS % 8) };

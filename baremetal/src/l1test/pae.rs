@@ -96,7 +96,7 @@ fn build_l2_paging() -> (u64, [u64; 4]) {
     (phys(pdpt as *const Page), [pdpt.0[0], 0, 0, 0])
 }
 
-fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> Result<[u64; 4], &'static str> {
+fn setup(v: &mut CurrentVmcs<'_>, caps: &vmcs::caps::VmxCaps) -> Result<[u64; 4], &'static str> {
     let (cr3, pdptes) = build_l2_paging();
     // SAFETY: single-threaded.
     let gdt = unsafe { cpu::unique(&raw mut L2_GDT) };
@@ -165,7 +165,7 @@ fn setup(v: &mut CurrentVmcs, caps: &vmcs::caps::VmxCaps) -> Result<[u64; 4], &'
     Ok(pdptes)
 }
 
-fn enter(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
+fn enter(v: &mut CurrentVmcs<'_>, regs: &mut GuestRegisters, resume: bool, want: R, what: &str) -> bool {
     // SAFETY: the host state is this context; L2 runs in L1's memory through L1's EPT.
     let r = unsafe { if resume { v.resume(regs) } else { v.launch(regs) } };
     let ok = r.ok().and_then(|e| e.basic()) == Some(want);
@@ -173,12 +173,12 @@ fn enter(v: &mut CurrentVmcs, regs: &mut GuestRegisters, resume: bool, want: R, 
     ok
 }
 
-fn skip(v: &mut CurrentVmcs, len: u64) {
+fn skip(v: &mut CurrentVmcs<'_>, len: u64) {
     let rip = v.read_raw(F::GUEST_RIP.raw()).unwrap_or(0);
     let _ = v.write_raw(F::GUEST_RIP.raw(), rip + len);
 }
 
-pub fn run(op: &mut VmxOperation) {
+pub fn run(op: &mut VmxOperation<'_>) {
     let caps = *op.caps();
     if !caps.has(Cap::Proc2EnableEpt) {
         check(false, format_args!("nested EPT: L1's capabilities have no EPT"));

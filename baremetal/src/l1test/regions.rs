@@ -115,7 +115,7 @@ fn vmread_mem(field: u64, dst: u64) -> u64 {
 
 const CF_ZF: u64 = 1 | 1 << 6;
 
-pub fn juggle(op: &mut VmxOperation) {
+pub fn juggle(op: &mut VmxOperation<'_>) {
     // SAFETY: single-threaded; each static region is borrowed once, identity-mapped.
     let (a, b, c) =
         unsafe { (crate::cpu::unique(&raw mut A), crate::cpu::unique(&raw mut B), crate::cpu::unique(&raw mut C)) };
@@ -163,7 +163,7 @@ pub fn juggle(op: &mut VmxOperation) {
 
 /// VMCALL in VMX root operation without an SMM monitor: VMfailValid(1) as the SDM says. (Bochs
 /// 2.7 itself stops there, "VMCALL: not implemented yet"; L0 emulates L1's VMCALL.)
-fn vmcall_in_root(v: &vmcs::hw::CurrentVmcs) {
+fn vmcall_in_root(v: &vmcs::hw::CurrentVmcs<'_>) {
     let flags: u64;
     // SAFETY: VMX root operation at CPL 0 with a current VMCS: VMCALL fails and falls through,
     // changing only RFLAGS.
@@ -177,7 +177,7 @@ fn vmcall_in_root(v: &vmcs::hw::CurrentVmcs) {
 
 static mut SLOT: [u64; 2] = [0; 2];
 
-fn memory_operands(v: &mut vmcs::hw::CurrentVmcs) {
+fn memory_operands(v: &mut vmcs::hw::CurrentVmcs<'_>) {
     let slot = (&raw mut SLOT) as u64;
     let rsp = F::GUEST_RSP.raw();
     // SAFETY: single-threaded; SLOT is only used here.

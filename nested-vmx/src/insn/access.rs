@@ -8,7 +8,7 @@ use crate::vcpu::{GuestMemory, L1Cpu, Stop};
 use crate::vmx::{Done, FieldAccess, NestedVmx, Outcome};
 
 impl NestedVmx {
-    pub(crate) fn vmread_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmread_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -40,7 +40,7 @@ impl NestedVmx {
         Ok(Done::Succeed)
     }
 
-    pub(crate) fn vmwrite_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmwrite_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

@@ -12,7 +12,7 @@ use crate::vmx::{Done, Invalidation, NestedVmx};
 const INVALID: VmInstructionError = VmInstructionError::InvalidInveptInvvpidOperand;
 
 impl NestedVmx {
-    pub(crate) fn invept_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn invept_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -47,7 +47,7 @@ impl NestedVmx {
         Ok(Done::Invalidate(Invalidation::EptSingle { eptp }))
     }
 
-    pub(crate) fn invvpid_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn invvpid_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

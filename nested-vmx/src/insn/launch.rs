@@ -31,7 +31,7 @@ const EFER_IMPLEMENTED: u64 = 1 | 1 << 8 | 1 << 10 | 1 << 11;
 const DEBUGCTL_DEFINED: u64 = 0xffc3;
 
 impl NestedVmx {
-    pub(crate) fn launch_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>, launch: bool) -> Result<Done, Stop>
+    pub(crate) fn launch_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>, launch: bool) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

@@ -13,6 +13,6 @@ use crate::operand::{InsnInfo, Operands};
 use crate::vcpu::{GuestMemory, L1Cpu, Stop};
 
 /// The instruction information of the exit.
-fn insn_info<V: VmcsRead + VmcsWrite, C: L1Cpu, M: GuestMemory>(ops: &Operands<V, C, M>) -> Result<InsnInfo, Stop> {
+fn insn_info<V: VmcsRead + VmcsWrite, C: L1Cpu, M: GuestMemory>(ops: &Operands<'_, V, C, M>) -> Result<InsnInfo, Stop> {
     Ok(InsnInfo(ops.l1.read(vmcs::fields::VMX_INSTRUCTION_INFO.raw())? as u32))
 }

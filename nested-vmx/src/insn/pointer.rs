@@ -31,7 +31,12 @@ impl NestedVmx {
     /// VMCLEAR's and VMPTRLD's common start: the permission checks, then the operand, which must
     /// be a page address within the physical-address width (else `invalid`) and not the VMXON
     /// pointer (else `vmxon`).
-    fn vmcs_pointer<V, C, M>(&self, ops: &mut Operands<V, C, M>, invalid: E, vmxon: E) -> Result<Result<u64, E>, Stop>
+    fn vmcs_pointer<V, C, M>(
+        &self,
+        ops: &mut Operands<'_, V, C, M>,
+        invalid: E,
+        vmxon: E,
+    ) -> Result<Result<u64, E>, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -48,7 +53,7 @@ impl NestedVmx {
         })
     }
 
-    pub(crate) fn vmclear_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmclear_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -69,7 +74,7 @@ impl NestedVmx {
         Ok(Done::Succeed)
     }
 
-    pub(crate) fn vmptrld_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmptrld_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -101,7 +106,7 @@ impl NestedVmx {
         Ok(Done::Succeed)
     }
 
-    pub(crate) fn vmptrst_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmptrst_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

@@ -11,7 +11,7 @@ use crate::vcpu::{CR4_VMXE, Fault, GuestMemory, L1Cpu, Stop};
 use crate::vmx::{Done, INVALID_POINTER, NestedVmx};
 
 impl NestedVmx {
-    pub(crate) fn vmxon_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmxon_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -55,7 +55,7 @@ impl NestedVmx {
 
     /// VMXOFF: leaves VMX operation. The cached vmcs12 is not written back (L1 must VMCLEAR
     /// first, as on hardware).
-    pub(crate) fn vmxoff_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmxoff_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,
@@ -71,7 +71,7 @@ impl NestedVmx {
     /// an SMM monitor: #UD outside VMX operation, and in VMX root operation #UD in virtual-8086
     /// or compatibility mode, #GP(0) above CPL 0, else VMfail(1). KVM instead takes it as a
     /// hypercall (kvm_emulate_hypercall); this L0 gives L1 the machine's behaviour.
-    pub(crate) fn vmcall_insn<V, C, M>(&mut self, ops: &mut Operands<V, C, M>) -> Result<Done, Stop>
+    pub(crate) fn vmcall_insn<V, C, M>(&mut self, ops: &mut Operands<'_, V, C, M>) -> Result<Done, Stop>
     where
         V: VmcsRead + VmcsWrite,
         C: L1Cpu,

@@ -262,7 +262,7 @@ fn defers_lazy(schema: &Schema, set: &CopySet) -> bool {
         && set.items.iter().any(|i| i.is_plain() && schema.fields[i.field].kind == Kind::GuestState)
 }
 
-fn dirty_body(ctx: &SetCtx) -> TokenStream {
+fn dirty_body(ctx: &SetCtx<'_>) -> TokenStream {
     let (schema, set) = (ctx.schema, ctx.set);
     let first = schema.dirty_items().iter().position(|&(si, _)| std::ptr::eq(&schema.sets[si], set)).unwrap_or(0);
     let slot = schema.sets.iter().take_while(|s| !std::ptr::eq(*s, set)).filter(|s| s.dirty).count();
@@ -301,7 +301,7 @@ fn dirty_body(ctx: &SetCtx) -> TokenStream {
     quote!(#prelude #(#items)*)
 }
 
-fn lazy_body(ctx: &SetCtx) -> TokenStream {
+fn lazy_body(ctx: &SetCtx<'_>) -> TokenStream {
     let items = ctx.set.items.iter().map(|item| {
         let n = ctx.schema.dirty_bit_of(item.field).expect("validated: a lazily synced field has a dirty bit");
         let n = proc_macro2::Literal::usize_unsuffixed(n);
@@ -352,7 +352,7 @@ fn shadow_back(schema: &Schema, set: &CopySet) -> TokenStream {
 
 /// A clean-gated set: each clean-field group of the source eVMCS is copied only when its bit is
 /// clear; fields without a group are always copied, fields in "all" unless every bit is set.
-fn clean_body(ctx: &SetCtx) -> TokenStream {
+fn clean_body(ctx: &SetCtx<'_>) -> TokenStream {
     let (schema, set) = (ctx.schema, ctx.set);
     let layout = schema.layout("evmcs").expect("validated: clean sets read the evmcs layout");
     let all = layout.clean.as_ref().expect("validated: evmcs has clean fields").all_mask();

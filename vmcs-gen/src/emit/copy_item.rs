@@ -249,7 +249,7 @@ impl SetCtx<'_> {
 }
 
 /// A capability gate (an MSR's `requires`) as vmcs12 control bits.
-fn control_gate(ctx: &SetCtx, g: &Gate<CapId>) -> TokenStream {
+fn control_gate(ctx: &SetCtx<'_>, g: &Gate<CapId>) -> TokenStream {
     match g {
         Gate::Cap(c) => ctx.control(*c),
         Gate::Any(gs) => {

@@ -98,7 +98,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
 
         const _: () = {
             #(#proofs)*
-            assert!(core::mem::size_of::<#name>() == #used);
+            assert!(size_of::<#name>() == #used);
         };
 
         /// (full encoding, member offset) of every mapped field, in encoding order.

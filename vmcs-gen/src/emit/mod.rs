@@ -46,7 +46,7 @@ pub struct Artifact {
 pub fn all(schema: &Schema) -> Vec<Artifact> {
     use Input::*;
     type Job<'a> = Box<dyn FnOnce() -> Artifact + Send + 'a>;
-    let mut jobs: Vec<Job> = vec![
+    let mut jobs: Vec<Job<'_>> = vec![
         Box::new(|| {
             let what = "capability bits and their evaluation against IA32_VMX_* MSRs";
             artifact(schema, "caps.rs", &[Capabilities], what, caps::emit(schema))

@@ -40,7 +40,7 @@ pub(super) fn emit(schema: &Schema, layout: &Layout) -> TokenStream {
         };
 
         const _: () = {
-            let size = core::mem::size_of::<#name>();
+            let size = size_of::<#name>();
             assert!(size == #size);
             #(#proofs)*
             assert!(VMCS12_SHAPE.validate().is_ok(), "vmcs12 must fit a nested-state area");

@@ -20,7 +20,7 @@ pub use tables::*;
 /// One parsed file: its scalar keys (deserialized as `H`) and its arrays of tables, borrowing the text.
 pub struct RawFile<'a, H> {
     pub head: Option<H>,
-    pub tables: Vec<(String, Vec<toml::Spanned<DeValue<'a>>>)>,
+    pub tables: Vec<(String, Vec<Spanned<DeValue<'a>>>)>,
 }
 
 /// Parse `file` into a head `H` (all top-level keys that are not arrays of tables) and the arrays

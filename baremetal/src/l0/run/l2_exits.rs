@@ -23,7 +23,7 @@ use crate::vcpu::Vcpu;
 
 impl L0<'_> {
     /// L2's exit goes to L1 (vmcs02 current): vmcs12's sync, then the VM-exit MSR-store list.
-    pub(super) fn sync_exit(&mut self, w: &Counted<CurrentVmcs>, l1_efer: u64) {
+    pub(super) fn sync_exit(&mut self, w: &Counted<'_, CurrentVmcs<'_>>, l1_efer: u64) {
         or_fail(self.nested.sync_exit(w, true, l1_efer), "syncing vmcs12");
         if let Err(abort) = self.nested.store_exit_msrs(w, &mut L1Memory, &mut L0Msrs(self.nested.caps())) {
             log::fail(format_args!("L1's VMX abort {} (storing L2's MSRs on a VM exit): L1 shuts down", abort as u32));
@@ -34,7 +34,7 @@ impl L0<'_> {
     /// `restored`: vmcs02 is rebuilt after a state restore, with this `run_pending`.
     pub(super) fn run_l2(
         &mut self,
-        w: &mut CurrentVmcs,
+        w: &mut CurrentVmcs<'_>,
         first: bool,
         launch: bool,
         l1_efer: u64,
@@ -120,7 +120,7 @@ impl L0<'_> {
 
     /// Save L1's nested state while L2 runs (vmcs02 current) and restore it into a fresh vCPU,
     /// every other migration through the older vmcs12_base layout; vmcs02 and EPT02 are rebuilt.
-    pub(super) fn migrate(&mut self, w: &Counted<CurrentVmcs>, l1_efer: u64) -> Pending {
+    pub(super) fn migrate(&mut self, w: &Counted<'_, CurrentVmcs<'_>>, l1_efer: u64) -> Pending {
         or_fail(self.nested.sync_for_save(w, true, l1_efer), "syncing vmcs12 for saving");
         let mut blob = [0u8; MAX_STATE];
         let n =
@@ -160,7 +160,12 @@ impl L0<'_> {
 
     /// An EPT violation of L2 with nested EPT: EPT02 lacks the page. L0 walks EPT12: a page it
     /// gives goes into EPT02 and L2 resumes (None); what it refuses goes to L1 as exit 48 or 49.
-    pub(super) fn ept_violation(&mut self, w: &mut Counted<CurrentVmcs>, eptp12: u64, l1_efer: u64) -> Option<Pending> {
+    pub(super) fn ept_violation(
+        &mut self,
+        w: &mut Counted<'_, CurrentVmcs<'_>>,
+        eptp12: u64,
+        l1_efer: u64,
+    ) -> Option<Pending> {
         let gpa = or_fail(w.read_raw(F::GUEST_PHYSICAL_ADDRESS.raw()), "vmcs02 access");
         let q = or_fail(w.read_raw(F::EXIT_QUALIFICATION.raw()), "vmcs02 access");
         let access = Access::from_qualification(q);

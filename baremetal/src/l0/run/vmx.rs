@@ -19,7 +19,7 @@ use crate::vmcss::{Vmcss, Which};
 impl L0<'_> {
     /// L1's INVEPT drops EPT02 (and the processor's translations through it); its INVVPID flushes
     /// VPID02, the tag every L2 runs with.
-    pub(super) fn flush(&mut self, vm: &Vmcss, inv: Invalidation) {
+    pub(super) fn flush(&mut self, vm: &Vmcss<'_, '_>, inv: Invalidation) {
         match inv {
             Invalidation::EptSingle { .. } | Invalidation::EptAll => {
                 self.ept02.reset(None);
@@ -33,7 +33,7 @@ impl L0<'_> {
         }
     }
 
-    pub(super) fn fill_shadow(&mut self, vm: &mut Vmcss) -> Counts {
+    pub(super) fn fill_shadow(&mut self, vm: &mut Vmcss<'_, '_>) -> Counts {
         vm.with(Which::Shadow, |s| {
             let mut c = Counted::new(s);
             or_fail(self.nested.fill_shadow(&mut c), "filling the shadow VMCS");
@@ -42,7 +42,7 @@ impl L0<'_> {
     }
 
     /// Emulate L1's VMX instruction `r`; Some((launch, L1's EFER)) when L2 is to be entered.
-    pub(super) fn vmx(&mut self, vm: &mut Vmcss, r: R, shadowing: bool) -> Option<(bool, u64)> {
+    pub(super) fn vmx(&mut self, vm: &mut Vmcss<'_, '_>, r: R, shadowing: bool) -> Option<(bool, u64)> {
         let mut drain = Counts::default();
         if self.shadow_active && matches!(r, R::Vmclear | R::Vmptrld | R::Vmlaunch | R::Vmresume | R::Vmxoff) {
             // These read (or release) vmcs12: L1's writes through the shadow come first.
@@ -119,7 +119,7 @@ impl L0<'_> {
         out
     }
 
-    pub(super) fn handle_vmx(&mut self, v: &mut Counted<CurrentVmcs>, r: R) -> Result<VmxNext, VmcsError> {
+    pub(super) fn handle_vmx(&mut self, v: &mut Counted<'_, CurrentVmcs<'_>>, r: R) -> Result<VmxNext, VmcsError> {
         match self.nested.handle_exit(r, v, &mut self.cpu, &mut L1Memory) {
             Outcome::Invalidate(inv) => {
                 self.invalidate = Some(inv);

@@ -45,7 +45,7 @@ pub struct FieldUse {
 /// checked on each VM-entry MSR-load entry (`per_entry`), that entry (`msr_entry.*`); its gate
 /// must imply the gate of every field it reads.
 pub fn check_rule(
-    env: &Env,
+    env: &Env<'_>,
     node: &Node,
     segment: Option<Segment>,
     per_entry: bool,
@@ -79,14 +79,14 @@ pub fn check_rule(
 
 /// Type-check a define on its own (with untyped parameters it cannot be checked fully; this
 /// reports syntax-level misuse such as unknown names that are not parameters).
-pub fn check_define_names(env: &Env, index: usize) -> Vec<TypeError> {
+pub fn check_define_names(env: &Env<'_>, index: usize) -> Vec<TypeError> {
     let d = &env.defines[index];
     let mut errors = Vec::new();
     collect_unknown(env, d, &d.body, index, &mut errors);
     errors
 }
 
-fn collect_unknown(env: &Env, d: &Define, n: &Node, index: usize, out: &mut Vec<TypeError>) {
+fn collect_unknown(env: &Env<'_>, d: &Define, n: &Node, index: usize, out: &mut Vec<TypeError>) {
     match &n.kind {
         NodeKind::Name(parts) if parts.len() == 1 => {
             let t = &parts[0].text;

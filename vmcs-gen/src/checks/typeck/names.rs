@@ -322,7 +322,7 @@ fn fact_val(facts: &[Fact], id: FactId) -> Val {
     Val::Typed(Expr::Fact(id), facts[id].ty)
 }
 
-fn names_like(env: &Env, t: &str) -> Vec<String> {
+fn names_like(env: &Env<'_>, t: &str) -> Vec<String> {
     let mut v: Vec<String> = env.facts.iter().map(|f| f.name.clone()).collect();
     v.extend(env.defines.iter().map(|d| d.name.clone()));
     if t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {

@@ -82,7 +82,7 @@ impl SetCtx<'_> {
     fn treatment(
         &self,
         field: FieldId,
-        p: &Parts,
+        p: &Parts<'_>,
         at: std::ops::Range<usize>,
         copy_ok: bool,
         diags: &mut Diagnostics,
