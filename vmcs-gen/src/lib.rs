@@ -49,6 +49,7 @@ pub mod report;
 pub mod source;
 pub mod state;
 pub mod state_contents;
+pub mod suggest;
 
 pub use caps::Caps;
 pub use diag::{Diagnostic, Diagnostics, SourceFile};

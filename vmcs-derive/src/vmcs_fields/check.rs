@@ -5,6 +5,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Type};
 use vmcs_gen::model::Field;
+use vmcs_gen::suggest::closest;
 use vmcs_gen::{Kind, Schema, Width};
 
 use super::parse::Errors;
@@ -80,42 +81,9 @@ pub(super) fn member<'s>(
     Some(field)
 }
 
-/// Edit distance (ASCII-case-insensitive) counting insertions, deletions, substitutions and
-/// transpositions of adjacent characters (optimal string alignment): `HOST_RPI` is 1 from
-/// `HOST_RIP`, 2 from `HOST_RSP`.
-pub(super) fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().map(|c| c.to_ascii_uppercase()).collect();
-    let b: Vec<char> = b.chars().map(|c| c.to_ascii_uppercase()).collect();
-    // d[i][j]: distance between a[..i] and b[..j].
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 /// The closest schema field name within edit distance 3, if any.
 fn suggest<'s>(schema: &'s Schema, name: &str) -> Option<&'s str> {
-    schema
-        .fields
-        .iter()
-        .map(|f| (distance(name, &f.name), f.name.as_str()))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
+    closest(name, schema.fields.iter().map(|f| f.name.as_str()), 3)
 }
 
 /// The Rust type a member of a field of this width must have.

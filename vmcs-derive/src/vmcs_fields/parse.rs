@@ -6,7 +6,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, LitStr};
 
-use super::check::distance;
+use vmcs_gen::suggest::closest;
 
 /// Collects every error so they are all reported at once.
 #[derive(Default)]
@@ -153,12 +153,7 @@ pub(super) fn member_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> Mem
 
 /// "did you mean `k`?" for a misspelt attribute key (within edit distance 2).
 fn key_hint(key: &str, known: &[&str]) -> Option<String> {
-    known
-        .iter()
-        .map(|k| (distance(key, k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!("did you mean `{k}`?"))
+    closest(key, known.iter().copied(), 2).map(|k| format!("did you mean `{k}`?"))
 }
 
 fn path_text(path: &syn::Path) -> String {

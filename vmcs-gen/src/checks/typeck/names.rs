@@ -5,6 +5,7 @@ use super::{Cx, Env, Frame, MAX_DEFINE_DEPTH, Val};
 use crate::model::expr::{Arith, Expr, FactId, IntTy, Ty};
 use crate::model::syntax::{Ident, Node, NodeKind, Span};
 use crate::model::{Fact, FieldId, Segment};
+use crate::suggest::closest;
 
 impl Cx<'_, '_> {
     pub(super) fn name(&mut self, parts: &[Ident], span: &Span) -> Option<Val> {
@@ -333,21 +334,6 @@ fn names_like(env: &Env<'_>, t: &str) -> Vec<String> {
 
 /// "did you mean X?" for the closest known name, if it is close.
 fn suggest(name: &str, known: Vec<String>) -> Option<String> {
-    let best = known.into_iter().map(|k| (distance(name, &k), k)).min()?;
-    (best.0 <= name.len().max(3) / 3).then(|| format!("did you mean `{}`?", best.1))
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + (ca != b[j]) as usize).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    let best = closest(name, known.iter().map(String::as_str), name.len().max(3) / 3)?;
+    Some(format!("did you mean `{best}`?"))
 }
