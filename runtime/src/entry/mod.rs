@@ -24,14 +24,14 @@ use core::fmt;
 
 use crate::access::{VmcsError, VmcsRead};
 use crate::caps::VmxCaps;
-pub use crate::generated::entry::{EntryCaps, Facts, Rule};
+pub use crate::generated::entry::{EntryCaps, Facts, Rule, Tier};
 
 mod memory;
 mod rules;
 pub use memory::{GuestMemory, NoMemory};
 #[allow(unused_imports)] // shl: for rules that shift left by a variable amount
 pub(crate) use memory::{read_memory, shl, shr};
-pub use rules::{Failure, Outcome, RuleInfo, RuleSet, Tier};
+pub use rules::{Failure, Outcome, RuleInfo, RuleSet};
 
 /// A field the checks needed could not be read from the VMCS backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

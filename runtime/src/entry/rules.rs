@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::Rule;
+use super::{Rule, Tier};
 
 /// What a processor does when a check fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,22 +42,6 @@ impl fmt::Display for Outcome {
             }
         }
     }
-}
-
-/// The SDM's groups of checks, in the order a processor applies them (the SDM lets controls and
-/// host state be checked in either order; these rules check controls first, as KVM and Bochs do).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    /// 26.1: VMfailInvalid, errors 26, 4, 5.
-    Basic,
-    /// 26.2.1: control fields (VMfailValid 7).
-    Controls,
-    /// 26.2.2-26.2.4: host-state area (VMfailValid 8).
-    Host,
-    /// 26.3: guest-state area (exit 33).
-    Guest,
-    /// 26.4: MSR loading (exit 34).
-    MsrLoad,
 }
 
 /// A rule's entry in schema/checks.toml.

@@ -21,12 +21,33 @@ fn rule_variant(r: &Rule) -> proc_macro2::Ident {
 }
 
 fn tier_variant(t: Tier) -> TokenStream {
-    match t {
-        Tier::Basic => quote!(Tier::Basic),
-        Tier::Controls => quote!(Tier::Controls),
-        Tier::Host => quote!(Tier::Host),
-        Tier::Guest => quote!(Tier::Guest),
-        Tier::MsrLoad => quote!(Tier::MsrLoad),
+    let v = ident(&camel_case(t.name()));
+    quote!(Tier::#v)
+}
+
+/// The runtime's `Tier`: the model's tiers in check order, each documented with its SDM
+/// sections and the outcomes of the schema's rules in it.
+fn emit_tiers(schema: &Schema) -> TokenStream {
+    let variants = Tier::ALL.iter().map(|t| ident(&camel_case(t.name())));
+    let docs = Tier::ALL.iter().map(|&t| {
+        let mut outcomes: Vec<String> = Vec::new();
+        for r in schema.checks.rules.iter().filter(|r| r.tier == t) {
+            let o = r.outcome.text();
+            if !outcomes.contains(&o) {
+                outcomes.push(o);
+            }
+        }
+        let fails = if outcomes.is_empty() { "no rules in this schema".into() } else { outcomes.join(", ") };
+        format!(" The `{}` checks (SDM {}): {fails}.", t.name(), t.sections().join(", "))
+    });
+    quote! {
+        /// The SDM's groups of checks, in the order a processor applies them (the SDM lets
+        /// controls and host state be checked in either order; these rules check controls first,
+        /// as KVM and Bochs do).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Tier {
+            #( #[doc = #docs] #variants, )*
+        }
     }
 }
 
@@ -75,6 +96,7 @@ pub(super) fn emit_all(schema: &Schema) -> TokenStream {
         let doc = format!(" {}", rustdoc_text(&f.doc));
         quote!(#[doc = #doc] pub #name: #ty,)
     });
+    let tiers = emit_tiers(schema);
     let context = emit_context(schema);
     let entry_caps = emit_entry_caps(schema);
     let tier_fns = Tier::ALL.iter().map(|t| emit_tier(schema, *t));
@@ -86,7 +108,9 @@ pub(super) fn emit_all(schema: &Schema) -> TokenStream {
     quote! {
         use crate::access::{VmcsError, VmcsRead};
         use crate::caps::{Cap, Capabilities, Msr, VmxCaps};
-        use crate::entry::{Failure, FailureSink, GuestMemory, Outcome, ReadError, RuleInfo, Selection, Tier};
+        use crate::entry::{Failure, FailureSink, GuestMemory, Outcome, ReadError, RuleInfo, Selection};
+
+        #tiers
 
         /// A VM-entry check of schema/checks.toml (a rule declared over several segments has one
         /// variant per segment).
