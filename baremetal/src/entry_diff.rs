@@ -11,6 +11,8 @@ use vmcs::caps::VmxCaps;
 use vmcs::entry::{self, Facts, Outcome, Rule, RuleSet, Selection, Tier};
 use vmcs::fields as F;
 use vmcs::hw::{CurrentVmcs, GuestRegisters, Vmcs, VmxError, VmxOperation, VmxRegion};
+// Fixed-seed: the random combinations repeat exactly.
+use vmcs_test_support::Rng;
 
 use crate::entry_guard::{Held, Host, hold};
 use crate::entry_mutate::{self, EDITS, Env, FIXES, MUTATIONS, Undo};
@@ -285,18 +287,6 @@ fn report_unexplained(verdict: &Verdict, seen: Seen, a: &Attempt) {
         for e in list.iter() {
             println!("     - edit {:?}", EDITS[*e as usize]);
         }
-    }
-}
-
-/// A fixed-seed xorshift: the random combinations repeat exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

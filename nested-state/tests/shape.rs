@@ -82,15 +82,8 @@ fn validate_refuses_shapes_that_do_not_fit() {
 
 /// A deterministic byte stream.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = vmcs_test_support::Rng(seed | 1);
+    (0..len).map(|_| rng.next() as u8).collect()
 }
 
 #[test]

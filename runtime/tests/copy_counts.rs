@@ -60,12 +60,9 @@ const KVM_SHADOW: u64 = 35 + 24;
 /// 64-bit host, acknowledge interrupt, save/load PAT and EFER.
 fn l1_vmcs12() -> Vmcs12 {
     let mut v = Vmcs12::zeroed();
-    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rng = vmcs_test_support::Rng(0x1234_5678_9abc_def1);
     for &e in <Vmcs12 as Layout>::MAPPED {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.write_raw(e as u64, x | 1).unwrap();
+        v.write_raw(e as u64, rng.next() | 1).unwrap();
     }
     v.write(fields::PIN_BASED_VM_EXEC_CONTROL, 1 | 1 << 3 | 1 << 5).unwrap();
     v.write(fields::CPU_BASED_VM_EXEC_CONTROL, 1 << 3 | 1 << 7 | 1 << 28 | 1 << 31).unwrap();

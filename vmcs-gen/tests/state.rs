@@ -360,13 +360,8 @@ fn the_schema_shape_is_kvm_struct_vmcs12() {
 fn decoding_random_blobs_never_panics() {
     let schema = vmcs_gen::Schema::load(&vmcs_gen::SchemaSources::embedded()).unwrap();
     let vcpu = vmcs_nested_state::VcpuContext::default();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = vmcs_test_support::Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next();
     let mut decoded = 0;
     for i in 0..600 {
         let layout = &schema.layouts[i % schema.layouts.len()];
