@@ -48,7 +48,7 @@ pub struct Stats {
 
 impl Stats {
     /// Count a state not launched, and the rule it was aimed at.
-    fn hold(&mut self, why: Held, a: &Attempt) {
+    fn hold(&mut self, why: Held, a: &Attempt<'_>) {
         self.held[why as usize] += 1;
         if let (Some(t), Some(held_aim)) = (a.target, &mut self.held_aim) {
             held_aim.insert(Rule::ALL[t]);
@@ -56,7 +56,7 @@ impl Stats {
     }
 
     /// Count one launched state: agreement, a named deviation, or unexplained; and coverage.
-    fn judge(&mut self, verdict: &Verdict, seen: Seen, covered: &Covered, a: &Attempt, blocker: Option<Rule>) {
+    fn judge(&mut self, verdict: &Verdict, seen: Seen, covered: &Covered, a: &Attempt<'_>, blocker: Option<Rule>) {
         let (failing, entries) = (verdict.failing, &verdict.entries);
         self.launched += 1;
         if allowed(&failing, seen, &|r| Some(entries.outcome(r))) {
@@ -81,7 +81,7 @@ impl Stats {
     }
 }
 
-fn launch(v: &mut CurrentVmcs, host: &Host) -> Seen {
+fn launch(v: &mut CurrentVmcs<'_>, host: &Host) -> Seen {
     let mut regs = GuestRegisters::default();
     // SAFETY: the host state is this context (entry_state::baseline, guarded by `hold`); the guest
     // exits at once (preemption timer 0, or VMCALL first, every exception and event exiting).
@@ -106,7 +106,7 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn of(checker: &entry::Checker, v: &CurrentVmcs, failing: RuleSet) -> Verdict {
+    fn of(checker: &entry::Checker, v: &CurrentVmcs<'_>, failing: RuleSet) -> Verdict {
         let mut entries = Entries::NONE;
         let msr_load = Selection::tiers(&[Tier::MsrLoad]);
         let _ = checker.for_each_failure(v, &Physical, msr_load, |f| {
@@ -142,13 +142,13 @@ struct Run<'a, 'r> {
 const MAX_REPAIRS: usize = 32;
 
 /// `vmcs` cleared (launch state clear) and made current: the fresh VMCS a state is written to.
-fn fresh<'v>(op: &'v mut VmxOperation, vmcs: &'v mut Vmcs) -> Result<CurrentVmcs<'v>, VmxError> {
+fn fresh<'v>(op: &'v mut VmxOperation<'_>, vmcs: &'v mut Vmcs) -> Result<CurrentVmcs<'v>, VmxError> {
     op.clear(vmcs)?;
     op.load(vmcs)
 }
 
 impl Run<'_, '_> {
-    fn attempt(&mut self, a: &Attempt) {
+    fn attempt(&mut self, a: &Attempt<'_>) {
         if !a.lists.iter().all(|l| entry_mutate::exist(l, &self.caps)) {
             return self.stats.hold(Held::AbsentField, a);
         }
@@ -178,7 +178,7 @@ impl Run<'_, '_> {
         }
         let memory = Physical;
         let checker = &self.checker;
-        let failures = |v: &CurrentVmcs| checker.failures(v, &memory, Selection::ALL).ok();
+        let failures = |v: &CurrentVmcs<'_>| checker.failures(v, &memory, Selection::ALL).ok();
         let blocker = a.target.and_then(|t| repair(&mut v, t, a.lists[0], &env, &mut undo, &failures));
         let Some(failing) = failures(&v) else {
             check(false, format_args!("entry: a field the checks read is unreadable"));
@@ -242,12 +242,12 @@ impl Run<'_, '_> {
 /// While a rule before the target fails, apply a way to make it hold that keeps every bit set so
 /// far. Returns the earlier rule that could not be made to hold without undoing the mutation.
 fn repair(
-    v: &mut CurrentVmcs,
+    v: &mut CurrentVmcs<'_>,
     target: usize,
     edits: &[u16],
-    env: &Env,
+    env: &Env<'_>,
     undo: &mut Undo,
-    failures: &dyn Fn(&CurrentVmcs) -> Option<RuleSet>,
+    failures: &dyn Fn(&CurrentVmcs<'_>) -> Option<RuleSet>,
 ) -> Option<Rule> {
     let mut kept = [0u16; 64];
     let n0 = edits.len().min(kept.len());
@@ -271,7 +271,7 @@ fn repair(
     None
 }
 
-fn report_unexplained(verdict: &Verdict, seen: Seen, a: &Attempt) {
+fn report_unexplained(verdict: &Verdict, seen: Seen, a: &Attempt<'_>) {
     let (failing, entries) = (&verdict.failing, &verdict.entries);
     let first = failing.first().map_or("none", |r| r.name());
     let target = a.target.map_or("random", |t| Rule::ALL[t].name());
@@ -290,7 +290,7 @@ fn report_unexplained(verdict: &Verdict, seen: Seen, a: &Attempt) {
     }
 }
 
-pub fn run(op: &mut VmxOperation, caps: &VmxCaps) {
+pub fn run(op: &mut VmxOperation<'_>, caps: &VmxCaps) {
     // Under our L0, VM entry is L0's emulation: its checks of vmcs12, then Bochs' of vmcs02.
     let states = if rt::multiboot_booted() { STATES_AS_L1 } else { STATES };
     entry_state::clear_scratch();

@@ -12,7 +12,7 @@ use vmcs::{VmcsRead, VmcsWrite};
 use crate::rt::check;
 
 /// VMPTRST equals `want` and the token's own record of the current VMCS.
-fn pointer_is(op: &VmxOperation, want: Option<u64>, what: &str) {
+fn pointer_is(op: &VmxOperation<'_>, want: Option<u64>, what: &str) {
     let p = op.current_vmcs_pointer();
     let recorded = op.current();
     check(
@@ -23,7 +23,7 @@ fn pointer_is(op: &VmxOperation, want: Option<u64>, what: &str) {
 
 /// `launched` is the guest VMCS, which the suite launched and resumed to an HLT exit; `other` is
 /// a clear VMCS that was never entered. Both are inactive or current, never cleared since.
-pub fn run(op: &mut VmxOperation, launched: &mut vmcs::hw::Vmcs, other: &mut vmcs::hw::Vmcs, entry: u64) {
+pub fn run(op: &mut VmxOperation<'_>, launched: &mut vmcs::hw::Vmcs, other: &mut vmcs::hw::Vmcs, entry: u64) {
     let rip = F::GUEST_RIP;
     check(launched.is_launched(), format_args!("the launched VMCS's launch state: launched"));
     let kept = match op.load(launched) {

@@ -66,7 +66,7 @@ impl<'o, 'r> Vmcss<'o, 'r> {
     }
 
     /// Run `f` with `which` current.
-    pub fn with<R>(&mut self, which: Which, f: impl FnOnce(&mut CurrentVmcs) -> R) -> R {
+    pub fn with<R>(&mut self, which: Which, f: impl FnOnce(&mut CurrentVmcs<'_>) -> R) -> R {
         let loaded = self.op.load(&mut self.vmcs[which as usize]);
         let mut v = loaded.unwrap_or_else(|e| log::fail(format_args!("VMPTRLD {which:?}: {e}")));
         f(&mut v)

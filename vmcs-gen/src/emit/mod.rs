@@ -105,7 +105,7 @@ pub fn all(schema: &Schema) -> Vec<Artifact> {
     });
     // The index names the artifacts and documents each layout's module.
     let what = "the module tree of the generated files";
-    let index = artifact(schema, "generated.rs", &[Input::Layouts], what, index::emit(schema, &artifacts));
+    let index = artifact(schema, "generated.rs", &[Layouts], what, index::emit(schema, &artifacts));
     artifacts.push(index);
     artifacts
 }
@@ -126,7 +126,7 @@ enum Input<'a> {
 }
 
 /// The schema files behind `inputs`, in the order given: an optional file the schema lacks is left out.
-fn input_files(schema: &Schema, inputs: &[Input]) -> Vec<String> {
+fn input_files(schema: &Schema, inputs: &[Input<'_>]) -> Vec<String> {
     let file_of = |name: &str| schema.files.iter().find(|f| f.name == name).map(|f| f.name.clone());
     let layout_file = |l: &crate::model::Layout| schema.files[l.pos.name.file].name.clone();
     let mut files = Vec::new();
@@ -147,7 +147,7 @@ fn input_files(schema: &Schema, inputs: &[Input]) -> Vec<String> {
     files
 }
 
-fn artifact(schema: &Schema, file: &str, inputs: &[Input], what: &str, tokens: TokenStream) -> Artifact {
+fn artifact(schema: &Schema, file: &str, inputs: &[Input<'_>], what: &str, tokens: TokenStream) -> Artifact {
     let header = header(&input_files(schema, inputs), what);
     Artifact { file: file.to_string(), contents: format!("{header}{}", format(tokens)) }
 }
