@@ -16,10 +16,11 @@ use vmcs_test_support::Rng;
 
 use crate::entry_guard::{Held, Host, hold};
 use crate::entry_mutate::{self, EDITS, Env, FIXES, MUTATIONS, Undo};
+use crate::entry_report::Stats;
 use crate::entry_state::{self, BASELINE_LEN, Physical};
 use crate::entry_verdict::{Covered, DeviationRules, Entries, MAX_DEVIATIONS, Seen, allowed, explain};
 use crate::rt;
-use crate::suite::check;
+use crate::rt::check;
 
 /// Mutated states launched per model, at least.
 const STATES: u32 = 10_000;
@@ -28,23 +29,6 @@ const STATES: u32 = 10_000;
 const STATES_AS_L1: u32 = 1_100;
 
 static mut VMCS_DIFF: VmxRegion = VmxRegion::new();
-
-pub struct Stats {
-    pub launched: u32,
-    pub agree: u32,
-    pub deviations: [u32; MAX_DEVIATIONS],
-    pub unexplained: u32,
-    pub held: [u32; 6],
-    /// Rules that were the first failure of a launched state.
-    pub reached: Option<RuleSet>,
-    /// Rules a launched state was aimed at.
-    pub aimed: Option<RuleSet>,
-    /// Rules a state that was not launched was aimed at.
-    pub held_aim: Option<RuleSet>,
-    /// Per rule: an earlier rule that could not be made to hold without undoing a mutation aimed
-    /// at it.
-    pub blocked: [Option<Rule>; Rule::ALL.len()],
-}
 
 impl Stats {
     /// Count a state not launched, and the rule it was aimed at.

@@ -7,10 +7,28 @@ use vmcs::caps::VmxCaps;
 use vmcs::entry::{Rule, RuleSet};
 
 use crate::deviations::DEVIATIONS;
-use crate::entry_diff::Stats;
 use crate::entry_guard::HELD_NAMES;
 use crate::entry_mutate::{CONTROLS, DEPENDS};
-use crate::suite::check;
+use crate::entry_verdict::MAX_DEVIATIONS;
+use crate::rt::check;
+
+/// What a run of the differential counts (entry_diff fills it in).
+pub struct Stats {
+    pub launched: u32,
+    pub agree: u32,
+    pub deviations: [u32; MAX_DEVIATIONS],
+    pub unexplained: u32,
+    pub held: [u32; 6],
+    /// Rules that were the first failure of a launched state.
+    pub reached: Option<RuleSet>,
+    /// Rules a launched state was aimed at.
+    pub aimed: Option<RuleSet>,
+    /// Rules a state that was not launched was aimed at.
+    pub held_aim: Option<RuleSet>,
+    /// Per rule: an earlier rule that could not be made to hold without undoing a mutation aimed
+    /// at it.
+    pub blocked: [Option<Rule>; Rule::ALL.len()],
+}
 
 /// `states`: how many states the run had to launch.
 pub fn report(s: &Stats, targeted: u32, states: u32, caps: &VmxCaps) {

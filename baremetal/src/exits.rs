@@ -7,7 +7,7 @@ use vmcs::fields;
 use vmcs::hw::{CurrentVmcs, GuestRegisters};
 use vmcs::{VmcsRead, VmcsWrite};
 
-use crate::suite::check;
+use crate::rt::check;
 
 /// What the guest's next exit must be, and the decoded qualification's fields.
 struct Expected {
