@@ -68,7 +68,7 @@ fn name(reason: VmExitReason) -> &'static str {
     reason.basic().map_or("unknown", |r| r.name())
 }
 
-fn print(what: core::fmt::Arguments, total: Counts, kvm: Counts, parts: core::fmt::Arguments) {
+fn print(what: core::fmt::Arguments<'_>, total: Counts, kvm: Counts, parts: core::fmt::Arguments<'_>) {
     l0log!(
         "count {what}: {} VMREAD, {} VMWRITE (KVM 7.2.8: {} VMREAD, {} VMWRITE; {parts})",
         total.reads,
