@@ -165,7 +165,7 @@ impl SplitMix64 {
 pub const INPUTS: usize = 4096;
 
 /// Fields an exit handler reads on most exits, with relative weights.
-const HOT: &[(vmcs::fields::Field<vmcs::fields::W32, vmcs::fields::ReadOnly>, u32)] = &[
+const HOT: &[(fields::Field<fields::W32, fields::ReadOnly>, u32)] = &[
     (fields::VM_EXIT_REASON, 16),
     (fields::VM_EXIT_INSTRUCTION_LEN, 10),
     (fields::VM_EXIT_INTR_INFO, 5),
@@ -226,7 +226,7 @@ pub fn inputs() -> Vec<u64> {
     for f in fields::ALL.iter() {
         let e = f.encoding as u64;
         for e in [e, e | 1] {
-            if (e & 1 == 0 || f.width == vmcs::fields::FieldWidth::W64) && !mapped(e) {
+            if (e & 1 == 0 || f.width == fields::FieldWidth::W64) && !mapped(e) {
                 invalid_arch.push(e);
             }
         }

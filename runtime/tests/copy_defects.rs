@@ -28,11 +28,7 @@ fn vmcs12(seed: u64) -> Vmcs12 {
     v
 }
 
-fn set_bits<W: VmcsRead + VmcsWrite>(
-    v: &mut W,
-    f: vmcs::fields::Field<vmcs::fields::W32, vmcs::fields::ReadWrite>,
-    bits: u32,
-) {
+fn set_bits<W: VmcsRead + VmcsWrite>(v: &mut W, f: fields::Field<fields::W32, fields::ReadWrite>, bits: u32) {
     let old = v.read(f).unwrap();
     v.write(f, old | bits).unwrap();
 }
@@ -191,7 +187,7 @@ fn defect5_exit_information_as_kvm_builds_it() {
     let mut l0 = L0::new(vmcs12(5));
     l0.v12.write(fields::VM_ENTRY_INTR_INFO_FIELD, 0x8000_0b0e).unwrap();
     l0.entry();
-    for f in fields::ALL.iter().filter(|f| f.kind == vmcs::fields::FieldKind::ReadOnly) {
+    for f in fields::ALL.iter().filter(|f| f.kind == fields::FieldKind::ReadOnly) {
         l0.v02.write_raw(f.encoding as u64, 0x0bad).unwrap(); // what the processor left in vmcs02
     }
     l0.hooks.exit = ExitFacts {

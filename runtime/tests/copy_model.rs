@@ -133,7 +133,7 @@ impl World<'_> {
     fn l1_vmwrite(&mut self, rng: &mut Rng) {
         let plan = self.plan;
         let mut e = plan.writable[pick(rng, plan.writable.len())];
-        if fields::ALL.iter().any(|f| f.encoding as u64 == e && f.width == vmcs::fields::FieldWidth::W64)
+        if fields::ALL.iter().any(|f| f.encoding as u64 == e && f.width == fields::FieldWidth::W64)
             && rng.next().is_multiple_of(4)
         {
             e |= 1; // the high half

@@ -59,7 +59,7 @@ fn encodings_that_name_no_field_never_exist() {
         .iter()
         .flat_map(|f| {
             let e = f.encoding as u64;
-            if f.width == vmcs::fields::FieldWidth::W64 { vec![e, e | 1] } else { vec![e] }
+            if f.width == fields::FieldWidth::W64 { vec![e, e | 1] } else { vec![e] }
         })
         .collect();
     for enc in 0..=0xffff_u64 {

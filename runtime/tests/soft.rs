@@ -415,13 +415,13 @@ fn field_table_is_in_encoding_order_with_widths_from_the_encoding() {
         let e = f.encoding as u64;
         assert_eq!(e & 1, 0, "{}", f.name);
         let want = match (e >> 13) & 3 {
-            0 => vmcs::fields::FieldWidth::W16,
-            1 => vmcs::fields::FieldWidth::W64,
-            2 => vmcs::fields::FieldWidth::W32,
-            _ => vmcs::fields::FieldWidth::Natural,
+            0 => fields::FieldWidth::W16,
+            1 => fields::FieldWidth::W64,
+            2 => fields::FieldWidth::W32,
+            _ => fields::FieldWidth::Natural,
         };
         assert_eq!(f.width, want, "{}", f.name);
-        assert_eq!(f.kind == vmcs::fields::FieldKind::ReadOnly, is_read_only(e), "{}", f.name);
+        assert_eq!(f.kind == fields::FieldKind::ReadOnly, is_read_only(e), "{}", f.name);
     }
 }
 
