@@ -3,7 +3,7 @@
 
 use crate::caps::Caps;
 use crate::gate::Gate;
-use crate::model::expr::{Arith, Cmp, Expr, IntTy, Logic};
+use crate::model::expr::{Arith, Expr, IntTy, Logic};
 use crate::model::{CapId, FieldId, MsrId, MsrKind, Rule, Schema, Tier};
 
 /// What the rules read: the VMCS (by field), the capabilities, the facts and physical memory.
@@ -214,14 +214,7 @@ impl Inputs<'_> {
             }
             Expr::Compare { op, lhs, rhs } => {
                 let (l, r) = (self.eval(lhs, vars)?, self.eval(rhs, vars)?);
-                (match op {
-                    Cmp::Eq => l == r,
-                    Cmp::Ne => l != r,
-                    Cmp::Lt => l < r,
-                    Cmp::Le => l <= r,
-                    Cmp::Gt => l > r,
-                    Cmp::Ge => l >= r,
-                }) as u64
+                op.holds(l, r) as u64
             }
             Expr::Arith { op, ty, lhs, rhs } => {
                 let (l, r) = (self.eval(lhs, vars)?, self.eval(rhs, vars)?);

@@ -86,6 +86,20 @@ pub enum Cmp {
     Ge,
 }
 
+impl Cmp {
+    /// Whether `l op r` holds (unsigned, as every value of the language is).
+    pub fn holds(self, l: u64, r: u64) -> bool {
+        match self {
+            Cmp::Eq => l == r,
+            Cmp::Ne => l != r,
+            Cmp::Lt => l < r,
+            Cmp::Le => l <= r,
+            Cmp::Gt => l > r,
+            Cmp::Ge => l >= r,
+        }
+    }
+}
+
 /// Integer operators; the result has the left operand's width (for shifts, the amount may have any
 /// width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

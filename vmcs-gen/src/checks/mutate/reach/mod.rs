@@ -123,14 +123,7 @@ impl Gen<'_> {
 
     fn compare(&self, op: Cmp, lhs: &Expr, rhs: &Expr, want: bool) -> Vec<Vec<Edit>> {
         let (op, lhs, rhs) = if matches!(lhs, Expr::Int { .. }) { (flip(op), rhs, lhs) } else { (op, lhs, rhs) };
-        let holds = |v: u64, k: u64| match op {
-            Cmp::Eq => v == k,
-            Cmp::Ne => v != k,
-            Cmp::Lt => v < k,
-            Cmp::Le => v <= k,
-            Cmp::Gt => v > k,
-            Cmp::Ge => v >= k,
-        };
+        let holds = |v: u64, k: u64| op.holds(v, k);
         if let Expr::Int { value: k, .. } = rhs {
             let k = *k;
             let zero_test = k == 0 && matches!(op, Cmp::Eq | Cmp::Ne);
