@@ -19,6 +19,7 @@ mod entry_mutate;
 mod entry_report;
 mod entry_state;
 mod entry_verdict;
+mod host_cache;
 mod suite;
 mod sweep;
 mod switch;

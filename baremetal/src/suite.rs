@@ -120,6 +120,7 @@ pub fn run() -> ! {
     }
     // 5: the guest VMCS and the sweep's in turn.
     crate::switch::run(&mut op, &mut guest_vmcs, &mut sweep, guest_entry as *const () as u64);
+    crate::host_cache::run(&mut op, &mut guest_vmcs, guest_entry as *const () as u64);
     crate::entry_diff::run(&mut op, &caps);
     match op.exit() {
         Ok(()) => check(true, format_args!("vmxoff")),

@@ -5,6 +5,7 @@ use core::arch::asm;
 
 use super::error::VmxError;
 use super::insn::{status, vmread};
+use super::region::HostCache;
 use crate::exit::VmExitReason;
 use crate::fields;
 
@@ -69,22 +70,26 @@ impl FpuState {
 }
 
 /// VMLAUNCH (`resume` false) or VMRESUME on the current VMCS, loading `fpu` first and saving it
-/// at the exit when it is not null; the exit-reason field at the next VM exit.
+/// at the exit when it is not null; the exit-reason field at the next VM exit. HOST_RSP and
+/// HOST_RIP are written only where they differ from `host`, the current VMCS's cache (updated).
 ///
 /// # Safety
 /// As [`super::CurrentVmcs::launch`] (and [`super::CurrentVmcs::run`] for `fpu`), with a
-/// current VMCS.
+/// current VMCS whose HOST_RSP/HOST_RIP are those `host` names, where it names them.
 pub(super) unsafe fn enter_guest(
     regs: &mut GuestRegisters,
     fpu: *mut FpuState,
+    host: &mut HostCache,
     resume: bool,
 ) -> Result<VmExitReason, VmxError> {
     let cf: u64;
     let zf: u64;
     // SAFETY: the caller's promise. The block saves RBX and RBP (which Rust reserves), the
     // FPU-state pointer (R8, may be null) and the register pointer on the stack; HOST_RSP
-    // points at them, HOST_RIP at the exit landing (label 2). Every other general register
-    // and the vector registers (clobber_abi) are declared clobbered.
+    // points at them, HOST_RIP at the exit landing (label 2), each written only when it differs
+    // from the cache (R9: rsp, rip, writes at 0, 8, 16): the landing's address is compared too,
+    // since inlining may copy this block. Every other general register and the vector registers
+    // (clobber_abi) are declared clobbered.
     unsafe {
         asm!(
             "push rbp",
@@ -95,11 +100,21 @@ pub(super) unsafe fn enter_guest(
             "jz 6f",
             "fxrstor64 [r8]",
             "6:",
+            "cmp rsp, [r9]",
+            "je 8f",
             "mov rax, {host_rsp}",
             "vmwrite rax, rsp",
+            "mov [r9], rsp",
+            "inc qword ptr [r9 + 16]",
+            "8:",
             "lea rcx, [rip + 2f]",
+            "cmp rcx, [r9 + 8]",
+            "je 9f",
             "mov rax, {host_rip}",
             "vmwrite rax, rcx",
+            "mov [r9 + 8], rcx",
+            "inc qword ptr [r9 + 16]",
+            "9:",
             "test sil, sil",
             "mov rax, [rdi + 0]",
             "mov rbx, [rdi + 8]",
@@ -169,7 +184,7 @@ pub(super) unsafe fn enter_guest(
             lateout("rdx") zf,
             lateout("rax") _,
             inout("r8") fpu => _,
-            lateout("r9") _,
+            inout("r9") host as *mut HostCache => _,
             lateout("r10") _,
             lateout("r11") _,
             lateout("r12") _,

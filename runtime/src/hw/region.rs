@@ -46,6 +46,25 @@ pub struct Vmcs {
     pub(super) active: bool,
     /// Launch state "launched": a VMLAUNCH entered the guest and no VMCLEAR came since.
     pub(super) launched: bool,
+    /// HOST_RSP and HOST_RIP as the VM-entry code last wrote them into this VMCS.
+    pub(super) host: HostCache,
+}
+
+/// What the VM-entry code knows of a VMCS's HOST_RSP and HOST_RIP: the values it last wrote (0:
+/// unknown, never a value it writes), so that it VMWRITEs them only when they change (as KVM's
+/// vmx_update_host_rsp does), and how many VMWRITEs it made. VMCLEAR keeps them (it writes the
+/// VMCS's data into the region, VMPTRLD reads it back); any other VMWRITE of either field through
+/// [`CurrentVmcs`](super::CurrentVmcs) forgets the field's value. The entry assembly reads and
+/// writes it at these offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct HostCache {
+    /// Offset 0: HOST_RSP.
+    pub(super) rsp: u64,
+    /// Offset 8: HOST_RIP.
+    pub(super) rip: u64,
+    /// Offset 16: VMWRITEs of either field the entry code made.
+    pub(super) writes: u64,
 }
 
 impl Vmcs {
@@ -58,7 +77,7 @@ impl Vmcs {
     /// wrote on this processor (and the revision identifier of this processor).
     pub unsafe fn from_cleared(region: &'static mut VmxRegion, phys: u64) -> Self {
         let shadow = region.0[3] & 0x80 != 0;
-        Vmcs { region, phys, shadow, active: false, launched: false }
+        Vmcs { region, phys, shadow, active: false, launched: false, host: HostCache::default() }
     }
 
     /// The region's physical address, as VMPTRLD and VMPTRST name it.
@@ -85,6 +104,13 @@ impl Vmcs {
         self.launched
     }
 
+    /// How many VMWRITEs of HOST_RSP and HOST_RIP VM entries into this VMCS made: each entry
+    /// writes a field only when its value differs from what the VMCS holds (the stack pointer
+    /// at the entry, the exit landing), so an L0 entering from the same place writes them once.
+    pub fn host_state_writes(&self) -> u64 {
+        self.host.writes
+    }
+
     /// The region's bytes, when the VMCS is not active (after VMCLEAR the region holds the whole
     /// VMCS in the processor's format): e.g. to copy it into another region for
     /// [`Vmcs::from_cleared`]. `None` while active: the processor may be writing it.
@@ -94,6 +120,6 @@ impl Vmcs {
 
     pub(super) fn new(region: &'static mut VmxRegion, phys: u64, revision: u32, shadow: bool) -> Self {
         region.set_revision(revision, shadow);
-        Vmcs { region, phys, shadow, active: false, launched: false }
+        Vmcs { region, phys, shadow, active: false, launched: false, host: HostCache::default() }
     }
 }

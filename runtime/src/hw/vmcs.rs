@@ -8,6 +8,10 @@ use super::insn::{invept, invvpid, vmptrst, vmread, vmwrite};
 use super::region::Vmcs;
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::exit::VmExitReason;
+use crate::fields;
+
+const HOST_RSP: u64 = fields::HOST_RSP.raw();
+const HOST_RIP: u64 = fields::HOST_RIP.raw();
 
 /// The current VMCS, from [`VmxOperation::load`](super::VmxOperation::load): it borrows the
 /// token of VMX operation and the [`Vmcs`], so while it lives no other VMCS can be made current
@@ -35,6 +39,21 @@ impl CurrentVmcs<'_> {
         self.vmcs.launched
     }
 
+    /// The VMWRITEs of HOST_RSP and HOST_RIP VM entries made so far ([`Vmcs::host_state_writes`]).
+    pub fn host_state_writes(&self) -> u64 {
+        self.vmcs.host.writes
+    }
+
+    /// A VMWRITE of HOST_RSP or HOST_RIP by anyone but the entry code: the next entry writes it.
+    #[inline(always)]
+    fn forget_host(&mut self, encoding: u64) {
+        match encoding {
+            HOST_RSP => self.vmcs.host.rsp = 0,
+            HOST_RIP => self.vmcs.host.rip = 0,
+            _ => {}
+        }
+    }
+
     /// The launch state after an entry attempt: a VMLAUNCH that reached the guest (a VM exit
     /// that is not a VM-entry failure) makes it "launched" (SDM 26.1, 26.8).
     fn entered(&mut self, launch: bool, r: Result<VmExitReason, VmxError>) -> Result<VmExitReason, VmxError> {
@@ -53,6 +72,7 @@ impl CurrentVmcs<'_> {
     /// VMWRITE with the instruction's own error.
     #[inline(always)]
     pub fn vmwrite(&mut self, encoding: u64, value: u64) -> Result<(), VmxError> {
+        self.forget_host(encoding);
         vmwrite(encoding, value)
     }
 
@@ -76,12 +96,14 @@ impl CurrentVmcs<'_> {
     ///
     /// # Safety
     /// The VMCS's host state must describe this context (HOST_CR3, segment selectors, GDTR,
-    /// IDTR, TR, FS/GS bases, EFER/PAT when loaded): HOST_RSP and HOST_RIP are set here. The guest
+    /// IDTR, TR, FS/GS bases, EFER/PAT when loaded): HOST_RSP and HOST_RIP are set here (written
+    /// only when they differ from what this VMCS holds: its own writes are remembered, VMCLEAR
+    /// keeps them, a VMWRITE of either through this handle makes the entry write it). The guest
     /// may access whatever memory its paging (and EPT, if enabled) maps, and must not corrupt the
     /// host's memory, stack or page tables behind the compiler's back.
     pub unsafe fn launch(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        let r = unsafe { enter_guest(regs, core::ptr::null_mut(), false) };
+        let r = unsafe { enter_guest(regs, core::ptr::null_mut(), &mut self.vmcs.host, false) };
         self.entered(true, r)
     }
 
@@ -91,7 +113,7 @@ impl CurrentVmcs<'_> {
     /// As [`CurrentVmcs::launch`].
     pub unsafe fn resume(&mut self, regs: &mut GuestRegisters) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        unsafe { enter_guest(regs, core::ptr::null_mut(), true) }
+        unsafe { enter_guest(regs, core::ptr::null_mut(), &mut self.vmcs.host, true) }
     }
 
     /// VMLAUNCH (`resume` false) or VMRESUME with the guest's x87/SSE state as well: `fpu` is
@@ -108,7 +130,7 @@ impl CurrentVmcs<'_> {
         resume: bool,
     ) -> Result<VmExitReason, VmxError> {
         // SAFETY: the caller's promise.
-        let r = unsafe { enter_guest(regs, fpu, resume) };
+        let r = unsafe { enter_guest(regs, fpu, &mut self.vmcs.host, resume) };
         self.entered(!resume, r)
     }
 }
@@ -123,6 +145,7 @@ impl VmcsRead for CurrentVmcs<'_> {
 impl VmcsWrite for CurrentVmcs<'_> {
     #[inline(always)]
     fn write_raw(&mut self, encoding: u64, value: u64) -> Result<(), VmcsError> {
+        self.forget_host(encoding);
         vmwrite(encoding, value).map_err(|e| e.into_vmcs_error(encoding))
     }
 }
