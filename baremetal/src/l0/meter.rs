@@ -9,16 +9,14 @@
 //!   (L1 reading the exit through emulated VMREADs), vmcs02 prepared again;
 //! - `REASON handled by L0`: an exit of L2 that L0 handles alone, until L2 resumes.
 //!
-//! The VM entry's own VMWRITEs of HOST_RSP/HOST_RIP and the exit's VMREAD of the exit reason
-//! (`vmcs::hw::CurrentVmcs::run`) are included.
+//! The VM entry's own VMWRITEs of HOST_RSP/HOST_RIP, as many as it made (it writes them only when
+//! they changed, `vmcs::hw::CurrentVmcs::host_state_writes`), and the exit's VMREAD of the exit
+//! reason (`vmcs::hw::CurrentVmcs::run`) are included.
 
 use vmcs::exit::{ExitReason, VmExitReason};
 use vmcs_nested_vmx::count::Counts;
 use vmcs_nested_vmx::kvm_count::Kvm;
 use vmcs_nested_vmx::vmx::FieldAccess;
-
-/// `CurrentVmcs::run`: VMWRITE HOST_RSP and HOST_RIP before the entry, VMREAD the exit reason.
-const PER_ROUND: Counts = Counts { reads: 1, writes: 2 };
 
 /// What an exit of L1 was, for KVM's side.
 pub enum L1Exit {
@@ -33,6 +31,8 @@ pub enum L1Exit {
 }
 
 pub struct Meter {
+    /// The last VM entry and exit: HOST_RSP/HOST_RIP written, the exit reason read.
+    round: Counts,
     /// Accumulated over L1's exits since the last reflected exit.
     pub l1: Counts,
     l1_exits: u32,
@@ -81,6 +81,7 @@ fn print(what: core::fmt::Arguments<'_>, total: Counts, kvm: Counts, parts: core
 impl Meter {
     pub fn new(kvm: Kvm) -> Self {
         Meter {
+            round: Counts::default(),
             l1: Counts::default(),
             l1_exits: 0,
             last: Counts::default(),
@@ -97,10 +98,15 @@ impl Meter {
         }
     }
 
+    /// A VM entry made `host_writes` VMWRITEs (HOST_RSP/HOST_RIP) and its exit read the reason.
+    pub fn entered(&mut self, host_writes: u64) {
+        self.round = Counts { reads: 1, writes: host_writes as u32 };
+    }
+
     /// An exit of L1 handled with `counts` accesses (part of the next nested entry's round trip).
     pub fn l1_exit(&mut self, counts: Counts, what: L1Exit) {
         self.l1_exits += 1;
-        self.last = counts + PER_ROUND;
+        self.last = counts + self.round;
         self.l1 = self.l1 + self.last;
         match what {
             L1Exit::Access(a) if a.write => self.kvm.l1_vmwrite(a.encoding, a.memory),
@@ -117,7 +123,7 @@ impl Meter {
     /// (nested EPT, PAE paging); `error_code`: an exception with an error code.
     pub fn reflected(&mut self, reason: VmExitReason, pdptrs: bool, error_code: bool) {
         self.reflected = Some(reason);
-        self.reflect_l2 = self.reflect_l2 + PER_ROUND;
+        self.reflect_l2 = self.reflect_l2 + self.round;
         self.l1 = Counts::default();
         self.l1_exits = 0;
         self.kvm.l2_exit_to_l1(pdptrs, error_code);
@@ -161,7 +167,7 @@ impl Meter {
 
     /// An exit of L2 that L0 handled alone.
     pub fn l0_handled(&mut self, reason: VmExitReason, counts: Counts) {
-        let total = counts + PER_ROUND;
+        let total = counts + self.round;
         if reason.basic() == Some(ExitReason::IoInstruction) {
             self.kvm.l2_io();
         } else {

@@ -98,14 +98,24 @@ pub struct L0<'a> {
     migrations: u32,
 }
 
-/// Enter the guest of `v`, with CR2 and the x87/SSE state switched.
-fn enter(v: &mut CurrentVmcs<'_>, cpu: &mut Vcpu, fpu: &mut FpuState, resume: bool) -> Result<VmExitReason, VmxError> {
+/// Enter the guest of `v`, with CR2 and the x87/SSE state switched; the entry's own VMCS accesses
+/// go to `meter`.
+fn enter(
+    v: &mut CurrentVmcs<'_>,
+    cpu: &mut Vcpu,
+    fpu: &mut FpuState,
+    meter: &mut Meter,
+    resume: bool,
+) -> Result<VmExitReason, VmxError> {
     if let Some(cr2) = cpu.cr2.take() {
         load_cr2(cr2);
     }
+    let before = v.host_state_writes();
     // SAFETY: the VMCS's host state is this context (vmcs01::write_host_state); its guest runs in
     // L1's memory behind EPT, which maps none of L0's.
-    unsafe { v.run(&mut cpu.regs, fpu, resume) }
+    let r = unsafe { v.run(&mut cpu.regs, fpu, resume) };
+    meter.entered(v.host_state_writes() - before);
+    r
 }
 
 fn or_fail<T>(r: Result<T, VmcsError>, what: &str) -> T {
@@ -214,7 +224,7 @@ impl L0<'_> {
 
     /// Run L1 until its next exit and handle it.
     fn l1_step(&mut self, v: &mut CurrentVmcs<'_>, launched: &mut bool) -> Step {
-        let reason = match enter(v, &mut self.cpu, &mut self.fpu, *launched) {
+        let reason = match enter(v, &mut self.cpu, &mut self.fpu, &mut self.meter, *launched) {
             Ok(r) => r,
             Err(e) => log::fail(format_args!("VM entry of L1: {e}")),
         };

@@ -71,7 +71,7 @@ impl L0<'_> {
         }
         let mut resume = !first;
         loop {
-            let reason = match enter(w, &mut self.cpu, &mut self.fpu, resume) {
+            let reason = match enter(w, &mut self.cpu, &mut self.fpu, &mut self.meter, resume) {
                 Ok(r) => r,
                 Err(VmxError::FailValid(e)) => {
                     l0log!("vmcs02 refused by the processor: {e}; L1's VM entry fails with error 7");
