@@ -86,6 +86,7 @@ impl NestedVmx {
         let state = nested_state::check(blob, vcpu)?;
         let hdr = state.vmx_header();
         self.vmxon_ptr = (hdr.vmxon_pa != INVALID_GPA).then_some(hdr.vmxon_pa);
+        self.l1_lma = None;
         self.current_ptr = hdr.vmcs12_pa;
         if let Some(area) = state.vmcs12_area() {
             let mut region = [0u8; REGION_SIZE];

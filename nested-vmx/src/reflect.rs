@@ -83,7 +83,7 @@ impl NestedVmx {
     /// L1's state after the nested exit, from vmcs12's host-state fields into vmcs01 (current).
     /// CR0/CR4 go to both the guest field and the read shadow: vmcs12's host values satisfy
     /// L1's fixed bits (checked at entry), so whatever bits L0 owns read the same.
-    pub fn load_l1_host_state<V>(&self, vmcs01: &mut V) -> Result<(), VmcsError>
+    pub fn load_l1_host_state<V>(&mut self, vmcs01: &mut V) -> Result<(), VmcsError>
     where
         V: VmcsRead + VmcsWrite + ?Sized,
     {
@@ -108,10 +108,14 @@ impl NestedVmx {
         } else {
             exit & vmcs::controls::VmExitControls::HOST_ADDRESS_SPACE_SIZE.bits() != 0
         };
-        let entry01 = vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())?;
-        let want = entry01 & !ia32e | if lma { ia32e } else { 0 };
-        if want != entry01 {
-            vmcs01.write_raw(F::VM_ENTRY_CONTROLS.raw(), want)?;
+        // Known and unchanged: the control already says it.
+        if self.l1_lma != Some(lma) {
+            let entry01 = vmcs01.read_raw(F::VM_ENTRY_CONTROLS.raw())?;
+            let want = entry01 & !ia32e | if lma { ia32e } else { 0 };
+            if want != entry01 {
+                vmcs01.write_raw(F::VM_ENTRY_CONTROLS.raw(), want)?;
+            }
+            self.l1_lma = Some(lma);
         }
         // The SDM's unusable null data segments (KVM loads 0xc093 whatever the selector).
         for (sel, ar) in [

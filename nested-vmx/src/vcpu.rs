@@ -219,7 +219,18 @@ pub struct Guest<'a, V: VmcsRead + VmcsWrite + ?Sized> {
 impl<'a, V: VmcsRead + VmcsWrite + ?Sized> Guest<'a, V> {
     /// The guest whose state `vmcs` holds.
     pub fn new(vmcs: &'a mut V) -> Self {
-        Guest { vmcs, lma: Cell::new(None), mode64: Cell::new(None) }
+        Self::with_long_mode(vmcs, None)
+    }
+
+    /// As [`Guest::new`], with EFER.LMA known already (`Some`: L0 keeps it in its vCPU state, as
+    /// KVM keeps EFER), so that no VMREAD asks the VMCS.
+    pub fn with_long_mode(vmcs: &'a mut V, lma: Option<bool>) -> Self {
+        Guest { vmcs, lma: Cell::new(lma), mode64: Cell::new(None) }
+    }
+
+    /// EFER.LMA if it is known (given, or read since).
+    pub fn known_long_mode(&self) -> Option<bool> {
+        self.lma.get()
     }
 
     /// A field of the guest's VMCS.

@@ -117,6 +117,12 @@ pub struct NestedVmx {
     pub(crate) last_access: Option<FieldAccess>,
     /// What the shadow VMCS holds ([`crate::shadow`]).
     pub(crate) shadow_cache: crate::shadow::ShadowCache,
+    /// L1's EFER.LMA in VMX operation, once known: it cannot change there (CR0.PG and PE are
+    /// fixed to 1, EFER.LME cannot change with paging on, and the VM-entry checks make vmcs12's
+    /// host address-space size L1's own mode, which [`Self::load_l1_host_state`] loads). So
+    /// vmcs01's IA-32e-mode entry control is read once, not at every emulated instruction (KVM
+    /// keeps EFER in its vCPU state). The L0 makes CR0 writes that would clear PE or PG exit.
+    pub(crate) l1_lma: Option<bool>,
 }
 
 impl NestedVmx {
@@ -131,6 +137,7 @@ impl NestedVmx {
             last_vmwrite: None,
             last_access: None,
             shadow_cache: Default::default(),
+            l1_lma: None,
         }
     }
 
@@ -177,7 +184,7 @@ impl NestedVmx {
         C: L1Cpu,
         M: GuestMemory,
     {
-        let mut ops = Operands { l1: Guest::new(vmcs01), cpu, mem };
+        let mut ops = Operands { l1: Guest::with_long_mode(vmcs01, self.l1_lma), cpu, mem };
         self.last_access = None;
         let done = match reason {
             ExitReason::Vmxon => self.vmxon_insn(&mut ops),
@@ -194,7 +201,9 @@ impl NestedVmx {
             ExitReason::Invvpid => self.invvpid_insn(&mut ops),
             _ => return Outcome::NotVmxInstruction,
         };
-        match done.and_then(|d| self.complete(&mut ops.l1, d)) {
+        let outcome = done.and_then(|d| self.complete(&mut ops.l1, d));
+        self.l1_lma = if self.vmxon() { ops.l1.known_long_mode() } else { None };
+        match outcome {
             Ok(outcome) => outcome,
             Err(Stop::Fault(f)) => self.raise(&mut ops.l1, ops.cpu, f),
             Err(Stop::Memory(e)) => Outcome::Memory(e),
@@ -246,7 +255,7 @@ impl NestedVmx {
     /// vmcs02 with a VM-instruction error: KVM's late VMfail, reported as error 7): flags, vmcs12's
     /// error field, RIP past the instruction. vmcs01 is current and untouched by the attempt.
     pub fn fail_vmentry<V: VmcsRead + VmcsWrite>(&mut self, vmcs01: &mut V, error: VmInstructionError) -> Outcome {
-        match self.complete(&mut Guest::new(vmcs01), Done::Fail(error)) {
+        match self.complete(&mut Guest::with_long_mode(vmcs01, self.l1_lma), Done::Fail(error)) {
             Ok(o) => o,
             Err(Stop::Vmcs01(e)) => Outcome::Vmcs01(e),
             Err(Stop::Memory(e)) => Outcome::Memory(e),

@@ -13,6 +13,7 @@ use vmcs::controls::{
 use vmcs::fields as F;
 use vmcs::hw::{self, CurrentVmcs, GuestRegisters};
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
+use vmcs_nested_vmx::vcpu::{CR0_PE, CR0_PG};
 
 use crate::cpu;
 use crate::loader::L1Start;
@@ -175,11 +176,12 @@ pub fn setup(
     ] {
         w(v, f.raw(), 0)?;
     }
-    // L0 owns the bits VMX operation fixes and every bit the processor does not allow.
+    // L0 owns the bits VMX operation fixes (PE and PG too: L0 follows L1's EFER.LMA through
+    // them, and L1 cannot leave paging in VMX operation) and every bit the processor does not allow.
     let cr0_fixed1 = caps.raw(Msr::Cr0Fixed1.index());
     let cr4_fixed1 = caps.raw(Msr::Cr4Fixed1.index());
     let cr0_l1 = 0x11; // PE | ET, as a Multiboot loader leaves it
-    w(v, F::CR0_GUEST_HOST_MASK.raw(), CR0_NE | (!cr0_fixed1 & 0xffff_ffff))?;
+    w(v, F::CR0_GUEST_HOST_MASK.raw(), CR0_PE | CR0_NE | CR0_PG | (!cr0_fixed1 & 0xffff_ffff))?;
     w(v, F::CR0_READ_SHADOW.raw(), cr0_l1)?;
     w(v, F::GUEST_CR0.raw(), cr0_l1 | CR0_NE)?;
     w(v, F::CR4_GUEST_HOST_MASK.raw(), CR4_VMXE | (!cr4_fixed1 & 0xffff_ffff))?;
