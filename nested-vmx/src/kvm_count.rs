@@ -23,8 +23,10 @@ const fn w(writes: u32) -> Counts {
     Counts { reads: 0, writes }
 }
 
-/// Every exit KVM handles reads its reason (nested-flow §3, `__vmx_handle_exit`).
-pub const EXIT: Counts = r(1);
+/// Every exit KVM handles reads its reason (nested-flow §3, `__vmx_handle_exit`) and, right
+/// after the exit, the IDT-vectoring information (vmx.c `vmx_vcpu_enter_exit`, which the shared
+/// reference does not detail; Linux reads it there on every exit that is not an entry failure).
+pub const EXIT: Counts = r(2);
 /// An exit of L2 going to L1 (§3, `nested_vmx_reflect_vmexit` step 4; nested.h:34): the
 /// interruption information, the qualification and the instruction length from vmcs02.
 pub const REFLECT: Counts = r(3);
@@ -51,11 +53,16 @@ pub const SHADOW_FILL: Counts = w(SHADOW_READ_WRITE.len() as u32 + SHADOW_READ_O
 pub const SHADOW_DRAIN: Counts = r(SHADOW_READ_WRITE.len() as u32);
 /// `copy_vmcs02_to_vmcs12_rare` (copy-routines §3; §1.6 step 5, §1.7 step 6): the 35 rare fields.
 pub const RARE_SYNC: Counts = r(35);
+/// Retiring an emulated instruction (§0: every result advances L1's RIP; vmx.c
+/// `__skip_emulated_instruction`, which the shared reference does not detail): the instruction
+/// length, RIP read and written, and `vmx_set_interrupt_shadow(vcpu, 0)`, which reads
+/// GUEST_INTERRUPTIBILITY_INFO and writes it only when STI or MOV-SS blocking was set (never
+/// here). CS's access rights for the 32-bit wrap are the ones KVM's segment cache already holds.
+pub const SKIP: Counts = Counts { reads: 3, writes: 1 };
 /// `handle_vmread`/`handle_vmwrite` with a register operand (§1.6, §1.7, §1.0, §0):
 /// VMX_INSTRUCTION_INFO; CPL (SS access rights); 64-bit mode for the register width (CS access
-/// rights; EFER is vCPU state); VMsucceed's RFLAGS, read and written; RIP past the instruction
-/// (the instruction length, RIP read and written).
-pub const VMREAD_VMWRITE: Counts = Counts { reads: 6, writes: 2 };
+/// rights; EFER is vCPU state); VMsucceed's RFLAGS, read and written; then [`SKIP`].
+pub const VMREAD_VMWRITE: Counts = Counts { reads: 4 + SKIP.reads, writes: 1 + SKIP.writes };
 /// ... with a memory operand: the displacement in the exit qualification (§1.0).
 pub const MEMORY_OPERAND: Counts = r(1);
 /// A VMWRITE of a read-only shadow field, written through to the shadow VMCS (§1.7 step 9).
@@ -86,9 +93,8 @@ pub const PREPARE: Counts = w(2 + 1 + 1 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2);
 /// ... on a host with TSC scaling (`has_tsc_control`): TSC_MULTIPLIER.
 pub const PREPARE_TSC_SCALING: Counts = w(1);
 /// An I/O instruction of L2 that L1 does not intercept, which KVM handles in L2's context (§3):
-/// the qualification (L1's I/O bitmaps), then the instruction skipped (its length, RIP read and
-/// written, CS access rights for the 64-bit wrap).
-pub const L0_IO: Counts = Counts { reads: 4, writes: 1 };
+/// the qualification (L1's I/O bitmaps), CS access rights (the 64-bit wrap), then [`SKIP`].
+pub const L0_IO: Counts = Counts { reads: 2 + SKIP.reads, writes: SKIP.writes };
 
 /// KVM's side of one vCPU's nested events: its flags and the accesses accumulated since the last
 /// [`Kvm::take`].
