@@ -36,6 +36,10 @@ impl<'a, V: ?Sized> Counted<'a, V> {
     pub fn inner_mut(&mut self) -> &mut V {
         self.inner
     }
+    /// The backend itself, for what is not an access (e.g. INVEPT).
+    pub fn inner(&self) -> &V {
+        self.inner
+    }
     /// The accesses so far.
     pub fn counts(&self) -> Counts {
         Counts { reads: self.reads.get(), writes: self.writes }

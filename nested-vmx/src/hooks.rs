@@ -7,9 +7,11 @@
 //! virtual PMU; runs every L2 on EPT (L0's for L1's memory, or the EPT02 L0 builds from L1's EPT12); runs
 //! vmcs02 without MSR and I/O bitmaps (L0 routes those exits, [`L0Policy::proc_clear`]).
 
-use vmcs::VmcsError;
 use vmcs::controls::{CpuBasedVmExecControl as Proc, VmEntryControls as Entry};
 use vmcs::copy::NestedHooks;
+use vmcs::exit::{ExitReason, VmExitReason};
+use vmcs::fields as F;
+use vmcs::{VmcsError, VmcsRead};
 
 use crate::vcpu::GuestMemory;
 use crate::vmcs02::{L0Policy, PrepareError};
@@ -30,34 +32,23 @@ pub fn l2_efer(entry12: u32, efer12: u64, run_pending: bool, l1_efer: u64) -> u6
     }
 }
 
-/// The exit being reflected, as vmcs02 reported it, and L2's state the processor saved.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Reflected {
-    /// The exit-reason field.
-    pub reason: u32,
-    /// The exit qualification.
-    pub qualification: u64,
-    /// VM-exit interruption information.
-    pub intr_info: u32,
-    /// VM-exit interruption error code.
-    pub intr_error_code: u32,
-    /// IDT-vectoring information.
-    pub idt_vectoring_info: u32,
-    /// IDT-vectoring error code.
-    pub idt_vectoring_error_code: u32,
-    /// VM-exit instruction length.
-    pub instruction_len: u32,
-    /// The guest-physical address (EPT exits; 0 where the processor lacks the field).
-    pub guest_physical_address: u64,
-    /// L2's activity state.
-    pub activity: u32,
-    /// The VMX-preemption timer value the processor saved.
-    pub timer: u32,
-    /// L2's DR7.
-    pub dr7: u64,
-    /// L2's IA32_EFER (0 where the processor lacks the field).
-    pub efer: u64,
+/// Where the exit hooks read the facts of the exit being reflected: vmcs02 as the processor left
+/// it (through [`crate::exit_facts::ExitFacts`], so each field is read at most once), each fact
+/// only when the copy routine asks for it (a field its `when` leaves out is never read).
+pub trait ExitSource {
+    /// Field `encoding` of the VMCS the exit left.
+    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError>;
 }
+
+impl<V: VmcsRead + ?Sized> ExitSource for V {
+    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError> {
+        self.read_raw(encoding)
+    }
+}
+
+/// The exit reasons whose guest-physical-address field the SDM defines (APIC access, EPT
+/// violation, EPT misconfiguration; for the others it is undefined and vmcs12 gets 0).
+const GPA_REASONS: [ExitReason; 3] = [ExitReason::ApicAccess, ExitReason::EptViolation, ExitReason::EptMisconfig];
 
 /// One nested entry's or exit's hooks.
 pub struct L0Hooks<'a> {
@@ -73,13 +64,25 @@ pub struct L0Hooks<'a> {
     pub pae_paging: bool,
     /// L1's memory, for L2's PDPTEs.
     pub mem: Option<&'a dyn GuestMemory>,
-    /// The exit being reflected (exit hooks only).
-    pub exit: Reflected,
+    /// The exit being reflected (exit hooks only; they fail without it).
+    pub exit: Option<&'a dyn ExitSource>,
 }
 
 type R<T> = Result<T, PrepareError>;
 
 impl L0Hooks<'_> {
+    /// Field `encoding` of the exit being reflected.
+    fn fact(&self, encoding: u64) -> R<u64> {
+        let exit = self.exit.ok_or(PrepareError::Unsupported("exit facts outside a nested exit"))?;
+        Ok(exit.exit_field(encoding)?)
+    }
+
+    /// The error code of an event whose information field is `info`: read only when the field
+    /// says the event delivered one (bits 31 and 11; the SDM leaves it undefined otherwise).
+    fn error_code(&self, info: u64, encoding: u64) -> R<u32> {
+        Ok(if info >> 31 & 1 == 1 && info >> 11 & 1 == 1 { self.fact(encoding)? as u32 } else { 0 })
+    }
+
     /// L2's PDPTE `i` from the page-directory-pointer table at vmcs12's CR3 in L1's memory.
     fn pdpte(&self, cr3: u64, i: u64) -> R<u64> {
         let mem = self.mem.ok_or(PrepareError::Unsupported("PDPTEs without L1's memory"))?;
@@ -248,40 +251,44 @@ impl NestedHooks for L0Hooks<'_> {
         Ok(cr4_02 & !mask_12 | cr4_12 & mask_12)
     }
     fn vmcs12_activity_state(&mut self) -> R<u32> {
-        Ok(self.exit.activity)
+        Ok(self.fact(F::GUEST_ACTIVITY_STATE.raw())? as u32)
     }
     fn vmcs12_preemption_timer(&mut self) -> R<u32> {
-        Ok(self.exit.timer)
+        Ok(self.fact(F::VMX_PREEMPTION_TIMER_VALUE.raw())? as u32)
     }
     fn vmcs12_dr7(&mut self) -> R<u64> {
-        Ok(self.exit.dr7)
+        self.fact(F::GUEST_DR7.raw())
     }
     fn vmcs12_efer(&mut self) -> R<u64> {
-        Ok(self.exit.efer)
+        self.fact(F::GUEST_IA32_EFER.raw())
     }
     fn vmcs12_exit_reason(&mut self) -> R<u32> {
-        Ok(self.exit.reason)
+        Ok(self.fact(F::VM_EXIT_REASON.raw())? as u32)
     }
     fn vmcs12_exit_qualification(&mut self) -> R<u64> {
-        Ok(self.exit.qualification)
+        self.fact(F::EXIT_QUALIFICATION.raw())
     }
     fn vmcs12_exit_intr_info(&mut self) -> R<u32> {
-        Ok(self.exit.intr_info)
+        Ok(self.fact(F::VM_EXIT_INTR_INFO.raw())? as u32)
     }
     fn vmcs12_exit_intr_error_code(&mut self) -> R<u32> {
-        Ok(self.exit.intr_error_code)
+        let info = self.fact(F::VM_EXIT_INTR_INFO.raw())?;
+        self.error_code(info, F::VM_EXIT_INTR_ERROR_CODE.raw())
     }
     fn vmcs12_idt_vectoring_info(&mut self) -> R<u32> {
-        Ok(self.exit.idt_vectoring_info)
+        Ok(self.fact(F::IDT_VECTORING_INFO_FIELD.raw())? as u32)
     }
     fn vmcs12_idt_vectoring_error_code(&mut self) -> R<u32> {
-        Ok(self.exit.idt_vectoring_error_code)
+        let info = self.fact(F::IDT_VECTORING_INFO_FIELD.raw())?;
+        self.error_code(info, F::IDT_VECTORING_ERROR_CODE.raw())
     }
     fn vmcs12_exit_instruction_len(&mut self) -> R<u32> {
-        Ok(self.exit.instruction_len)
+        Ok(self.fact(F::VM_EXIT_INSTRUCTION_LEN.raw())? as u32)
     }
     fn vmcs12_exit_guest_physical_address(&mut self) -> R<u64> {
-        Ok(self.exit.guest_physical_address)
+        let reason = VmExitReason::from_bits(self.fact(F::VM_EXIT_REASON.raw())? as u32);
+        let defined = reason.basic().is_some_and(|r| GPA_REASONS.contains(&r));
+        if defined { self.fact(F::GUEST_PHYSICAL_ADDRESS.raw()) } else { Ok(0) }
     }
     fn vmcs01_efer(&mut self, efer: u64, load: bool, host_address_space_size: bool) -> R<u64> {
         Ok(match (load, host_address_space_size) {

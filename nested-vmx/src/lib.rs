@@ -12,7 +12,8 @@
 //!   information, through L1's segmentation and paging, faults injected as the SDM says.
 //! - [`routing`]: which exits of L2 go to L1, from L1's controls.
 //! - [`vmcs02`], [`reflect`]: the nested VM entry (vmcs12 -> vmcs02) and exit (vmcs02 -> vmcs12,
-//!   exit information, L1's host state into vmcs01), on the generated copy routines.
+//!   exit information, L1's host state into vmcs01), on the generated copy routines;
+//!   [`exit_facts`]: an exit's information read from vmcs02 once.
 //! - [`migrate`]: L1's VMX state saved as a KVM_GET_NESTED_STATE blob (L2 running or not) and
 //!   restored with KVM's rules; vmcs12 through an older layout with the generated translators.
 //! - [`msr_list`]: vmcs12's VM-entry MSR-load, VM-exit MSR-store and MSR-load lists, in software.
@@ -30,6 +31,7 @@
 pub mod caps;
 pub mod count;
 pub mod current;
+pub mod exit_facts;
 pub mod hooks;
 mod insn;
 pub mod kvm_count;

@@ -18,7 +18,8 @@ use vmcs::translate::{TranslateInto, Translation};
 use vmcs::{Layout, Vmcs12, VmcsError, VmcsRead};
 
 use crate::current::{Current, REGION_SIZE};
-use crate::hooks::{L0Hooks, Reflected};
+use crate::exit_facts::ExitFacts;
+use crate::hooks::L0Hooks;
 use crate::vmcs02::L0Policy;
 use crate::vmx::{INVALID_POINTER, NestedVmx};
 
@@ -47,10 +48,18 @@ impl NestedVmx {
         let caps = *self.caps.host();
         let policy = L0Policy::default();
         let pae_paging = crate::vmcs02::pae_paging(self.current.vmcs12.inner(), false, l1_efer);
-        let exit = Reflected::default();
-        let mut hooks =
-            L0Hooks { policy: &policy, l0_ept: true, l1_efer, run_pending: false, pae_paging, mem: None, exit };
-        copy::sync_for_save(in_l2, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())
+        // L2's state as the last exit left it in vmcs02 (activity, DR7, EFER: read, not assumed).
+        let facts = ExitFacts::unread(vmcs02);
+        let mut hooks = L0Hooks {
+            policy: &policy,
+            l0_ept: true,
+            l1_efer,
+            run_pending: false,
+            pae_paging,
+            mem: None,
+            exit: Some(&facts),
+        };
+        copy::sync_for_save(in_l2, &facts, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())
     }
 
     /// `KVM_GET_NESTED_STATE`: the blob for this vCPU in `out`; returns its length.

@@ -18,7 +18,8 @@ use vmcs::copy::{self, ExitKind};
 use vmcs::fields as F;
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
-use crate::hooks::{L0Hooks, Reflected};
+use crate::exit_facts::ExitFacts;
+use crate::hooks::L0Hooks;
 use crate::vmcs02::L0Policy;
 use crate::vmx::NestedVmx;
 
@@ -34,27 +35,20 @@ impl NestedVmx {
         V: VmcsRead + ?Sized,
     {
         let caps = *self.caps.host();
-        // Fields a processor may lack read as 0.
-        let maybe = |f: u64| vmcs02.read_raw(f).unwrap_or(0);
-        let exit = Reflected {
-            reason: vmcs02.read_raw(F::VM_EXIT_REASON.raw())? as u32,
-            qualification: vmcs02.read_raw(F::EXIT_QUALIFICATION.raw())?,
-            intr_info: vmcs02.read_raw(F::VM_EXIT_INTR_INFO.raw())? as u32,
-            intr_error_code: vmcs02.read_raw(F::VM_EXIT_INTR_ERROR_CODE.raw())? as u32,
-            idt_vectoring_info: vmcs02.read_raw(F::IDT_VECTORING_INFO_FIELD.raw())? as u32,
-            idt_vectoring_error_code: vmcs02.read_raw(F::IDT_VECTORING_ERROR_CODE.raw())? as u32,
-            instruction_len: vmcs02.read_raw(F::VM_EXIT_INSTRUCTION_LEN.raw())? as u32,
-            guest_physical_address: maybe(F::GUEST_PHYSICAL_ADDRESS.raw()),
-            activity: vmcs02.read_raw(F::GUEST_ACTIVITY_STATE.raw())? as u32,
-            timer: maybe(F::VMX_PREEMPTION_TIMER_VALUE.raw()) as u32,
-            dr7: vmcs02.read_raw(F::GUEST_DR7.raw())?,
-            efer: maybe(F::GUEST_IA32_EFER.raw()),
-        };
+        // Each exit fact read once, and only if a hook asks for it.
+        let facts = ExitFacts::unread(vmcs02);
+        let reason = facts.read_raw(F::VM_EXIT_REASON.raw())? as u32;
         let policy = L0Policy::default();
         let pae_paging = crate::vmcs02::pae_paging(self.current.vmcs12.inner(), false, l1_efer);
-        let mut hooks = L0Hooks { policy: &policy, l0_ept, l1_efer, run_pending: false, pae_paging, mem: None, exit };
-        let kind = if exit.reason >> 31 == 1 { ExitKind::FailedEntry } else { ExitKind::Exit };
-        copy::exit_to_vmcs12(kind, vmcs02, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())
+        let mut hooks =
+            L0Hooks { policy: &policy, l0_ept, l1_efer, run_pending: false, pae_paging, mem: None, exit: Some(&facts) };
+        let kind = if reason >> 31 == 1 { ExitKind::FailedEntry } else { ExitKind::Exit };
+        copy::exit_to_vmcs12(kind, &facts, &mut self.current.vmcs12, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
+        if kind == ExitKind::Exit {
+            // The exit saved L2's activity state in vmcs02; the sync gave vmcs12 the same.
+            self.vmcs02_activity = Some(get(self.current.vmcs12.inner(), F::GUEST_ACTIVITY_STATE.raw()));
+        }
+        Ok(())
     }
 
     /// Whether vmcs12's rare guest state is still in vmcs02 (a nested exit deferred it).
@@ -97,7 +91,7 @@ impl NestedVmx {
             run_pending: false,
             pae_paging: false,
             mem: None,
-            exit: Reflected::default(),
+            exit: None,
         };
         copy::load_host_state(v12, vmcs01, &caps, &mut hooks).map_err(|e| e.into_vmcs())?;
         // vmcs01's IA-32e mode entry control follows L1's EFER.LMA (KVM: vmx_set_efer).
@@ -129,11 +123,12 @@ impl NestedVmx {
                 vmcs01.write_raw(ar.raw(), 0x1_0000)?;
             }
         }
-        // What this L0 clears beyond KVM's list: no activity, pending debug or event carried over.
-        for f in
-            [F::GUEST_ACTIVITY_STATE.raw(), F::GUEST_PENDING_DBG_EXCEPTIONS.raw(), F::VM_ENTRY_INTR_INFO_FIELD.raw()]
-        {
-            vmcs01.write_raw(f, 0)?;
+        // What this L0 clears beyond KVM's list: no pending debug exception carried over (read
+        // first: L1's VMLAUNCH/VMRESUME exit rarely saved one). vmcs01 also holds the active
+        // state (an instruction ran) and no event to inject (every VM exit clears that valid
+        // bit; L0 injects only into an L1 it resumes), so neither is written.
+        if vmcs01.read_raw(F::GUEST_PENDING_DBG_EXCEPTIONS.raw())? != 0 {
+            vmcs01.write_raw(F::GUEST_PENDING_DBG_EXCEPTIONS.raw(), 0)?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use vmcs::fields as F;
 use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
 
 pub use crate::hooks::l2_efer;
-use crate::hooks::{EFER_LMA, L0Hooks, Reflected};
+use crate::hooks::{EFER_LMA, L0Hooks};
 use crate::vcpu::{GuestMemory, MemoryError};
 use crate::vmx::NestedVmx;
 
@@ -113,15 +113,19 @@ impl NestedVmx {
             run_pending,
             pae_paging: pae_paging(&v12, run_pending, l1_efer),
             mem: Some(mem),
-            exit: Reflected::default(),
+            exit: None,
         };
         copy::nested_entry(&mut self.current.vmcs12, vmcs02, &caps, &mut hooks)?;
         // vmcs02's exit controls: L0's (the exit goes to L0), and the ones of L1's L0 passes on.
         let exit = policy.exit as u64 | get(&v12, F::VM_EXIT_CONTROLS.raw()) & policy.exit_from_l1 as u64;
         vmcs02.write_raw(F::VM_EXIT_CONTROLS.raw(), exit)?;
         // L1's HLT or wait-for-SIPI activity: this L0 lets the processor run L2 in it (KVM halts
-        // the vCPU instead and enters vmcs02 active).
-        vmcs02.write_raw(F::GUEST_ACTIVITY_STATE.raw(), get(&v12, F::GUEST_ACTIVITY_STATE.raw()))?;
+        // the vCPU instead and enters vmcs02 active). Written when vmcs02 may hold another.
+        let activity = get(&v12, F::GUEST_ACTIVITY_STATE.raw());
+        if self.vmcs02_activity != Some(activity) {
+            vmcs02.write_raw(F::GUEST_ACTIVITY_STATE.raw(), activity)?;
+            self.vmcs02_activity = Some(activity);
+        }
         Ok(())
     }
 }

@@ -123,6 +123,9 @@ pub struct NestedVmx {
     /// vmcs01's IA-32e-mode entry control is read once, not at every emulated instruction (KVM
     /// keeps EFER in its vCPU state). The L0 makes CR0 writes that would clear PE or PG exit.
     pub(crate) l1_lma: Option<bool>,
+    /// vmcs02's activity state when L0 knows it: what it wrote there, or what the last exit of
+    /// L2 saved (the sync copies it into vmcs12), so that an entry rewrites it only when it differs.
+    pub(crate) vmcs02_activity: Option<u64>,
 }
 
 impl NestedVmx {
@@ -138,6 +141,7 @@ impl NestedVmx {
             last_access: None,
             shadow_cache: Default::default(),
             l1_lma: None,
+            vmcs02_activity: None,
         }
     }
 

@@ -323,3 +323,42 @@ fn exit_msr_list_failures_are_vmx_aborts_1_and_4() {
     }
     assert_eq!((VmxAbort::StoreMsr as u32, VmxAbort::LoadMsr as u32), (1, 4));
 }
+
+/// vmcs02 recording the fields written to it.
+struct Written<'a>(&'a mut SoftVmcs, Vec<u64>);
+
+impl VmcsRead for Written<'_> {
+    fn read_raw(&self, encoding: u64) -> Result<u64, vmcs::VmcsError> {
+        self.0.read_raw(encoding)
+    }
+}
+impl VmcsWrite for Written<'_> {
+    fn write_raw(&mut self, encoding: u64, value: u64) -> Result<(), vmcs::VmcsError> {
+        self.1.push(encoding);
+        self.0.write_raw(encoding, value)
+    }
+}
+
+#[test]
+fn vmcs02_gets_l2s_activity_state_when_it_holds_another() {
+    let mut w = ready();
+    assert_eq!(vmwrite(&mut w, F::GUEST_ACTIVITY_STATE.raw(), 1), InsnResult::Succeed);
+    let mut v02 = enter(&mut w, true);
+    assert_eq!(v02.read_raw(F::GUEST_ACTIVITY_STATE.raw()), Ok(1), "L2 starts in HLT");
+    // An interrupt woke L2 and it exited active: vmcs12 and vmcs02 agree, nothing to rewrite.
+    l2_exit(&mut v02, R::Cpuid.number() as u32, 0x4002);
+    v02.write_raw(F::GUEST_ACTIVITY_STATE.raw(), 0).unwrap();
+    w.nested.sync_exit(&v02, true, 0xd01).unwrap();
+    assert_eq!(w.nested.current().get(F::GUEST_ACTIVITY_STATE.raw()), 0);
+    let again = |w: &mut World, v02: &mut SoftVmcs| {
+        assert_eq!(w.exec(R::Vmresume, 0, 0), Outcome::EnterL2 { launch: false });
+        let mut log = Written(v02, Vec::new());
+        w.nested.prepare_vmcs02(&mut log, &policy(), 0xd01, &w.mem).unwrap();
+        log.1.contains(&F::GUEST_ACTIVITY_STATE.raw())
+    };
+    assert!(!again(&mut w, &mut v02), "vmcs02 holds the active state already");
+    // L1 puts L2 back into HLT: vmcs02 gets it.
+    assert_eq!(vmwrite(&mut w, F::GUEST_ACTIVITY_STATE.raw(), 1), InsnResult::Succeed);
+    assert!(again(&mut w, &mut v02));
+    assert_eq!(v02.read_raw(F::GUEST_ACTIVITY_STATE.raw()), Ok(1));
+}

@@ -8,6 +8,7 @@ use vmcs::layouts::vmcs12_base::Vmcs12Base;
 use vmcs::nested_state::VcpuContext;
 use vmcs::{VmInstructionError, VmcsError, VmcsRead};
 use vmcs_nested_vmx::count::Counted;
+use vmcs_nested_vmx::exit_facts::ExitFacts;
 use vmcs_nested_vmx::migrate::MAX_STATE;
 use vmcs_nested_vmx::msr_list::EntryMsrFailure;
 use vmcs_nested_vmx::nested_ept::{self, Access, EptFault};
@@ -23,7 +24,7 @@ use crate::vcpu::Vcpu;
 
 impl L0<'_> {
     /// L2's exit goes to L1 (vmcs02 current): vmcs12's sync, then the VM-exit MSR-store list.
-    pub(super) fn sync_exit(&mut self, w: &Counted<'_, CurrentVmcs<'_>>, l1_efer: u64) {
+    pub(super) fn sync_exit<V: VmcsRead>(&mut self, w: &V, l1_efer: u64) {
         or_fail(self.nested.sync_exit(w, true, l1_efer), "syncing vmcs12");
         if let Err(abort) = self.nested.store_exit_msrs(w, &mut L1Memory, &mut L0Msrs(self.nested.caps())) {
             log::fail(format_args!("L1's VMX abort {} (storing L2's MSRs on a VM exit): L1 shuts down", abort as u32));
@@ -81,21 +82,24 @@ impl L0<'_> {
             };
             resume = true;
             let mut c = Counted::new(&mut *w);
-            let exit = or_fail(exit_facts(&c, reason, &self.cpu), "vmcs02 access");
+            // Routing and the nested exit read each exit fact once between them.
+            let facts = ExitFacts::new(&c, reason);
+            let exit = or_fail(exit_facts(&facts, reason, &self.cpu), "vmcs02 access");
             if route(&exit, self.nested.current().vmcs12.inner(), &L1Memory, &KEEPS) == Route::L1 {
-                self.sync_exit(&c, l1_efer);
+                self.sync_exit(&facts, l1_efer);
                 self.meter.reflect_l2 = c.counts();
                 let error_code = reason.basic() == Some(R::ExceptionNmi) && exit.intr_info >> 11 & 1 == 1;
                 self.meter.reflected(reason, self.pdptrs_synced(eptp12, l1_efer), error_code);
                 return Pending::HostState;
             }
-            let next = match reason.basic() {
-                Some(R::EptViolation) if eptp12.is_some() => {
-                    match self.ept_violation(&mut c, eptp12.unwrap_or(0), l1_efer) {
-                        Some(pending) => return pending,
-                        None => Ok(L2Next::Resume),
-                    }
+            if let (Some(R::EptViolation), Some(eptp12)) = (reason.basic(), eptp12) {
+                if let Some(pending) = self.ept_violation(&facts, eptp12, l1_efer) {
+                    return pending;
                 }
+                self.meter.l0_handled(reason, c.counts());
+                continue;
+            }
+            let next = match reason.basic() {
                 Some(R::IoInstruction) => l2::io(&mut c, &mut self.cpu, exit.qualification),
                 Some(R::MsrRead) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, false),
                 Some(R::MsrWrite) => l2::msr(&mut c, &mut self.cpu, &mut self.nested, true),
@@ -162,7 +166,7 @@ impl L0<'_> {
     /// gives goes into EPT02 and L2 resumes (None); what it refuses goes to L1 as exit 48 or 49.
     pub(super) fn ept_violation(
         &mut self,
-        w: &mut Counted<'_, CurrentVmcs<'_>>,
+        w: &ExitFacts<'_, Counted<'_, CurrentVmcs<'_>>>,
         eptp12: u64,
         l1_efer: u64,
     ) -> Option<Pending> {
@@ -181,7 +185,7 @@ impl L0<'_> {
                 if self.ept02.map(gpa & !0xfff, hpa, t.permissions, t.memory_type).is_err() {
                     // Out of tables: start over; this access faults once more and is mapped then.
                     self.ept02.reset(Some(eptp12));
-                    let _ = w.inner_mut().invept(1, self.ept02.eptp());
+                    let _ = w.vmcs().inner().invept(1, self.ept02.eptp());
                 }
                 return None;
             }
@@ -194,7 +198,7 @@ impl L0<'_> {
         or_fail(v12.set(F::VM_EXIT_REASON.raw(), reason), "vmcs12");
         or_fail(v12.set(F::EXIT_QUALIFICATION.raw(), qualification), "vmcs12");
         or_fail(v12.set(F::GUEST_PHYSICAL_ADDRESS.raw(), gpa), "vmcs12");
-        self.meter.reflect_l2 = w.counts();
+        self.meter.reflect_l2 = w.vmcs().counts();
         self.meter.reflected(VmExitReason::from_bits(reason as u32), self.pdptrs_synced(Some(eptp12), l1_efer), false);
         Some(Pending::HostState)
     }
