@@ -142,7 +142,9 @@ impl L1Caps {
                 m.set(msr.index(), 0);
             }
         }
-        m.set(Msr::VmcsEnum.index(), crate::current::vmcs_enum(&m));
+        // Every field that exists for L1's capabilities is accessible (in vmcs12 or in the
+        // region's extension, `crate::current`): the architectural value for those capabilities.
+        m.set(Msr::VmcsEnum.index(), vmcs::fields::vmcs_enum(&m));
         L1Caps { msrs: m, host: *host }
     }
 

@@ -31,12 +31,6 @@ const TAIL: usize = REGION_SIZE - Vmcs12::USED_BYTES;
 
 const _: () = assert!(Vmcs12::USED_BYTES <= EXTENSION_OFFSET && EXTENSION_OFFSET + 8 * EXTENSION_SLOTS <= REGION_SIZE);
 
-/// IA32_VMX_VMCS_ENUM for L1: every field that exists for its capabilities is accessible (in vmcs12
-/// or in the extension), so it is the architectural value for those capabilities.
-pub fn vmcs_enum<C: Capabilities + ?Sized>(caps: &C) -> u64 {
-    fields::vmcs_enum(caps)
-}
-
 /// The region offset holding `encoding` (full access), for a field vmcs12 does not map.
 fn extension_offset(full: u32) -> Option<usize> {
     let mut rank = 0;

@@ -43,6 +43,7 @@ pub mod paging;
 pub mod reflect;
 pub mod routing;
 pub mod shadow;
+mod shadow_cache;
 pub mod vcpu;
 pub mod vmcs02;
 pub mod vmx;

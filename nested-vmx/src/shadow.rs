@@ -14,39 +14,13 @@
 //! a fill VMWRITEs the fields whose vmcs12 value is another (KVM's copy_vmcs12_to_shadow writes
 //! every shadowed field).
 
-use core::cell::Cell;
 use core::ops::{Deref, DerefMut};
 
-use vmcs::copy::{self, SHADOW_READ_ONLY, SHADOW_READ_WRITE, ShadowBitmaps};
+use vmcs::copy::{self, SHADOW_READ_ONLY, ShadowBitmaps};
 use vmcs::{VmcsError, VmcsRead, VmcsWrite};
 
+pub use crate::shadow_cache::ShadowCache;
 use crate::vmx::NestedVmx;
-
-const SHADOWED: usize = SHADOW_READ_WRITE.len() + SHADOW_READ_ONLY.len();
-
-/// The shadowed fields' values in the shadow VMCS as far as L0 knows them (`None`: unknown).
-#[derive(Clone, Debug)]
-pub struct ShadowCache {
-    values: [Cell<Option<u64>>; SHADOWED],
-}
-
-impl Default for ShadowCache {
-    fn default() -> Self {
-        ShadowCache { values: [const { Cell::new(None) }; SHADOWED] }
-    }
-}
-
-impl ShadowCache {
-    fn slot(&self, encoding: u64) -> Option<&Cell<Option<u64>>> {
-        let i = SHADOW_READ_WRITE.iter().chain(SHADOW_READ_ONLY).position(|&e| e as u64 == encoding)?;
-        self.values.get(i)
-    }
-
-    /// Everything unknown (a new or reinitialized shadow VMCS).
-    pub fn forget(&self) {
-        self.values.iter().for_each(|v| v.set(None));
-    }
-}
 
 /// The shadow VMCS (`R`: `&S` or `&mut S`) seen through its cache: a write of the value it
 /// already holds is skipped, every access of a full shadowed field records its value, and any

@@ -9,56 +9,12 @@
 
 use vmcs::copy;
 use vmcs::fields as F;
-use vmcs::{Vmcs12, VmcsError, VmcsRead, VmcsWrite};
+use vmcs::{Vmcs12, VmcsRead, VmcsWrite};
 
-pub use crate::hooks::l2_efer;
 use crate::hooks::{EFER_LMA, L0Hooks};
-use crate::vcpu::{GuestMemory, MemoryError};
+pub use crate::hooks::{L0Policy, PrepareError, l2_efer};
+use crate::vcpu::GuestMemory;
 use crate::vmx::NestedVmx;
-
-/// What L0 puts into every vmcs02, whatever L1 asks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct L0Policy {
-    /// Pin-based controls L0 sets on top of L1's.
-    pub pin: u32,
-    /// Primary processor-based controls L0 sets on top of L1's.
-    pub proc: u32,
-    /// Secondary processor-based controls L0 sets on top of L1's.
-    pub proc2: u32,
-    /// Primary controls L0 takes out of L1's (e.g. the I/O and MSR bitmaps, whose addresses are
-    /// L1's guest-physical ones: L0 routes those exits itself).
-    pub proc_clear: u32,
-    /// vmcs02's VM-exit controls are L0's (the exit goes to L0), plus these ones of L1's.
-    pub exit: u32,
-    /// The VM-exit controls of L1's that vmcs02 takes on (e.g. acknowledge interrupt on exit).
-    pub exit_from_l1: u32,
-    /// VM-entry controls L0 adds; "IA-32e mode guest" always follows L2's EFER.LMA.
-    pub entry: u32,
-    /// The EPT L2 runs on when vmcs12 has none (L0's EPT for L1's memory).
-    pub ept_pointer: Option<u64>,
-    /// The VPID L2 runs with (L0's, never L1's).
-    pub vpid02: Option<u16>,
-    /// With nested EPT: the EPTP of the EPT02 L0 keeps for vmcs12's EPTP12 ([`crate::nested_ept`]);
-    /// None refuses nested EPT.
-    pub ept02_pointer: Option<u64>,
-}
-
-/// Why a nested entry cannot be prepared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrepareError {
-    /// vmcs02 refused an access.
-    Vmcs(VmcsError),
-    /// L1's memory (its PDPTEs) cannot be read.
-    Memory(MemoryError),
-    /// vmcs12 asks for what this L0 does not offer or emulate.
-    Unsupported(&'static str),
-}
-
-impl From<VmcsError> for PrepareError {
-    fn from(e: VmcsError) -> Self {
-        PrepareError::Vmcs(e)
-    }
-}
 
 fn get(v12: &Vmcs12, e: u64) -> u64 {
     v12.read_raw(e).unwrap_or(0)

@@ -116,7 +116,7 @@ pub struct NestedVmx {
     /// The field and operand of the last VMREAD/VMWRITE emulated.
     pub(crate) last_access: Option<FieldAccess>,
     /// What the shadow VMCS holds ([`crate::shadow`]).
-    pub(crate) shadow_cache: crate::shadow::ShadowCache,
+    pub(crate) shadow_cache: crate::shadow_cache::ShadowCache,
     /// L1's EFER.LMA in VMX operation, once known: it cannot change there (CR0.PG and PE are
     /// fixed to 1, EFER.LME cannot change with paging on, and the VM-entry checks make vmcs12's
     /// host address-space size L1's own mode, which [`Self::load_l1_host_state`] loads). So

@@ -31,6 +31,7 @@
 use crate::access::{VmcsError, VmcsRead, VmcsWrite};
 use crate::caps::Capabilities;
 use crate::lookup;
+pub use crate::lookup::{Location, MemberAccess};
 
 pub use crate::generated::layouts::*;
 
@@ -104,41 +105,6 @@ impl<T: Layout> VmcsWrite for T {
         // SAFETY: as for read_raw.
         unsafe { lookup::write_slot(self.as_bytes_mut().as_mut_ptr(), slot, value) };
         Ok(())
-    }
-}
-
-/// How a raw encoding accesses its member. (The discriminants are what [`crate::lookup`] computes
-/// from a table slot.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum MemberAccess {
-    /// A 16-bit field: two bytes, zero-extended on read.
-    U16 = 0,
-    /// A 32-bit field: four bytes, zero-extended on read.
-    U32 = 1,
-    /// 64-bit and natural-width fields (natural width is 64 bits in a software VMCS).
-    U64 = 3,
-    /// High-access encoding of a 64-bit field: bits 63:32, stored at offset + 4.
-    High = 2,
-}
-
-/// Where an encoding lives in a layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// Byte offset of the accessed bytes in the layout.
-    pub offset: u16,
-    /// How the encoding accesses the bytes at `offset`.
-    pub access: MemberAccess,
-}
-
-impl Location {
-    /// How many bytes the access touches.
-    pub const fn bytes(self) -> usize {
-        match self.access {
-            MemberAccess::U16 => 2,
-            MemberAccess::U32 | MemberAccess::High => 4,
-            MemberAccess::U64 => 8,
-        }
     }
 }
 

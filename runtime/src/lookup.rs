@@ -18,7 +18,40 @@
 //! the last 7 bytes of a layout, where the window must stop at the end), bit 15 set, and above
 //! bit 15 the value mask (`slot | 0xffff` is the mask): one load, an OR and an AND.
 
-use crate::layouts::{Location, MemberAccess};
+/// How a raw encoding accesses its member. (The discriminants are what this table computes from
+/// a slot.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MemberAccess {
+    /// A 16-bit field: two bytes, zero-extended on read.
+    U16 = 0,
+    /// A 32-bit field: four bytes, zero-extended on read.
+    U32 = 1,
+    /// 64-bit and natural-width fields (natural width is 64 bits in a software VMCS).
+    U64 = 3,
+    /// High-access encoding of a 64-bit field: bits 63:32, stored at offset + 4.
+    High = 2,
+}
+
+/// Where an encoding lives in a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Byte offset of the accessed bytes in the layout.
+    pub offset: u16,
+    /// How the encoding accesses the bytes at `offset`.
+    pub access: MemberAccess,
+}
+
+impl Location {
+    /// How many bytes the access touches.
+    pub const fn bytes(self) -> usize {
+        match self.access {
+            MemberAccess::U16 => 2,
+            MemberAccess::U32 | MemberAccess::High => 4,
+            MemberAccess::U64 => 8,
+        }
+    }
+}
 
 /// See the module documentation.
 pub struct LookupTable<const LEN: usize, const INDEX_BITS: u32> {
