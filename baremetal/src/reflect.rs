@@ -175,5 +175,10 @@ impl NestedHooks for Reflect {
         vmcs01_pdptr2(u64) -> u64;
         vmcs01_pdptr3(u64) -> u64;
         vmcs01_perf_global_ctrl(u64) -> u64;
+        vmcs01_ss_ar(u16) -> u32;
+        vmcs01_ds_ar(u16) -> u32;
+        vmcs01_es_ar(u16) -> u32;
+        vmcs01_fs_ar(u16) -> u32;
+        vmcs01_gs_ar(u16) -> u32;
     }
 }

@@ -64,3 +64,17 @@ impl<V: VmcsRead + ?Sized> VmcsRead for ExitFacts<'_, V> {
         self.vmcs.read_raw(encoding)
     }
 }
+
+/// Where the exit hooks read the facts of the exit being reflected: vmcs02 as the processor left
+/// it (through [`ExitFacts`], so each field is read at most once), each fact
+/// only when the copy routine asks for it (a field its `when` leaves out is never read).
+pub trait ExitSource {
+    /// Field `encoding` of the VMCS the exit left.
+    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError>;
+}
+
+impl<V: VmcsRead + ?Sized> ExitSource for V {
+    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError> {
+        self.read_raw(encoding)
+    }
+}

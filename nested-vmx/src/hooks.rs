@@ -7,12 +7,13 @@
 //! virtual PMU; runs every L2 on EPT (L0's for L1's memory, or the EPT02 L0 builds from L1's EPT12); runs
 //! vmcs02 without MSR and I/O bitmaps (L0 routes those exits, [`L0Policy::proc_clear`]).
 
+use vmcs::VmcsError;
 use vmcs::controls::{CpuBasedVmExecControl as Proc, VmEntryControls as Entry};
 use vmcs::copy::NestedHooks;
 use vmcs::exit::{ExitReason, VmExitReason};
 use vmcs::fields as F;
-use vmcs::{VmcsError, VmcsRead};
 
+use crate::exit_facts::ExitSource;
 use crate::vcpu::{GuestMemory, MemoryError};
 
 pub(crate) const EFER_LME: u64 = 1 << 8;
@@ -72,20 +73,6 @@ pub enum PrepareError {
 impl From<VmcsError> for PrepareError {
     fn from(e: VmcsError) -> Self {
         PrepareError::Vmcs(e)
-    }
-}
-
-/// Where the exit hooks read the facts of the exit being reflected: vmcs02 as the processor left
-/// it (through [`crate::exit_facts::ExitFacts`], so each field is read at most once), each fact
-/// only when the copy routine asks for it (a field its `when` leaves out is never read).
-pub trait ExitSource {
-    /// Field `encoding` of the VMCS the exit left.
-    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError>;
-}
-
-impl<V: VmcsRead + ?Sized> ExitSource for V {
-    fn exit_field(&self, encoding: u64) -> Result<u64, VmcsError> {
-        self.read_raw(encoding)
     }
 }
 
@@ -364,6 +351,28 @@ impl NestedHooks for L0Hooks<'_> {
     fn vmcs01_perf_global_ctrl(&mut self, _: u64) -> R<u64> {
         Err(PrepareError::Unsupported("PERF_GLOBAL_CTRL"))
     }
+    fn vmcs01_ss_ar(&mut self, selector: u16) -> R<u32> {
+        Ok(data_ar(selector))
+    }
+    fn vmcs01_ds_ar(&mut self, selector: u16) -> R<u32> {
+        Ok(data_ar(selector))
+    }
+    fn vmcs01_es_ar(&mut self, selector: u16) -> R<u32> {
+        Ok(data_ar(selector))
+    }
+    fn vmcs01_fs_ar(&mut self, selector: u16) -> R<u32> {
+        Ok(data_ar(selector))
+    }
+    fn vmcs01_gs_ar(&mut self, selector: u16) -> R<u32> {
+        Ok(data_ar(selector))
+    }
+}
+
+/// A data segment's access rights after a VM exit (SDM 28.5.2): unusable for a null selector
+/// (one whose bits 15:3 are 0), else KVM's read/write, accessed, present, 4 KiB-granular 32-bit
+/// data segment.
+const fn data_ar(selector: u16) -> u32 {
+    if selector & !7 == 0 { 0x1_0000 } else { 0xc093 }
 }
 
 impl PrepareError {

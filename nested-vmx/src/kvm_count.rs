@@ -8,8 +8,11 @@
 //! The copy-routine steps are runtime/tests/copy_counts.rs's derivation for an L1 configured as
 //! this crate's L0 lets L1 configure its L2 (no TPR shadow, APIC virtualization, PML, preemption
 //! timer, PAT, BNDCFGS or CET controls); KVM's host-dependent rows follow the host's capabilities
-//! as KVM's module defaults use them. Not counted: vmcs02's constant host state, the MSR lists,
-//! and KVM's VM entry itself, which the reference does not describe (none of its accesses).
+//! as KVM's module defaults use them. Two steps come from Linux's vmx.c, which the reference does
+//! not detail: the exit path's reads ([`EXIT`]) and the instruction skip ([`SKIP`]). Not counted:
+//! vmcs02's constant host state, the MSR lists, and the VMWRITEs of KVM's VM entry (HOST_RSP when
+//! the stack moved, HOST_CR3/CR4 when they changed), where an L0's meter counts its own (e.g.
+//! `vmcs::hw`'s HOST_RSP/HOST_RIP at a VMCS's first entry): KVM's side errs low, never high.
 
 use vmcs::caps::{Cap, Capabilities};
 use vmcs::copy::{SHADOW_READ_ONLY, SHADOW_READ_WRITE, lazy_bit};

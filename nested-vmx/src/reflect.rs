@@ -5,7 +5,8 @@
 //! Both go through the generated routines (`vmcs::copy::exit_to_vmcs12`, `sync_rare` and
 //! `load_host_state`, KVM's sync_vmcs02_to_vmcs12, prepare_vmcs12 and load_vmcs12_host_state),
 //! with this L0's hooks giving the exit facts as vmcs02 reported them. One departure from KVM's
-//! constants, kept from the SDM (28.5.2): a null DS/ES/FS/GS/SS selector loads an unusable segment.
+//! constants, kept from the SDM (28.5.2): a null DS/ES/FS/GS/SS selector loads an unusable segment
+//! (the hooks' access rights).
 //!
 //! The rare guest state (`copy::sync_rare`: segments, descriptor tables, pending debug
 //! exceptions) stays in vmcs02 after the exit, as KVM defers it (`need_sync_vmcs02_to_vmcs12_rare`):
@@ -110,18 +111,6 @@ impl NestedVmx {
                 vmcs01.write_raw(F::VM_ENTRY_CONTROLS.raw(), want)?;
             }
             self.l1_lma = Some(lma);
-        }
-        // The SDM's unusable null data segments (KVM loads 0xc093 whatever the selector).
-        for (sel, ar) in [
-            (F::HOST_SS_SELECTOR, F::GUEST_SS_AR_BYTES),
-            (F::HOST_DS_SELECTOR, F::GUEST_DS_AR_BYTES),
-            (F::HOST_ES_SELECTOR, F::GUEST_ES_AR_BYTES),
-            (F::HOST_FS_SELECTOR, F::GUEST_FS_AR_BYTES),
-            (F::HOST_GS_SELECTOR, F::GUEST_GS_AR_BYTES),
-        ] {
-            if get(v12, sel.raw()) & !7 == 0 {
-                vmcs01.write_raw(ar.raw(), 0x1_0000)?;
-            }
         }
         // What this L0 clears beyond KVM's list: no pending debug exception carried over (read
         // first: L1's VMLAUNCH/VMRESUME exit rarely saved one). vmcs01 also holds the active

@@ -91,6 +91,16 @@ pub fn mark64(x: u64) -> u64 {
     x.rotate_left(17) ^ 0x5a5a_0000_0000_a5a5
 }
 
+/// The data segments' access-rights hooks, recorded as called.
+macro_rules! data_ar_hooks {
+    ($($name:ident),*) => {
+        $(fn $name(&mut self, selector: u16) -> R<u32> {
+            self.called(stringify!($name));
+            Ok(data_ar(selector))
+        })*
+    };
+}
+
 impl NestedHooks for TestHooks {
     type Error = VmcsError;
     fn run_pending(&self) -> bool {
@@ -386,4 +396,10 @@ impl NestedHooks for TestHooks {
         self.called("vmcs01_perf_global_ctrl");
         Ok(value & 0x7)
     }
+    data_ar_hooks!(vmcs01_ss_ar, vmcs01_ds_ar, vmcs01_es_ar, vmcs01_fs_ar, vmcs01_gs_ar);
+}
+
+/// A data segment's access rights after an exit: KVM's 0xc093, unusable for a null selector.
+fn data_ar(selector: u16) -> u32 {
+    if selector & !7 == 0 { 0x1_0000 } else { 0xc093 }
 }
