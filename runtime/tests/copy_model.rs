@@ -14,7 +14,7 @@ use vmcs::copy::{self, ExitKind, Tracked};
 use vmcs::soft::SoftVmcs;
 use vmcs::{Layout, Vmcs12, VmcsRead, VmcsWrite, fields};
 use vmcs_gen::Schema;
-use vmcs_gen::model::{Role, Runs};
+use vmcs_gen::model::{Role, Runs, Term};
 
 const CAP_SETS: u64 = 50;
 const SEQUENCES_PER_SET: u64 = 200;
@@ -32,13 +32,17 @@ struct Plan {
     written_through: Vec<u64>,
     /// Every vmcs12 field, as L1 may VMWRITE it.
     writable: Vec<u64>,
+    /// vmcs12 control fields and the bits of each a dirty set watches (its entries depend on those
+    /// bits alone, not on the field's value).
+    watched: Vec<(u64, u64)>,
 }
 
 impl Plan {
     fn new() -> Plan {
         let schema = Schema::shipped().unwrap();
         let enc = |f: usize| schema.fields[f].encoding.raw() as u64;
-        let mut p = Plan { consumed: vec![], host: vec![], saved: vec![], written_through: vec![], writable: vec![] };
+        let mut p =
+            Plan { consumed: vec![], host: vec![], saved: vec![], written_through: vec![], writable: vec![], watched: vec![] };
         let mut mirrored = vec![];
         for s in &schema.sets {
             for i in &s.items {
@@ -64,6 +68,19 @@ impl Plan {
             let f = schema.fields.iter().find(|f| f.encoding.raw() as u64 == e).unwrap();
             if f.kind == vmcs_gen::Kind::GuestState && !p.saved.contains(&e) {
                 p.written_through.push(e);
+            }
+        }
+        for s in schema.sets.iter().filter(|s| s.dirty) {
+            for t in schema.set_watched(s) {
+                let Term::Control(c) = t else { continue };
+                let mut caps = vec![c];
+                caps.extend(schema.msr_of(c).requires.iter().flat_map(|r| r.caps()).copied());
+                for (f, bit) in caps.into_iter().filter_map(|c| schema.control_bit(c)) {
+                    match p.watched.iter_mut().find(|(e, _)| *e == enc(f)) {
+                        Some((_, m)) => *m |= 1 << bit,
+                        None => p.watched.push((enc(f), 1 << bit)),
+                    }
+                }
             }
         }
         p.writable = <Vmcs12 as Layout>::MAPPED.iter().map(|&e| e as u64).collect();
@@ -123,6 +140,8 @@ struct World<'a> {
     hooks: TestHooks,
     in_l2: bool,
     entries: u64,
+    /// Control-bit flips by L1: [of bits no entry depends on, of watched bits].
+    flips: [u64; 2],
 }
 
 impl World<'_> {
@@ -138,7 +157,22 @@ impl World<'_> {
         {
             e |= 1; // the high half
         }
-        let v = value(rng);
+        self.l1_write(e, value(rng));
+    }
+
+    /// L1's VMWRITE of a control field a dirty set watches bits of: one bit flipped, a watched one
+    /// or one no entry depends on (then nothing may be copied again, and nothing needs to be).
+    fn l1_vmwrite_control(&mut self, rng: &mut Rng) {
+        let (e, watched) = self.plan.watched[pick(rng, self.plan.watched.len())];
+        let flip = if rng.next().is_multiple_of(2) { watched } else { !watched & 0xffff_ffff };
+        let bits: Vec<u32> = (0..32).filter(|b| flip >> b & 1 == 1).collect();
+        let bit = bits[pick(rng, bits.len())];
+        let old = self.r12.read_raw(e).unwrap();
+        self.flips[(watched >> bit & 1) as usize] += 1;
+        self.l1_write(e, old ^ 1 << bit);
+    }
+
+    fn l1_write(&mut self, e: u64, v: u64) {
         if self.shadowed_rw(e) {
             self.shadow.write_raw(e, v).unwrap();
         } else {
@@ -302,7 +336,8 @@ impl World<'_> {
     }
 }
 
-fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
+/// Runs one sequence; returns the entries compared and L1's control-bit flips.
+fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> (u64, [u64; 2]) {
     let mut hooks = TestHooks::new();
     hooks.l0_ept = !rng.next().is_multiple_of(4);
     hooks.l0_vpid = rng.next().is_multiple_of(2);
@@ -324,6 +359,7 @@ fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
         hooks,
         in_l2: false,
         entries: 0,
+        flips: [0; 2],
     };
     if w.shadowing {
         copy::shadow_read_write(&w.v12, &mut w.shadow, caps).unwrap();
@@ -332,7 +368,8 @@ fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
     for _ in 0..STEPS {
         let op = rng.next() % 100;
         match (w.in_l2, op) {
-            (false, 0..40) => w.l1_vmwrite(rng),
+            (false, 0..30) => w.l1_vmwrite(rng),
+            (false, 30..40) => w.l1_vmwrite_control(rng),
             (false, 40..55) => w.l1_vmread(rng),
             (false, 55..57) => w.reload(false),
             (false, 57..60) => {
@@ -353,24 +390,28 @@ fn sequence(plan: &Plan, caps: &VmxCaps, rng: &mut Rng) -> u64 {
             (true, _) => w.exit(ExitKind::Exit, rng),
         }
     }
-    w.entries
+    (w.entries, w.flips)
 }
 
 #[test]
 fn vmcs02_equals_copying_everything_after_every_entry() {
     let plan = Plan::new();
     let mut rng = Rng(0xc0ff_ee00_1234_5678);
-    let (mut sequences, mut entries) = (0u64, 0u64);
+    let (mut sequences, mut entries, mut flips) = (0u64, 0u64, [0u64; 2]);
     let mut sets = std::collections::BTreeSet::new();
     for _ in 0..CAP_SETS {
         let caps = caps(&mut rng);
         sets.insert((0x480..=0x493u32).map(|i| caps.raw(i)).collect::<Vec<_>>());
         for _ in 0..SEQUENCES_PER_SET {
-            entries += sequence(&plan, &caps, &mut rng);
+            let (e, f) = sequence(&plan, &caps, &mut rng);
+            entries += e;
+            flips = [flips[0] + f[0], flips[1] + f[1]];
             sequences += 1;
         }
     }
     println!("{sequences} sequences on {} capability sets, {entries} entries compared", sets.len());
+    println!("L1 flipped {} control bits entries depend on, {} they do not", flips[1], flips[0]);
+    assert!(flips[0] > 10_000 && flips[1] > 10_000, "{flips:?}");
     assert!(sequences >= 10_000 && sets.len() >= 50);
     assert!(entries > 50_000, "{entries}");
 }

@@ -61,9 +61,9 @@
 //!
 //! Membership and conditions: each set moves the vmcs12 fields of its KVM 7.2.8 routine under the
 //! same conditions (the set docs name the routine). Dirty tracking is per entry: an entry is copied
-//! again when an L1 VMWRITE (or an L0 write after an exit) changed one of its inputs, or when a
-//! predicate of its condition changed; KVM's single `dirty_vmcs12` flag copies every rare field
-//! after any such write. So vmcs02 is never staler than KVM's (`runtime/tests/copy_model.rs`
+//! again when an L1 VMWRITE (or an L0 write after an exit) wrote a field whose value it reads, or
+//! when a predicate or a vmcs12 control bit it depends on changed; KVM's single `dirty_vmcs12`
+//! flag copies every rare field after any such write. So vmcs02 is never staler than KVM's (`runtime/tests/copy_model.rs`
 //! compares it with copying everything on every entry).
 
 mod flow;

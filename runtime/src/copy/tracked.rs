@@ -8,16 +8,17 @@ use super::{DIRTY_SETS, DIRTY_WORDS, dirtied_by, lazy_bit};
 /// A vmcs12 with per-entry dirty bits (one per entry of the `dirty` sets, `DIRTY_BITS` in all).
 ///
 /// - L1's VMWRITEs go through [`VmcsWrite`]: they set the bits of every tracked entry that reads
-///   the field (its own copy, a hook input, a control bit of a condition).
+///   the field's value (its own copy, a hook input), changed or not.
 /// - L0's writes after an exit go through [`Tracked::write_l0`] (dirties what a changed value
 ///   affects) or, when vmcs02 already holds the value, [`Tracked::write_untracked`].
-/// - A dirty set copies an entry when its bit is set or a predicate it names changed value since the
-///   set last ran ([`Tracked::seen`]), then clears the bit.
+/// - A dirty set copies an entry when its bit is set or a predicate or vmcs12 control bit it
+///   depends on (condition, hook input) changed value since the set last ran ([`Tracked::seen`]),
+///   then clears the bit. So a write of a control field that leaves those bits alone copies nothing.
 #[derive(Clone, Copy, Debug)]
 pub struct Tracked<L> {
     layout: L,
     dirty: [u64; DIRTY_WORDS],
-    /// Per dirty set: the predicate values it last ran with.
+    /// Per dirty set: the predicate and control-bit values it last ran with.
     seen: [u64; DIRTY_SETS],
     /// An exit left the lazy sets (`runs = "lazy"`) pending.
     lazy: bool,
@@ -63,7 +64,8 @@ impl<L> Tracked<L> {
         (0..all).filter(|&b| self.is_dirty(b)).count() as u32
     }
 
-    /// Record the predicate values dirty set `slot` runs with; returns the bits that changed.
+    /// Record the values (predicates, control bits) dirty set `slot` runs with; returns the bits
+    /// that changed.
     pub fn seen(&mut self, slot: usize, now: u64) -> u64 {
         match self.seen.get_mut(slot) {
             Some(s) => core::mem::replace(s, now) ^ now,

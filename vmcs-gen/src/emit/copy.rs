@@ -139,7 +139,8 @@ fn dirty_tables(schema: &Schema) -> TokenStream {
         pub const DIRTY_SETS: usize = #dirty_sets;
 
         /// The dirty bits an L1 VMWRITE of `encoding` (full or high access) sets: every tracked
-        /// entry that reads the field, as its value, a hook input or a control bit of its condition.
+        /// entry that reads the field's value (copied, or a hook input). The control bits an entry
+        /// depends on are not here: its set compares them with what it last ran with.
         pub fn dirtied_by(encoding: u64) -> [u64; DIRTY_WORDS] {
             match encoding {
                 #(#arms,)*
@@ -173,7 +174,8 @@ fn runs_doc(set: &CopySet) -> &'static str {
     match set.runs {
         Runs::Entry if set.dirty => {
             " Runs on every nested VM entry; copies an entry only when an input changed since it last did \
-             (an L1 VMWRITE through `Tracked`, or a predicate of its condition)."
+             (an L1 VMWRITE through `Tracked` of a field it reads, or a predicate or vmcs12 control bit it \
+             depends on)."
         }
         Runs::Entry => " Runs on every nested VM entry.",
         Runs::Exit => " Runs on every nested VM exit to L1.",
@@ -187,7 +189,8 @@ fn runs_doc(set: &CopySet) -> &'static str {
 }
 
 fn emit_set(schema: &Schema, set: &CopySet) -> TokenStream {
-    let ctx = SetCtx { schema, set, predicates_in_now: set.dirty };
+    let watched = if set.dirty { schema.set_watched(set) } else { Vec::new() };
+    let ctx = SetCtx { schema, set, watched };
     let name = ident(&set.name);
     let docs = [format!(" {}", set.doc), String::new(), runs_doc(set).to_string()];
     let uses_caps = set.items.iter().any(|i| schema.fields[i.field].gate.is_some())
@@ -266,21 +269,14 @@ fn dirty_body(ctx: &SetCtx<'_>) -> TokenStream {
     let (schema, set) = (ctx.schema, ctx.set);
     let first = schema.dirty_items().iter().position(|&(si, _)| std::ptr::eq(&schema.sets[si], set)).unwrap_or(0);
     let slot = schema.sets.iter().take_while(|s| !std::ptr::eq(*s, set)).filter(|s| s.dirty).count();
-    let mut preds: Vec<usize> = set.items.iter().flat_map(|i| i.predicates()).collect();
-    preds.sort();
-    preds.dedup();
-    let prelude = (!preds.is_empty()).then(|| {
-        let alone = preds.len() == 1;
-        let parts = preds.iter().map(|&p| {
-            let m = ident(&schema.predicates[p].name);
-            if p == 0 {
-                quote!(u64::from(hooks.#m()))
-            } else {
-                let bit = proc_macro2::Literal::u32_unsuffixed(p as u32);
-                if alone { quote!(u64::from(hooks.#m()) << #bit) } else { quote!((u64::from(hooks.#m()) << #bit)) }
-            }
-        });
-        let slot = proc_macro2::Literal::usize_unsuffixed(slot);
+    // The watched values, evaluated once: bit k is the k-th term (a predicate or a control bit).
+    let watch_ctx = SetCtx { schema, set, watched: Vec::new() };
+    let parts = ctx.watched.iter().enumerate().map(|(k, &t)| {
+        let (v, bit) = (watch_ctx.term(t), proc_macro2::Literal::u32_unsuffixed(k as u32));
+        if k == 0 { quote!(u64::from(#v)) } else { quote!((u64::from(#v) << #bit)) }
+    });
+    let slot = proc_macro2::Literal::usize_unsuffixed(slot);
+    let prelude = (!ctx.watched.is_empty()).then(|| {
         quote! {
             let now: u64 = #(#parts)|*;
             let changed = vmcs12.seen(#slot, now);
@@ -288,11 +284,13 @@ fn dirty_body(ctx: &SetCtx<'_>) -> TokenStream {
     });
     let items = set.items.iter().enumerate().map(|(k, item)| {
         let n = proc_macro2::Literal::usize_unsuffixed(first + k);
-        let ps = item.predicates();
-        let redo = if ps.is_empty() {
+        let mask = schema.item_watched(item).iter().fold(0u64, |m, t| {
+            m | 1 << ctx.watched.iter().position(|w| w == t).expect("the set watches its items' terms")
+        });
+        let redo = if mask == 0 {
             quote!(vmcs12.is_dirty(#n))
         } else {
-            let m = hex(ps.iter().fold(0u64, |m, &p| m | 1 << p));
+            let m = hex(mask);
             quote!(vmcs12.is_dirty(#n) || changed & #m != 0)
         };
         let code = ctx.item(item);

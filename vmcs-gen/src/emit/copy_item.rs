@@ -12,8 +12,8 @@ use crate::model::{CapId, CopyItem, CopySet, FieldId, HookInput, Role, Runs, Sch
 pub(super) struct SetCtx<'a> {
     pub schema: &'a Schema,
     pub set: &'a CopySet,
-    /// Predicates are read from `now` (evaluated once at the start of a dirty set).
-    pub predicates_in_now: bool,
+    /// What a dirty set watches: term k is bit k of `now`, evaluated once at the set's start.
+    pub watched: Vec<Term>,
 }
 
 /// The parameter name of a role.
@@ -144,9 +144,18 @@ impl SetCtx<'_> {
         if matches!(g, Gate::Cap(_)) { e } else { quote!((#e)) }
     }
 
-    fn term(&self, t: Term) -> TokenStream {
+    /// A term's value as `now` holds it, for a dirty set.
+    fn watched(&self, t: Term) -> Option<TokenStream> {
+        let k = self.watched.iter().position(|&w| w == t)?;
+        Some(super::bit_test(quote!(now), k as u32))
+    }
+
+    /// A term's value: from `now` in a dirty set, else evaluated where it is used.
+    pub fn term(&self, t: Term) -> TokenStream {
+        if let Some(e) = self.watched(t) {
+            return e;
+        }
         match t {
-            Term::Pred(p) if self.predicates_in_now => super::bit_test(quote!(now), p as u32),
             Term::Pred(p) => {
                 let m = ident(&self.schema.predicates[p].name);
                 quote!(hooks.#m())
@@ -226,7 +235,7 @@ impl SetCtx<'_> {
     fn input(&self, input: &HookInput) -> TokenStream {
         let schema = self.schema;
         match *input {
-            HookInput::Control(c) => self.control(c),
+            HookInput::Control(c) => self.term(Term::Control(c)),
             HookInput::Field(role, f) => {
                 let (r, e) = (role_ident(role), enc(schema, f));
                 let read = match schema.fields[f].width {

@@ -7,6 +7,7 @@
 //!   wrote since the exit) and nothing else on the entry path reads it (vmcs12's copy may be stale);
 //! - a field an exit set copies back from vmcs02 untracked is read by no other dirty-tracked entry
 //!   (vmcs02 already holds it, so only its own entry may skip recopying it).
+//! - a dirty set watches at most 64 predicates and control bits (one word remembers them).
 
 use crate::diag::Diagnostics;
 use crate::model::{CopySet, FieldId, Pos, Role, Runs, Schema, ShadowAccess, Source};
@@ -14,6 +15,9 @@ use crate::model::{CopySet, FieldId, Pos, Role, Runs, Schema, ShadowAccess, Sour
 pub(super) fn check(schema: &Schema, diags: &mut Diagnostics) {
     let reads = |s: &CopySet, f: FieldId| s.items.iter().any(|i| schema.item_inputs(s, i).contains(&(Role::Vmcs12, f)));
     for set in &schema.sets {
+        if set.dirty {
+            watched_fit(schema, set, diags);
+        }
         for item in &set.items {
             let f = &schema.fields[item.field];
             let at = &item.pos;
@@ -103,6 +107,20 @@ fn untracked_write(schema: &Schema, exit: &CopySet, f: FieldId, at: &Pos, diags:
             diags.push(
                 schema.error_at(at, msg).with_note("give the exit copy a treatment (it then dirties what changed)"),
             );
+        }
+    }
+}
+
+/// The entry of a dirty set that makes it watch more than one word's worth of values.
+fn watched_fit(schema: &Schema, set: &CopySet, diags: &mut Diagnostics) {
+    let mut seen = Vec::new();
+    for item in &set.items {
+        seen.extend(schema.item_watched(item).into_iter().filter(|t| !seen.contains(t)).collect::<Vec<_>>());
+        if seen.len() > 64 {
+            let msg = format!("dirty set `{}` depends on more than 64 predicates and control bits", set.name);
+            let note = "a dirty set remembers them in one 64-bit word: split the set";
+            diags.push(schema.error_at(&item.pos, msg).with_note(note));
+            return;
         }
     }
 }

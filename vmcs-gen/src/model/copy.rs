@@ -316,6 +316,47 @@ impl Schema {
         v
     }
 
+    /// The values of `item` that its set watches rather than dirty-tracks: the predicates and control
+    /// bits of its condition and its hooks' control-bit inputs, in order (repeats removed). An
+    /// entry of a dirty set is copied again when one of them changed since the set last ran.
+    pub fn item_watched(&self, item: &CopyItem) -> Vec<Term> {
+        let mut v = item.terms();
+        for t in item.treatments() {
+            if let Source::Hook(h) = t.source {
+                v.extend(self.hooks[h].inputs.iter().filter_map(|i| match *i {
+                    HookInput::Control(c) => Some(Term::Control(c)),
+                    HookInput::Field(..) => None,
+                }));
+            }
+        }
+        distinct(v)
+    }
+
+    /// What a dirty set watches ([`Schema::item_watched`] of all its entries, in order): bit k of
+    /// the value it remembers is the k-th.
+    pub fn set_watched(&self, set: &CopySet) -> Vec<Term> {
+        distinct(set.items.iter().flat_map(|i| self.item_watched(i)))
+    }
+
+    /// The vmcs12 fields whose value (not one control bit of it) an entry reads: its source and its
+    /// hooks' field inputs. A write of one dirties the entry even when it leaves the value as it was
+    /// (vmcs12's copy may be older than vmcs02's while a lazy sync is pending).
+    fn item_value_inputs(&self, set: &CopySet, item: &CopyItem) -> Vec<FieldId> {
+        let mut v = Vec::new();
+        for t in item.treatments() {
+            match t.source {
+                Source::Copy => v.push((set.from, item.field)),
+                Source::From(f) => v.push((set.from, f)),
+                Source::Value(_) => {}
+                Source::Hook(h) => v.extend(self.hooks[h].inputs.iter().filter_map(|i| match *i {
+                    HookInput::Field(r, f) => Some((r, f)),
+                    HookInput::Control(_) => None,
+                })),
+            }
+        }
+        v.into_iter().filter(|&(r, _)| r == Role::Vmcs12).map(|(_, f)| f).collect()
+    }
+
     /// Dirty-tracked entries in schema order: (set index, item index). Entry n has dirty bit n.
     pub fn dirty_items(&self) -> Vec<(usize, usize)> {
         self.sets
@@ -326,14 +367,16 @@ impl Schema {
             .collect()
     }
 
-    /// The dirty bits a write of vmcs12 field `f` sets: every dirty entry that reads it.
+    /// The dirty bits a write of vmcs12 field `f` sets: every dirty entry that reads its value. A
+    /// control bit an entry depends on dirties nothing: the set watches it ([`Schema::item_watched`]),
+    /// so a write that leaves that bit alone (L1 opening an interrupt window) copies nothing again.
     pub fn dirtied_by(&self, f: FieldId) -> Vec<usize> {
         self.dirty_items()
             .into_iter()
             .enumerate()
             .filter(|(_, (si, ii))| {
                 let set = &self.sets[*si];
-                self.item_inputs(set, &set.items[*ii]).contains(&(Role::Vmcs12, f))
+                self.item_value_inputs(set, &set.items[*ii]).contains(&f)
             })
             .map(|(n, _)| n)
             .collect()
@@ -343,4 +386,15 @@ impl Schema {
     pub fn dirty_bit_of(&self, f: FieldId) -> Option<usize> {
         self.dirty_items().into_iter().position(|(si, ii)| self.sets[si].items[ii].field == f)
     }
+}
+
+/// The items of `v` in order, each once.
+fn distinct<T: PartialEq>(v: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in v {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
 }
