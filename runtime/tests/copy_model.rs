@@ -41,8 +41,14 @@ impl Plan {
     fn new() -> Plan {
         let schema = Schema::shipped().unwrap();
         let enc = |f: usize| schema.fields[f].encoding.raw() as u64;
-        let mut p =
-            Plan { consumed: vec![], host: vec![], saved: vec![], written_through: vec![], writable: vec![], watched: vec![] };
+        let mut p = Plan {
+            consumed: vec![],
+            host: vec![],
+            saved: vec![],
+            written_through: vec![],
+            writable: vec![],
+            watched: vec![],
+        };
         let mut mirrored = vec![];
         for s in &schema.sets {
             for i in &s.items {

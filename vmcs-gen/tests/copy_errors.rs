@@ -249,3 +249,39 @@ fn treatments_are_checked() {
     let d = errors(&s);
     expect_at(&d, &s, C, "name = \"sync\"", "\"always\"", "unknown `runs` `always`");
 }
+
+const FIRST_PREDICATE: &str = "[[predicate]]\nname = \"run_pending\"";
+
+#[test]
+fn a_dirty_set_watches_at_most_64_values() {
+    // prepare_rare watches 12 predicates and control bits; 53 more on its last entry make 65.
+    let preds: String =
+        (0..53).map(|n| format!("[[predicate]]\nname = \"p{n}\"\ndoc = \"A test fact.\"\n\n")).collect();
+    let any = (0..53).map(|n| format!("p{n}")).collect::<Vec<_>>().join(" | ");
+    let grown = |extra: usize| {
+        let any = any.rsplitn(extra + 1, " | ").last().unwrap().to_string();
+        edited(&[
+            (C, FIRST_PREDICATE, FIRST_PREDICATE, &format!("{preds}{FIRST_PREDICATE}")),
+            (
+                C,
+                "name = \"prepare_rare\"",
+                "{ field = \"GUEST_INTR_SSP_TABLE\", when = \"entry.load_cet_state & guest_shstk\"",
+                &format!(
+                    "{{ field = \"GUEST_INTR_SSP_TABLE\", when = \"entry.load_cet_state & guest_shstk & ({any})\""
+                ),
+            ),
+        ])
+    };
+    let s = grown(0);
+    let d = errors(&s);
+    expect_at(
+        &d,
+        &s,
+        C,
+        "name = \"prepare_rare\"",
+        "\"GUEST_INTR_SSP_TABLE\"",
+        "dirty set `prepare_rare` depends on more than 64 predicates and control bits",
+    );
+    // One fewer fits: the set remembers them in one word.
+    vmcs_gen::Schema::load(&grown(1)).unwrap();
+}
