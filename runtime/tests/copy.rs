@@ -8,7 +8,7 @@ mod common;
 mod copy_support;
 
 use common::{Rng, reference};
-use copy_support::TestHooks;
+use copy_support::{TestHooks, VPID01, VPID02};
 use vmcs::caps::{AllCaps, VmxCaps};
 use vmcs::copy::{self, ShadowBitmaps, Tracked};
 use vmcs::soft::SoftVmcs;
@@ -499,6 +499,26 @@ fn dirty_tracking_copies_what_changed() {
     copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
     assert_eq!(soft.writes(), 1);
     assert_eq!(soft.read(fields::MSR_BITMAP), Ok(0x9000));
+}
+
+#[test]
+fn a_failed_entry_forgets_no_changed_control_bit() {
+    // VPID enabled, then disabled by L1; the entry that should give L2 L1's VPID fails in the
+    // VPID hook. The next entry must still recompute it (the set did not complete with the new bit).
+    let caps = AllCaps;
+    let mut v12 = Tracked::new(filled_vmcs12(&mut Rng(5), 0));
+    v12.write(fields::CPU_BASED_VM_EXEC_CONTROL, 1 << 31).unwrap();
+    v12.write(fields::SECONDARY_VM_EXEC_CONTROL, 1 << 5).unwrap();
+    let mut soft = soft_filled();
+    let mut hooks = TestHooks::new();
+    copy::nested_entry(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(soft.read(fields::VIRTUAL_PROCESSOR_ID), Ok(VPID02));
+    v12.write(fields::SECONDARY_VM_EXEC_CONTROL, 0).unwrap();
+    hooks.fail_vpid = true;
+    assert!(copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).is_err());
+    hooks.fail_vpid = false;
+    copy::prepare_rare(&mut v12, &mut soft, &caps, &mut hooks).unwrap();
+    assert_eq!(soft.read(fields::VIRTUAL_PROCESSOR_ID), Ok(VPID01), "L1's VPID once 'enable VPID' is off");
 }
 
 #[test]

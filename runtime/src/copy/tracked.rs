@@ -12,7 +12,7 @@ use super::{DIRTY_SETS, DIRTY_WORDS, dirtied_by, lazy_bit};
 /// - L0's writes after an exit go through [`Tracked::write_l0`] (dirties what a changed value
 ///   affects) or, when vmcs02 already holds the value, [`Tracked::write_untracked`].
 /// - A dirty set copies an entry when its bit is set or a predicate or vmcs12 control bit it
-///   depends on (condition, hook input) changed value since the set last ran ([`Tracked::seen`]),
+///   depends on (condition, hook input) changed value since the set last completed ([`Tracked::changed_since`]),
 ///   then clears the bit. So a write of a control field that leaves those bits alone copies nothing.
 #[derive(Clone, Copy, Debug)]
 pub struct Tracked<L> {
@@ -64,12 +64,17 @@ impl<L> Tracked<L> {
         (0..all).filter(|&b| self.is_dirty(b)).count() as u32
     }
 
-    /// Record the values (predicates, control bits) dirty set `slot` runs with; returns the bits
-    /// that changed.
-    pub fn seen(&mut self, slot: usize, now: u64) -> u64 {
-        match self.seen.get_mut(slot) {
-            Some(s) => core::mem::replace(s, now) ^ now,
-            None => u64::MAX,
+    /// The bits of `now` (predicates, control bits) that differ from what dirty set `slot` last
+    /// completed with (for the generated routines).
+    pub fn changed_since(&self, slot: usize, now: u64) -> u64 {
+        self.seen.get(slot).map_or(u64::MAX, |s| s ^ now)
+    }
+
+    /// Dirty set `slot` copied every entry `now` asked for. Only then: a set a hook's error
+    /// stopped copies them again on the next entry.
+    pub fn ran_with(&mut self, slot: usize, now: u64) {
+        if let Some(s) = self.seen.get_mut(slot) {
+            *s = now;
         }
     }
 

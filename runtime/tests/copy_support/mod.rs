@@ -66,6 +66,8 @@ pub struct TestHooks {
     pub log: RefCell<Vec<&'static str>>,
     /// Record calls in `log` (off by default: long runs would grow it).
     pub logging: bool,
+    /// `vmcs02_vpid` fails (as an L0 hook may, e.g. a VMWRITE it makes).
+    pub fail_vpid: bool,
 }
 
 impl TestHooks {
@@ -174,6 +176,9 @@ impl NestedHooks for TestHooks {
     }
     fn vmcs02_vpid(&mut self, vpid: u16, enabled: bool) -> R<u16> {
         self.called("vmcs02_vpid");
+        if self.fail_vpid {
+            return Err(VmcsError::NoCurrentVmcs);
+        }
         Ok(if enabled && vpid != 0 { VPID02 } else { VPID01 })
     }
     fn vmcs02_posted_intr_nv(&mut self, _vector: u16, _enabled: bool) -> R<u16> {

@@ -276,12 +276,15 @@ fn dirty_body(ctx: &SetCtx<'_>) -> TokenStream {
         if k == 0 { quote!(u64::from(#v)) } else { quote!((u64::from(#v) << #bit)) }
     });
     let slot = proc_macro2::Literal::usize_unsuffixed(slot);
-    let prelude = (!ctx.watched.is_empty()).then(|| {
-        quote! {
+    let (prelude, done) = if ctx.watched.is_empty() {
+        (None, None)
+    } else {
+        let prelude = quote! {
             let now: u64 = #(#parts)|*;
-            let changed = vmcs12.seen(#slot, now);
-        }
-    });
+            let changed = vmcs12.changed_since(#slot, now);
+        };
+        (Some(prelude), Some(quote!(vmcs12.ran_with(#slot, now);)))
+    };
     let items = set.items.iter().enumerate().map(|(k, item)| {
         let n = proc_macro2::Literal::usize_unsuffixed(first + k);
         let mask = schema.item_watched(item).iter().fold(0u64, |m, t| {
@@ -296,7 +299,7 @@ fn dirty_body(ctx: &SetCtx<'_>) -> TokenStream {
         let code = ctx.item(item);
         quote!(if #redo { #code vmcs12.clean(#n); })
     });
-    quote!(#prelude #(#items)*)
+    quote!(#prelude #(#items)* #done)
 }
 
 fn lazy_body(ctx: &SetCtx<'_>) -> TokenStream {
