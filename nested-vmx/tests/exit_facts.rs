@@ -52,7 +52,7 @@ fn error_codes_and_the_guest_physical_address_only_where_defined() {
     assert_eq!(v12(F::VM_EXIT_INTR_ERROR_CODE.raw()), 0, "no valid event with an error code");
     assert_eq!(v12(F::IDT_VECTORING_ERROR_CODE.raw()), 0);
     assert_eq!(v12(F::GUEST_PHYSICAL_ADDRESS.raw()), 0, "undefined for CPUID");
-    // A #GP(0x18) during the delivery of a #NP(0x20), taken by an EPT violation.
+    // A #GP(0x18) raised while delivering a #NP(0x20): both error codes are defined.
     let gp = 1 << 31 | 1 << 11 | 3 << 8 | 13;
     let np = 1 << 31 | 1 << 11 | 3 << 8 | 11;
     let w = reflect(
